@@ -1,0 +1,1 @@
+"""Companies: the expense platform's customers, created on first sight of their id."""

@@ -1,0 +1,92 @@
+"""One Settings object: every environment variable the service reads (see README)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+VISMA_AUTHORIZE_URL = "https://connect.visma.com/connect/authorize"
+VISMA_TOKEN_URL = "https://connect.visma.com/connect/token"  # noqa: S105 - a URL
+DINERO_LEGACY_TOKEN_URL = "https://authz.dinero.dk/dineroapi/oauth/token"  # noqa: S105
+DINERO_API_URL = "https://api.dinero.dk"
+
+
+class Settings(BaseSettings):
+    """Configuration from the environment (or a `.env` file)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_file_encoding="utf-8")
+
+    app_env: Literal["development", "production"] = "development"
+    database_url: SecretStr | None = None
+    data_dir: Path = Path(".data")
+
+    dinero_api_url: str | None = None
+    dinero_authorize_url: str | None = None
+    dinero_token_url: str | None = None
+    dinero_legacy_token_url: str | None = None
+    dinero_client_id: str | None = None
+    dinero_client_secret: SecretStr | None = None
+    dinero_redirect_uri: str | None = None
+    dinero_rate_limit_per_minute: int = Field(default=100, ge=1, le=10_000)
+
+    auth_jwt_secret: SecretStr | None = None
+    auth_jwks_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    token_encryption_keys: SecretStr | None = None
+    receipt_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    frontend_url: str | None = None
+
+    public_url: str | None = None
+    """Where this service is reachable from a browser; defaults to http://{host}:{port}."""
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    worker_concurrency: int = Field(default=4, ge=1, le=64)
+
+    @field_validator("receipt_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [h.strip().lower() for h in value.split(",") if h.strip()]
+        return value
+
+    @cached_property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def sandbox_mode(self) -> bool:
+        """No Dinero client configured and no Dinero URL given: use the stand-in Dinero."""
+        return self.dinero_client_id is None and self.dinero_api_url is None
+
+
+def production_problems(settings: Settings) -> list[str]:
+    """Every development-only default that production must not fall back to."""
+    problems: list[str] = []
+    if settings.database_url is None:
+        problems.append("DATABASE_URL is not set (the embedded PostgreSQL is for development only)")
+    if settings.auth_jwt_secret is None and settings.auth_jwks_url is None:
+        problems.append(
+            "neither AUTH_JWT_SECRET nor AUTH_JWKS_URL is set "
+            "(a generated secret is for development only)"
+        )
+    if settings.webhook_secret is None:
+        problems.append("WEBHOOK_SECRET is not set (a generated secret is for development only)")
+    if settings.token_encryption_keys is None:
+        problems.append(
+            "TOKEN_ENCRYPTION_KEYS is not set (generated keys are for development only)"
+        )
+    if settings.dinero_client_id is None:
+        problems.append("DINERO_CLIENT_ID is not set (the sandbox Dinero is for development only)")
+    if settings.dinero_client_id is not None and settings.dinero_client_secret is None:
+        problems.append("DINERO_CLIENT_SECRET is not set")
+    if settings.dinero_client_id is not None and settings.dinero_redirect_uri is None:
+        problems.append("DINERO_REDIRECT_URI is not set")
+    return problems
+
+
+class ConfigurationError(Exception):
+    """The configuration cannot be used; the message says what to set."""

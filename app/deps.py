@@ -1,0 +1,80 @@
+"""FastAPI dependency aliases: the request's unit of work, the caller, and company access."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth import Principal, TokenVerifier
+from app.companies.models import Company
+from app.companies.service import ensure_company
+from app.errors import Forbidden, NotFound, Unauthorized
+
+_bearer = HTTPBearer(auto_error=False, description="A JWT from the expense platform.")
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work: committed when the endpoint returns, rolled back on error.
+
+    Services only flush; this is the one place a request commits.
+    """
+    async with request.app.state.sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+# scope="function": commit before the response is sent, so a failed commit is never a 2xx.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def get_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("Send 'Authorization: Bearer <token>'.", code="token_missing")
+    verifier: TokenVerifier = request.app.state.token_verifier
+    return await verifier.verify(credentials.credentials)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+@dataclass(frozen=True)
+class CompanyAccess:
+    """The caller and the company in the path, which is always the caller's own."""
+
+    principal: Principal
+    company: Company
+
+
+async def company_member(
+    principal: PrincipalDep,
+    session: SessionDep,
+    company: Annotated[str, Path(min_length=1, max_length=128, description="The company id.")],
+) -> CompanyAccess:
+    # Another company's path answers exactly like a company that does not exist.
+    if company != principal.company_id:
+        raise NotFound("No such company.", code="company_not_found")
+    return CompanyAccess(
+        principal=principal, company=await ensure_company(session=session, company_id=company)
+    )
+
+
+async def company_admin(access: Annotated[CompanyAccess, Depends(company_member)]) -> CompanyAccess:
+    if not access.principal.is_admin:
+        raise Forbidden("Only a finance admin may do this.", code="admin_required")
+    return access
+
+
+CompanyMember = Annotated[CompanyAccess, Depends(company_member)]
+CompanyAdmin = Annotated[CompanyAccess, Depends(company_admin)]

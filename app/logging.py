@@ -1,0 +1,98 @@
+"""Structured JSON logs (structlog), with the request id bound and secrets redacted."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import IO, Any
+
+import structlog
+
+SECRET_KEY_PATTERN = re.compile(
+    r"(pass(word)?|secret|token|authorization|api_?key|cookie|code_verifier|private|credential)",
+    re.IGNORECASE,
+)
+BEARER_PATTERN = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
+URL_PASSWORD_PATTERN = re.compile(r"(?i)(postgres(?:ql)?(?:\+\w+)?://[^:/@\s]+:)[^@\s]+@")
+KEY_VALUE_PATTERN = re.compile(
+    r"(?i)((?:api_?key|password|passwd|secret|token|code_verifier|authorization)[\w-]*['\"]?"
+    r"\s*[:=]\s*['\"]?)[^'\"\s,&}]+"
+)
+REDACTED = "[redacted]"
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        value = BEARER_PATTERN.sub(lambda m: f"{m.group(1)} {REDACTED}", value)
+        value = KEY_VALUE_PATTERN.sub(lambda m: f"{m.group(1)}{REDACTED}", value)
+        return URL_PASSWORD_PATTERN.sub(lambda m: f"{m.group(1)}{REDACTED}@", value)
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if SECRET_KEY_PATTERN.search(str(k)) else _redact_value(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_redact_value(v) for v in value]
+    return value
+
+
+def redact_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Never let a token, key or password reach a log line, whatever the caller passed."""
+    for key in list(event_dict):
+        if key == "event":
+            event_dict[key] = _redact_value(event_dict[key])
+        elif SECRET_KEY_PATTERN.search(key):
+            event_dict[key] = REDACTED
+        else:
+            event_dict[key] = _redact_value(event_dict[key])
+    return event_dict
+
+
+def configure_logging(
+    level: str = "INFO", fmt: str = "json", stream: IO[str] | None = None
+) -> None:
+    """Route structlog and the standard library (uvicorn, procrastinate) through one renderer."""
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redact_secrets,
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "procrastinate"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    # One access log line per request comes from our middleware instead.
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.getLogger("procrastinate").setLevel(max(logging.INFO, root.level))
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -1,0 +1,230 @@
+"""Test set-up: one real PostgreSQL per session, schema built by the migrations, each test in a
+transaction that is rolled back.
+
+The database is, in order of preference: `TEST_DATABASE_URL` (a fresh database is created on
+that server and dropped afterwards), a testcontainers PostgreSQL when a Docker engine answers,
+or an embedded PostgreSQL (pgserver) in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from fastapi import FastAPI
+from psycopg import sql
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from app.auth import Role, issue_token
+from app.config import Settings
+from app.db import create_engine, libpq_url
+from app.deps import get_session
+from app.main import create_app
+from app.migrations_util import upgrade_to_head
+from app.runtime import Runtime, resolve
+
+JWT_SECRET = SecretStr("test-secret-that-is-long-enough-for-hs256")
+WEBHOOK_SECRET = SecretStr("whsec_dGVzdC13ZWJob29rLXNlY3JldC0xMjM0NTY3OA==")
+ENCRYPTION_KEY = SecretStr("r6Q3pJcTtH2kqC0m6bJXc6GJw8b8a2mXq0L0c5bQ8yI=")
+
+
+def _docker_available() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        client.ping()
+        return True
+    except Exception:
+        return False
+
+
+def _admin_url(url: str, dbname: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(libpq_url(url)).set(database=dbname).render_as_string(hide_password=False)
+
+
+@contextlib.contextmanager
+def _fresh_database_on(server_url: str) -> Iterator[str]:
+    """Create a throw-away database on an existing server; drop it afterwards."""
+    from sqlalchemy.engine import make_url
+
+    name = f"dinero_bridge_test_{uuid.uuid4().hex[:10]}"
+    maintenance = _admin_url(server_url, "postgres")
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield (
+            make_url(libpq_url(server_url)).set(database=name).render_as_string(hide_password=False)
+        )
+    finally:
+        with psycopg.connect(maintenance, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@contextlib.contextmanager
+def _postgres_server() -> Iterator[str]:
+    """A server URL whose `postgres` database we may use to create test databases."""
+    given = os.environ.get("TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    if os.environ.get("TEST_USE_DOCKER", "auto") != "never" and _docker_available():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16-alpine", driver=None) as container:
+            yield container.get_connection_url()
+        return
+    import pgserver
+
+    tmp = tempfile.mkdtemp(prefix="dinero-bridge-test-pg-")
+    server = pgserver.get_server(tmp, cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    with _postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server: str) -> Iterator[str]:
+    """A database migrated to head with the real Alembic migrations."""
+    with _fresh_database_on(postgres_server) as url:
+        upgrade_to_head(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def make_database(postgres_server: str) -> Iterator[Any]:
+    """Factory for extra empty databases (migration tests, readiness)."""
+    stack = contextlib.ExitStack()
+
+    def make() -> str:
+        return stack.enter_context(_fresh_database_on(postgres_server))
+
+    with stack:
+        yield make
+
+
+def make_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "app_env": "development",
+        "auth_jwt_secret": JWT_SECRET,
+        "webhook_secret": WEBHOOK_SECRET,
+        "token_encryption_keys": ENCRYPTION_KEY,
+        "log_format": "console",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+def make_runtime(database_url: str, **overrides: Any) -> Runtime:
+    settings = make_settings(database_url=SecretStr(database_url), **overrides)
+    return resolve(settings, database_url=None, public_url="http://testserver")
+
+
+@pytest.fixture(scope="session")
+def runtime(database_url: str) -> Runtime:
+    return make_runtime(database_url)
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    db_engine = create_engine(database_url)
+    yield db_engine
+    await db_engine.dispose()
+
+
+@pytest.fixture
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """The test's connection, inside an outer transaction that is always rolled back."""
+    async with engine.connect() as conn:
+        transaction = await conn.begin()
+        try:
+            yield conn
+        finally:
+            if transaction.is_active:
+                await transaction.rollback()
+
+
+@pytest.fixture
+async def db(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
+    """A session on the test's connection; its commits become savepoints."""
+    session = AsyncSession(
+        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    )
+    try:
+        yield session
+    finally:
+        await session.close()
+
+
+@contextlib.asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan and give a client talking to it in-process."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+
+
+def bind_to_connection(app: FastAPI, connection: AsyncConnection) -> None:
+    """Every request's session joins the test's rolled-back transaction."""
+
+    async def session_override() -> AsyncIterator[AsyncSession]:
+        session = AsyncSession(
+            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+        finally:
+            await session.close()
+
+    app.dependency_overrides[get_session] = session_override
+
+
+@pytest.fixture
+async def app(runtime: Runtime, engine: AsyncEngine, connection: AsyncConnection) -> FastAPI:
+    application = create_app(runtime, engine=engine, open_job_queue=False, mount_sandbox=False)
+    bind_to_connection(application, connection)
+    return application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(app) as http:
+        yield http
+
+
+def bearer(company_id: str = "acme", role: Role = "admin", **kwargs: Any) -> dict[str, str]:
+    token = issue_token(secret=JWT_SECRET, company_id=company_id, role=role, **kwargs)
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

@@ -1,0 +1,98 @@
+"""The job queue: jobs commit with the request that enqueued them, survive restarts, and several
+workers never run one job twice."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import jobs
+from app.db import libpq_url
+from app.deps import CompanyAdmin, SessionDep
+from app.errors import AppError
+from app.migrations_util import upgrade_to_head
+from tests.conftest import bearer
+
+calls: Counter[str] = Counter()
+
+
+@jobs.job_app.task(name="tests.record_call", queue="tests")
+async def record_call(key: str) -> None:
+    await asyncio.sleep(0)
+    calls[key] += 1
+
+
+def _add_route(app: FastAPI) -> None:
+    @app.post("/v1/companies/{company}/_enqueue")
+    async def enqueue(
+        access: CompanyAdmin, session: SessionDep, fail: bool = False
+    ) -> dict[str, int]:
+        job_id = await jobs.defer(session, record_call, key=f"{access.company.id}:{fail}")
+        if fail:
+            raise AppError("Refused after enqueueing.", code="refused")
+        return {"job_id": job_id}
+
+
+async def _queued(db: AsyncSession, key: str) -> int:
+    result = await db.execute(
+        text(
+            "SELECT count(*) FROM procrastinate_jobs "
+            "WHERE task_name = 'tests.record_call' AND args->>'key' = :key"
+        ),
+        {"key": key},
+    )
+    return int(result.scalar_one())
+
+
+async def test_job_commits_with_the_request(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    _add_route(app)
+    ok = await client.post("/v1/companies/acme/_enqueue", headers=bearer())
+    assert ok.status_code == 200
+    assert await _queued(db, "acme:False") == 1
+
+
+async def test_job_rolls_back_with_a_failed_request(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    _add_route(app)
+    refused = await client.post("/v1/companies/acme/_enqueue?fail=true", headers=bearer())
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "refused"
+    assert await _queued(db, "acme:True") == 0
+
+
+async def test_queue_survives_restart_and_two_workers_run_each_job_once(
+    make_database: Callable[[], str],
+) -> None:
+    url = libpq_url(make_database())
+    await asyncio.to_thread(upgrade_to_head, url)
+    calls.clear()
+
+    pool = jobs.create_job_pool(url)
+    await jobs.open_jobs(pool)
+    for i in range(20):
+        await record_call.defer_async(key=f"job-{i}")
+    await jobs.close_jobs(pool)  # the "process" stops with jobs still queued
+
+    pool = jobs.create_job_pool(url)
+    await jobs.open_jobs(pool)
+    try:
+        await asyncio.gather(
+            jobs.job_app.run_worker_async(
+                queues=["tests"], wait=False, concurrency=3, install_signal_handlers=False
+            ),
+            jobs.job_app.run_worker_async(
+                queues=["tests"], wait=False, concurrency=3, install_signal_handlers=False
+            ),
+        )
+    finally:
+        await jobs.close_jobs(pool)
+    assert calls == Counter({f"job-{i}": 1 for i in range(20)})
