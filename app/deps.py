@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -31,6 +31,17 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
 
+
+SessionFactory = Callable[[], AsyncSession]
+
+
+def get_session_factory(request: Request) -> SessionFactory:
+    """For flows that need several short transactions in one request (the OAuth callback)."""
+    factory: SessionFactory = request.app.state.sessionmaker
+    return factory
+
+
+SessionFactoryDep = Annotated[SessionFactory, Depends(get_session_factory)]
 
 # scope="function": commit before the response is sent, so a failed commit is never a 2xx.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

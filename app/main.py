@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app import jobs
 from app.auth import TokenVerifier
 from app.companies.router import router as companies_router
+from app.connection.gateway import DineroGateway, PostgresPacer
+from app.connection.router import router as connection_router
+from app.crypto import TokenCipher
 from app.db import create_engine, create_sessionmaker, libpq_url
 from app.errors import PROBLEM_RESPONSES, Problem, install_error_handlers
 from app.middleware import RequestContextMiddleware
@@ -31,9 +34,10 @@ DESCRIPTION = (
 )
 
 
-def create_http_client() -> httpx.AsyncClient:
+def create_http_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
     """The one outbound HTTP client: explicit timeouts and pool limits."""
     return httpx.AsyncClient(
+        transport=transport,
         timeout=httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=10.0),
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
         headers={"User-Agent": "dinero-bridge/0.1"},
@@ -70,6 +74,7 @@ def create_app(
     run_worker: bool = False,
     open_job_queue: bool = True,
     mount_sandbox: bool | None = None,
+    dinero_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
     """Build the service. The engine may be handed in (tests share one across apps)."""
 
@@ -77,9 +82,16 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own_engine = engine is None
         db_engine = engine or create_engine(runtime.database_url.get_secret_value())
-        http = create_http_client()
+        http = create_http_client(dinero_transport)
         app.state.engine = db_engine
         app.state.sessionmaker = create_sessionmaker(db_engine)
+        app.state.dinero = DineroGateway(
+            http=http,
+            endpoints=runtime.dinero,
+            cipher=TokenCipher(runtime.encryption_keys),
+            sessionmaker=app.state.sessionmaker,
+            pacer=PostgresPacer(db_engine, runtime.settings.dinero_rate_limit_per_minute),
+        )
         app.state.http = http
         app.state.token_verifier = TokenVerifier(
             secret=runtime.jwt_secret, jwks_url=runtime.jwks_url, http=http
@@ -124,6 +136,7 @@ def create_app(
     app.add_middleware(RequestContextMiddleware)
     app.include_router(ops_router)
     app.include_router(companies_router, responses=PROBLEM_RESPONSES)
+    app.include_router(connection_router, responses=PROBLEM_RESPONSES)
     _document_problem_schema(app)
     if runtime.dinero.sandbox if mount_sandbox is None else mount_sandbox:
         from app.sandbox import create_sandbox_app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-MODEL_MODULES: tuple[str, ...] = ("app.companies.models",)
+MODEL_MODULES: tuple[str, ...] = ("app.companies.models", "app.connection.models")
 
 
 def import_all_models() -> None:

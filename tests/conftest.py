@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from app.auth import Role, issue_token
 from app.config import Settings
 from app.db import create_engine, libpq_url
-from app.deps import get_session
+from app.deps import get_session, get_session_factory
 from app.main import create_app
 from app.migrations_util import upgrade_to_head
 from app.runtime import Runtime, resolve
@@ -204,7 +204,13 @@ def bind_to_connection(app: FastAPI, connection: AsyncConnection) -> None:
         finally:
             await session.close()
 
+    def factory() -> AsyncSession:
+        return AsyncSession(
+            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+
     app.dependency_overrides[get_session] = session_override
+    app.dependency_overrides[get_session_factory] = lambda: factory
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Connecting a company to its Dinero organization (OAuth approval or API key)."""

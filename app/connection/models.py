@@ -1,0 +1,96 @@
+"""A company's Dinero connection, the pending OAuth approvals, and the shared request budget."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    ForeignKey,
+    LargeBinary,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, TimestampMixin
+
+
+class ConnectionStatus(enum.StrEnum):
+    NOT_CONNECTED = "not_connected"
+    PENDING = "pending"
+    CONNECTED = "connected"
+    REAUTH_REQUIRED = "reauth_required"
+
+
+class ConnectionMethod(enum.StrEnum):
+    OAUTH = "oauth"
+    API_KEY = "api_key"
+
+
+class DineroConnection(TimestampMixin, Base):
+    """One per company. Tokens and API keys are stored only encrypted (see app/crypto.py)."""
+
+    __tablename__ = "dinero_connections"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    company_id: Mapped[str] = mapped_column(
+        ForeignKey("companies.id", ondelete="CASCADE"), unique=True
+    )
+    status: Mapped[ConnectionStatus] = mapped_column(
+        Enum(
+            ConnectionStatus,
+            name="connection_status",
+            values_callable=lambda e: [m.value for m in e],
+        ),
+        default=ConnectionStatus.NOT_CONNECTED,
+    )
+    method: Mapped[ConnectionMethod | None] = mapped_column(
+        Enum(
+            ConnectionMethod,
+            name="connection_method",
+            values_callable=lambda e: [m.value for m in e],
+        )
+    )
+    organization_id: Mapped[int | None] = mapped_column(BigInteger)
+    organization_name: Mapped[str | None] = mapped_column(String(255))
+    connected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    problem_code: Mapped[str | None] = mapped_column(String(64))
+    problem_message: Mapped[str | None] = mapped_column(Text)
+    access_token_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    refresh_token_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    api_key_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    access_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    token_generation: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Bumped on every new access token, so a waiting worker sees that another refreshed."""
+
+
+class OAuthState(Base):
+    """A pending approval: single-use, expiring, bound to the company that asked for it."""
+
+    __tablename__ = "dinero_oauth_states"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    organization_id: Mapped[int] = mapped_column(BigInteger)
+    code_verifier_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    confirm_switch: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RateBudget(Base):
+    """When the next request to an organization may be sent; shared by every worker."""
+
+    __tablename__ = "dinero_rate_budgets"
+
+    organization_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    next_slot_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

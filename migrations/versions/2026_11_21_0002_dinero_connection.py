@@ -1,0 +1,100 @@
+"""Dinero connections, pending OAuth approvals and the shared per-organization request budget.
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-21 23:00:47.173481+00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0002"
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "dinero_rate_budgets",
+        sa.Column("organization_id", sa.BigInteger(), nullable=False),
+        sa.Column("next_slot_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("organization_id", name=op.f("pk_dinero_rate_budgets")),
+    )
+    op.create_table(
+        "dinero_connections",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("company_id", sa.String(length=128), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum(
+                "not_connected", "pending", "connected", "reauth_required", name="connection_status"
+            ),
+            nullable=False,
+        ),
+        sa.Column("method", sa.Enum("oauth", "api_key", name="connection_method"), nullable=True),
+        sa.Column("organization_id", sa.BigInteger(), nullable=True),
+        sa.Column("organization_name", sa.String(length=255), nullable=True),
+        sa.Column("connected_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_synced_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("problem_code", sa.String(length=64), nullable=True),
+        sa.Column("problem_message", sa.Text(), nullable=True),
+        sa.Column("access_token_enc", sa.LargeBinary(), nullable=True),
+        sa.Column("refresh_token_enc", sa.LargeBinary(), nullable=True),
+        sa.Column("api_key_enc", sa.LargeBinary(), nullable=True),
+        sa.Column("access_expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("token_generation", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["company_id"],
+            ["companies.id"],
+            name=op.f("fk_dinero_connections_company_id_companies"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_dinero_connections")),
+        sa.UniqueConstraint("company_id", name=op.f("uq_dinero_connections_company_id")),
+    )
+    op.create_table(
+        "dinero_oauth_states",
+        sa.Column("state_hash", sa.String(length=64), nullable=False),
+        sa.Column("company_id", sa.String(length=128), nullable=False),
+        sa.Column("organization_id", sa.BigInteger(), nullable=False),
+        sa.Column("code_verifier_enc", sa.LargeBinary(), nullable=False),
+        sa.Column("confirm_switch", sa.Boolean(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["company_id"],
+            ["companies.id"],
+            name=op.f("fk_dinero_oauth_states_company_id_companies"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("state_hash", name=op.f("pk_dinero_oauth_states")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("dinero_oauth_states")
+    op.drop_table("dinero_connections")
+    op.drop_table("dinero_rate_budgets")
+    sa.Enum(name="connection_method").drop(op.get_bind(), checkfirst=True)
+    sa.Enum(name="connection_status").drop(op.get_bind(), checkfirst=True)
