@@ -1,0 +1,887 @@
+"""The Dinero API client for one organization: paths, versions, pacing, auth, retries, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Final, Literal, TypeVar
+from uuid import UUID
+
+import httpx
+from pydantic import TypeAdapter, ValidationError
+
+from app.dinero.errors import DineroError, DineroNotFound, DineroPayloadTooLarge
+from app.dinero.models import (
+    AccountingYear,
+    ArchivedFile,
+    Contact,
+    DepositAccount,
+    Entry,
+    EntryAccount,
+    LedgerItem,
+    LedgerItemDraft,
+    LedgerItemRef,
+    LedgerItemStatus,
+    ManualVoucher,
+    ManualVoucherCreate,
+    Organization,
+    Page,
+    Product,
+    PurchaseVoucher,
+    PurchaseVoucherCreate,
+    RawRecord,
+    SalesVoucher,
+    SimilarVoucherResult,
+    TradeOffer,
+    UploadedFile,
+    VatType,
+)
+from app.dinero.pacing import Pacer, Sleep
+from app.dinero.paging import (
+    MAX_CHANGES_WINDOW,
+    MAX_PAGE_SIZE,
+    change_windows,
+    check_page,
+    is_last_page,
+    iterate_pages,
+)
+from app.dinero.retry import RetryPolicy
+from app.dinero.tokens import TokenProvider
+from app.dinero.transport import RATE_LIMIT_PENALTY_SECONDS, Call, Transport
+from app.dinero.wire import format_utc
+
+T = TypeVar("T")
+
+MAX_UPLOAD_BYTES: Final = 6 * 1024 * 1024
+"""Dinero refuses files above 6 MB (413, or 400 per its spec)."""
+MAX_LEDGER_ITEMS_PER_CALL: Final = 1000
+
+# `fields=` values: Dinero answers only the fields asked for, spelled as asked.
+ORGANIZATION_FIELDS: Final = (
+    "Id,Name,Type,IsPro,IsPayingPro,IsVatFree,Email,Phone,Street,City,ZipCode,AttPerson,"
+    "IsTaxFreeUnion,VatNumber"
+)
+ENTRY_ACCOUNT_FIELDS: Final = (
+    "AccountNumber,Name,VatCode,Category,CategoryName,IsHidden,IsDefaultSalesAccount,"
+    "PublicStandardNumber"
+)
+DEPOSIT_ACCOUNT_FIELDS: Final = (
+    "AccountNumber,Name,IsDefault,IsHidden,BankRegistrationNumber,BankAccountNumber,"
+    "BankSwiftNumber,BankIbanNumber,PublicStandardNumber"
+)
+CONTACT_FIELDS: Final = (
+    "ContactGuid,Name,ExternalReference,IsPerson,Street,ZipCode,City,CountryKey,Phone,Email,"
+    "Webpage,AttPerson,VatNumber,EanNumber,PaymentConditionType,PaymentConditionNumberOfDays,"
+    "IsMember,MemberNumber,CompanyStatus,VatRegionKey,CreatedAt,UpdatedAt,DeletedAt,"
+    "PreferredInvoiceLanguageKey,PreferredInvoiceCurrencyKey"
+)
+INVOICE_FIELDS: Final = (
+    "Guid,Number,ExternalReference,ContactName,ContactGuid,Date,PaymentDate,Description,"
+    "Currency,Status,MailOutStatus,LatestMailOutType,TotalExclVatInDkk,TotalInclVatInDkk,"
+    "TotalExclVat,TotalInclVat,CreatedAt,UpdatedAt,DeletedAt"
+)
+SALES_FIELDS: Final = INVOICE_FIELDS + ",Type"
+PRODUCT_FIELDS: Final = (
+    "ProductGuid,Name,ProductNumber,Quantity,Unit,AccountNumber,BaseAmountValue,"
+    "BaseAmountValueInclVat,TotalAmount,TotalAmountInclVat,ExternalReference,CreatedAt,"
+    "UpdatedAt,DeletedAt"
+)
+TRADE_OFFER_FIELDS: Final = (
+    "Guid,Number,TimeStamp,ContactName,ContactGuid,Address,Date,Comment,Description,"
+    "ExternalReference,Language,Currency,TotalExclVat,TotalVatableAmount,TotalInclVat,"
+    "TotalNonVatableAmount,TotalVat,HasGeneratedAnyVouchers,Status,MailOutStatus,"
+    "LatestMailOutType,CreatedAt,UpdatedAt,DeletedAt"
+)
+
+ListResource = Literal["contacts", "invoices", "sales", "products", "trade_offers"]
+"""The paged collections, as the data-source import names them."""
+
+_RESOURCE_PATHS: Final[dict[str, tuple[str, str]]] = {
+    "contacts": ("contacts", CONTACT_FIELDS),
+    "invoices": ("invoices", INVOICE_FIELDS),
+    "sales": ("sales", SALES_FIELDS),
+    "products": ("products", PRODUCT_FIELDS),
+    "trade_offers": ("tradeoffers", TRADE_OFFER_FIELDS),
+}
+
+FileStatus = Literal["All", "Used", "Unused"]
+SortOrder = Literal["ascending", "descending"]
+
+_ORGS = TypeAdapter(list[Organization])
+_YEARS = TypeAdapter(list[AccountingYear])
+_ENTRY_ACCOUNTS = TypeAdapter(list[EntryAccount])
+_DEPOSIT_ACCOUNTS = TypeAdapter(list[DepositAccount])
+_VAT_TYPES = TypeAdapter(list[VatType])
+_FILES = TypeAdapter(list[ArchivedFile])
+_ENTRIES = TypeAdapter(list[Entry])
+_UUIDS = TypeAdapter(list[UUID])
+_STATUSES = TypeAdapter(list[LedgerItemStatus])
+_DRAFTS = TypeAdapter(list[LedgerItemDraft])
+_REFS = TypeAdapter(list[LedgerItemRef])
+_CONTACT_PAGE = TypeAdapter(Page[Contact])
+_SALES_PAGE = TypeAdapter(Page[SalesVoucher])
+_PRODUCT_PAGE = TypeAdapter(Page[Product])
+_TRADE_OFFER_PAGE = TypeAdapter(Page[TradeOffer])
+_RAW_PAGE = TypeAdapter(Page[RawRecord])
+_UPLOADED = TypeAdapter(UploadedFile)
+_PURCHASE_VOUCHER = TypeAdapter(PurchaseVoucher)
+_SIMILAR = TypeAdapter(SimilarVoucherResult)
+_MANUAL_VOUCHER = TypeAdapter(ManualVoucher)
+
+_ANY: Final = {"Accept": "*/*"}
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+class DineroClient:
+    """Talks to Dinero for one organization ("Firma ID") with a shared httpx client."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        organization_id: int,
+        tokens: TokenProvider,
+        pacer: Pacer,
+        *,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
+        random_fraction: Callable[[], float] = random.random,
+        rate_limit_penalty_seconds: float = RATE_LIMIT_PENALTY_SECONDS,
+        max_upload_bytes: int = MAX_UPLOAD_BYTES,
+        ledger_chunk_size: int = MAX_LEDGER_ITEMS_PER_CALL,
+        max_changes_window: timedelta = MAX_CHANGES_WINDOW,
+    ) -> None:
+        self._transport = Transport(
+            http,
+            base_url,
+            organization_id,
+            tokens,
+            pacer,
+            retry=retry,
+            sleep=sleep,
+            random_fraction=random_fraction,
+            rate_limit_penalty_seconds=rate_limit_penalty_seconds,
+        )
+        self.base_url = self._transport.base_url
+        self.organization_id = organization_id
+        self._max_upload = max_upload_bytes
+        self._chunk = ledger_chunk_size
+        self._window = max_changes_window
+
+    def _org(self, version: str, rest: str) -> str:
+        return f"/{version}/{self.organization_id}/{rest}"
+
+    # --- transport -------------------------------------------------------------------------
+
+    async def _send(self, call: Call, *, stream: bool = False) -> httpx.Response:
+        return await self._transport.send(call, stream=stream)
+
+    async def _call(self, call: Call) -> Any:
+        return await self._transport.json(call)
+
+    async def _parsed(self, call: Call, adapter: TypeAdapter[T]) -> T:
+        return await self._transport.parsed(call, adapter)
+
+    # --- organizations, accounting years, chart of accounts, VAT types ----------------------
+
+    async def list_organizations(
+        self, *, version: Literal["v1", "v1.1"] = "v1"
+    ) -> list[Organization]:
+        """Organizations the login can reach, with their Pro status (the only call without Pro)."""
+        if version == "v1":
+            call = Call(
+                "GET",
+                "/v1/organizations",
+                safe_to_repeat=True,
+                org_scoped=False,
+                params={"fields": ORGANIZATION_FIELDS},
+            )
+        else:
+            call = Call("GET", "/v1.1/organizations", safe_to_repeat=True, org_scoped=False)
+        return await self._parsed(call, _ORGS)
+
+    async def get_organization(
+        self, *, version: Literal["v1", "v1.1"] = "v1"
+    ) -> Organization | None:
+        """This client's organization, or None when the login cannot reach it."""
+        for organization in await self.list_organizations(version=version):
+            if organization.id == self.organization_id:
+                return organization
+        return None
+
+    async def accounting_years(self) -> list[AccountingYear]:
+        """The organization's accounting years ("Regnskabsår")."""
+        call = Call("GET", self._org("v1", "accountingyears"), safe_to_repeat=True)
+        return await self._parsed(call, _YEARS)
+
+    async def entry_accounts(self, *, category: str | None = None) -> list[EntryAccount]:
+        """All accounts of the chart ("Kontoplan"), optionally one category only."""
+        params = {"fields": ENTRY_ACCOUNT_FIELDS}
+        if category:
+            params["categoryFilter"] = category
+        call = Call("GET", self._org("v1", "accounts/entry"), safe_to_repeat=True, params=params)
+        return await self._parsed(call, _ENTRY_ACCOUNTS)
+
+    async def purchase_accounts(self) -> list[EntryAccount]:
+        """Accounts usable on purchase vouchers (2000-9399, expenses before tax)."""
+        call = Call(
+            "GET",
+            self._org("v1", "accounts/purchase"),
+            safe_to_repeat=True,
+            params={"fields": ENTRY_ACCOUNT_FIELDS},
+        )
+        return await self._parsed(call, _ENTRY_ACCOUNTS)
+
+    async def deposit_accounts(self) -> list[DepositAccount]:
+        """Deposit accounts ("Beholdning": bank, cash, card…)."""
+        call = Call(
+            "GET",
+            self._org("v1", "accounts/deposit"),
+            safe_to_repeat=True,
+            params={"fields": DEPOSIT_ACCOUNT_FIELDS},
+        )
+        return await self._parsed(call, _DEPOSIT_ACCOUNTS)
+
+    async def vat_types(self) -> list[VatType]:
+        """The organization's VAT types ("Momstyper"), incl. its own partial purchase VAT types."""
+        call = Call("GET", self._org("v1", "vatTypes"), safe_to_repeat=True)
+        return await self._parsed(call, _VAT_TYPES)
+
+    # --- files ------------------------------------------------------------------------------
+
+    async def upload_file(self, content: bytes, filename: str, content_type: str) -> UploadedFile:
+        """Upload a receipt to the file archive; refuses files above 6 MB without sending."""
+        if not content:
+            raise ValueError("refusing to upload an empty file")
+        if len(content) > self._max_upload:
+            raise DineroPayloadTooLarge.refused_locally(filename, len(content), self._max_upload)
+        call = Call(
+            "POST",
+            self._org("v1", "files"),
+            safe_to_repeat=False,
+            files={"file": (filename, content, content_type)},
+        )
+        return await self._parsed(call, _UPLOADED)
+
+    async def list_files(
+        self,
+        *,
+        extensions: Sequence[str] = (),
+        uploaded_after: date | None = None,
+        uploaded_before: date | None = None,
+        file_status: FileStatus = "All",
+        page: int = 0,
+        page_size: int = 1000,
+    ) -> list[ArchivedFile]:
+        """Files in the archive, with the vouchers each is attached to."""
+        check_page(page, page_size)
+        params = {"fileStatus": file_status, "page": str(page), "pageSize": str(page_size)}
+        if extensions:
+            params["extensions"] = ",".join(extensions)
+        if uploaded_after:
+            params["uploadedAfter"] = uploaded_after.strftime("%Y/%m/%d")
+        if uploaded_before:
+            params["uploadedBefore"] = uploaded_before.strftime("%Y/%m/%d")
+        call = Call("GET", self._org("v1", "files"), safe_to_repeat=True, params=params)
+        return await self._parsed(call, _FILES)
+
+    async def download_file(self, file_guid: str) -> bytes:
+        """The bytes of an archived file."""
+        call = Call("GET", self._org("v1", f"files/{file_guid}"), safe_to_repeat=True, headers=_ANY)
+        response = await self._send(call)
+        return response.content
+
+    async def file_exists(self, file_guid: str) -> bool:
+        """True when Dinero has the file (checked without downloading its content)."""
+        call = Call("GET", self._org("v1", f"files/{file_guid}"), safe_to_repeat=True, headers=_ANY)
+        try:
+            response = await self._send(call, stream=True)
+        except DineroNotFound:
+            return False
+        await response.aclose()
+        return True
+
+    # --- purchase vouchers ("Købsbilag") -----------------------------------------------------
+
+    async def create_purchase_voucher(self, voucher: PurchaseVoucherCreate) -> PurchaseVoucher:
+        """Create a purchase voucher draft ("Kladde" in Bilagsoversigt); never retried."""
+        call = Call(
+            "POST",
+            self._org("v1.2", "vouchers/purchase"),
+            safe_to_repeat=False,
+            body=voucher.to_wire(),
+        )
+        return await self._parsed(call, _PURCHASE_VOUCHER)
+
+    async def get_purchase_voucher(self, guid: UUID) -> PurchaseVoucher:
+        """A purchase voucher by guid (status, timestamp, voucher number, lines)."""
+        call = Call("GET", self._org("v1", f"vouchers/purchase/{guid}"), safe_to_repeat=True)
+        return await self._parsed(call, _PURCHASE_VOUCHER)
+
+    async def book_purchase_voucher(
+        self, guid: UUID, timestamp: str, *, number: int | None = None
+    ) -> PurchaseVoucher:
+        """Book ("Bogfør") a draft; consumes a voucher number, so never retried blindly."""
+        body: dict[str, Any] = {"Timestamp": timestamp}
+        if number is not None:
+            body["Number"] = number
+        call = Call(
+            "POST",
+            self._org("v1", f"vouchers/purchase/{guid}/book"),
+            safe_to_repeat=False,
+            body=body,
+        )
+        return await self._parsed(call, _PURCHASE_VOUCHER)
+
+    async def delete_purchase_voucher(self, guid: UUID, timestamp: str | None) -> None:
+        """Delete a draft; a booked voucher gets a reversing entry instead (Danish law)."""
+        call = Call(
+            "DELETE",
+            self._org("v1", f"vouchers/purchase/{guid}"),
+            safe_to_repeat=False,
+            body={"Timestamp": timestamp},
+        )
+        await self._send(call)
+
+    async def find_similar_purchase_voucher(
+        self, voucher: PurchaseVoucherCreate
+    ) -> SimilarVoucherResult:
+        """Ask Dinero whether a purchase voucher like this exists (duplicate check)."""
+        call = Call(
+            "POST",
+            self._org("v1", "vouchers/purchase/similar"),
+            safe_to_repeat=True,
+            body=voucher.to_wire(),
+        )
+        return await self._parsed(call, _SIMILAR)
+
+    async def purchase_vouchers_by_file(self, file_guid: str) -> list[UUID]:
+        """Guids of purchase vouchers using an uploaded file."""
+        call = Call(
+            "GET",
+            self._org("v1", f"vouchers/purchase/fileguid/{file_guid}"),
+            safe_to_repeat=True,
+        )
+        return await self._parsed(call, _UUIDS)
+
+    # --- manual vouchers ("Finansbilag") -----------------------------------------------------
+
+    async def create_manual_voucher(self, voucher: ManualVoucherCreate) -> ManualVoucher:
+        """Create a manual voucher draft; never retried."""
+        call = Call(
+            "POST",
+            self._org("v1", "vouchers/manuel"),
+            safe_to_repeat=False,
+            body=voucher.to_wire(),
+        )
+        return await self._parsed(call, _MANUAL_VOUCHER)
+
+    async def get_manual_voucher(self, guid: UUID) -> ManualVoucher:
+        """A manual voucher by guid."""
+        call = Call("GET", self._org("v1", f"vouchers/manuel/{guid}"), safe_to_repeat=True)
+        return await self._parsed(call, _MANUAL_VOUCHER)
+
+    async def book_manual_voucher(
+        self, guid: UUID, timestamp: str, *, number: int | None = None
+    ) -> ManualVoucher:
+        """Book a manual voucher draft; never retried blindly."""
+        body: dict[str, Any] = {"Timestamp": timestamp}
+        if number is not None:
+            body["Number"] = number
+        call = Call(
+            "POST",
+            self._org("v1", f"vouchers/manuel/{guid}/book"),
+            safe_to_repeat=False,
+            body=body,
+        )
+        return await self._parsed(call, _MANUAL_VOUCHER)
+
+    async def delete_manual_voucher(self, guid: UUID, timestamp: str) -> None:
+        """Delete a draft manual voucher, or reverse a booked one."""
+        call = Call(
+            "DELETE",
+            self._org("v1", f"vouchers/manuel/{guid}"),
+            safe_to_repeat=False,
+            body={"Timestamp": timestamp},
+        )
+        await self._send(call)
+
+    # --- ledger items ("Kassekladde") --------------------------------------------------------
+
+    async def create_ledger_items(self, items: Sequence[LedgerItem]) -> list[LedgerItemRef]:
+        """Add ledger items in calls of at most 1000; returns one ref per item, in order.
+
+        Dinero's answer may be one `{Id, Version}` or a list; items it did not report come back
+        with `version=None` (read it with `ledger_item_status`). If a later chunk fails, the
+        error's `completed_ids` names the items earlier chunks created.
+        """
+        refs: list[LedgerItemRef] = []
+        for chunk in _chunks(items, self._chunk):
+            try:
+                refs.extend(await self._create_ledger_chunk(chunk))
+            except DineroError as exc:
+                exc.completed_ids = tuple(ref.id for ref in refs)
+                raise
+        return refs
+
+    async def _create_ledger_chunk(self, chunk: Sequence[LedgerItem]) -> list[LedgerItemRef]:
+        call = Call(
+            "POST",
+            self._org("v1.2", "ledgeritems"),
+            safe_to_repeat=False,
+            body=[item.to_wire() for item in chunk],
+        )
+        data = await self._call(call)
+        try:
+            return ledger_refs_from_answer(data, [item.id for item in chunk])
+        except ValidationError as exc:
+            raise self._transport.bad_response(
+                call, f"unexpected ledger item answer: {exc}"
+            ) from exc
+
+    async def update_ledger_items(self, items: Sequence[LedgerItem]) -> list[LedgerItemRef]:
+        """Replace unbooked ledger items (each needs `id` and `version`); never retried."""
+        missing = [str(item.id) for item in items if item.version is None]
+        if missing:
+            raise ValueError(f"updating ledger items needs their version: {', '.join(missing)}")
+        call = Call(
+            "PUT",
+            self._org("v1", "ledgeritems"),
+            safe_to_repeat=False,
+            body=[item.to_wire() for item in items],
+        )
+        return await self._parsed(call, _REFS)
+
+    async def book_ledger_items(self, refs: Sequence[LedgerItemRef]) -> None:
+        """Queue ledger items for booking (asynchronous: poll `ledger_item_status`)."""
+        call = Call(
+            "POST",
+            self._org("v1", "ledgeritems/book"),
+            safe_to_repeat=False,
+            body=[_ref_body(ref) for ref in refs],
+        )
+        await self._send(call)
+
+    async def ledger_item_status(self, ids: Sequence[UUID]) -> list[LedgerItemStatus]:
+        """Booking status (Draft, PendingBooking, Booked) and voucher number per ledger item."""
+        call = Call(
+            "POST",
+            self._org("v1", "ledgeritems/status"),
+            safe_to_repeat=True,
+            body=[{"Id": item_id} for item_id in ids],
+        )
+        return await self._parsed(call, _STATUSES)
+
+    async def ledger_items_in_ledger(self, refs: Sequence[LedgerItemRef]) -> list[LedgerItemDraft]:
+        """Those of the given ledger items still unbooked in the Kassekladde."""
+        call = Call(
+            "POST",
+            self._org("v1", "ledgeritems/ledgers"),
+            safe_to_repeat=True,
+            body=[_ref_body(ref) for ref in refs],
+        )
+        return await self._parsed(call, _DRAFTS)
+
+    async def delete_ledger_items(self, refs: Sequence[LedgerItemRef]) -> None:
+        """Delete unbooked ledger items; never retried."""
+        call = Call(
+            "DELETE",
+            self._org("v1", "ledgeritems/delete"),
+            safe_to_repeat=False,
+            body=[_ref_body(ref) for ref in refs],
+        )
+        await self._send(call)
+
+    # --- entries ("Posteringer") -------------------------------------------------------------
+
+    async def entries(
+        self, from_date: date, to_date: date, *, include_primo: bool = True
+    ) -> list[Entry]:
+        """Booked entries in a period inside one accounting year (heavy: initial sync only)."""
+        if to_date < from_date:
+            raise ValueError("to_date is before from_date")
+        call = Call(
+            "GET",
+            self._org("v1", "entries"),
+            safe_to_repeat=True,
+            params={
+                "fromDate": from_date.isoformat(),
+                "toDate": to_date.isoformat(),
+                "includePrimo": _bool(include_primo),
+            },
+        )
+        return await self._parsed(call, _ENTRIES)
+
+    async def entry_changes(
+        self, changes_from: datetime, changes_to: datetime, *, include_primo: bool = True
+    ) -> list[Entry]:
+        """Entries added or changed in a time range, fetched in windows of at most 31 days.
+
+        An entry reported by two windows (same EntryGuid, e.g. an updated primo) appears once,
+        with its latest value.
+        """
+        collected: dict[UUID, Entry] = {}
+        unkeyed: list[Entry] = []
+        order: list[UUID | int] = []
+        for start, stop in change_windows(changes_from, changes_to, self._window):
+            call = Call(
+                "GET",
+                self._org("v1", "entries/changes"),
+                safe_to_repeat=True,
+                params={
+                    "changesFrom": format_utc(start),
+                    "changesTo": format_utc(stop),
+                    "includePrimo": _bool(include_primo),
+                },
+            )
+            for entry in await self._parsed(call, _ENTRIES):
+                if entry.entry_guid is None:
+                    order.append(len(unkeyed))
+                    unkeyed.append(entry)
+                    continue
+                if entry.entry_guid not in collected:
+                    order.append(entry.entry_guid)
+                collected[entry.entry_guid] = entry
+        return [collected[key] if isinstance(key, UUID) else unkeyed[key] for key in order]
+
+    # --- paged lists (contacts, invoices, sales, products, trade offers) ---------------------
+
+    def _list_params(
+        self,
+        *,
+        fields: str,
+        page: int,
+        page_size: int,
+        changes_since: datetime | None,
+        deleted_only: bool,
+        query_filter: str | None = None,
+        extra: Mapping[str, str | None] | None = None,
+    ) -> dict[str, str]:
+        check_page(page, page_size)
+        params = {"fields": fields, "page": str(page), "pageSize": str(page_size)}
+        if changes_since is not None:
+            params["changesSince"] = format_utc(changes_since)
+        if deleted_only:
+            params["deletedOnly"] = "true"
+        if query_filter:
+            params["queryFilter"] = query_filter
+        for key, value in (extra or {}).items():
+            if value is not None:
+                params[key] = value
+        return params
+
+    async def _page(
+        self, resource: ListResource, params: Mapping[str, str], adapter: TypeAdapter[T]
+    ) -> T:
+        path, _ = _RESOURCE_PATHS[resource]
+        call = Call("GET", self._org("v1", path), safe_to_repeat=True, params=params)
+        return await self._parsed(call, adapter)
+
+    async def contacts(
+        self,
+        *,
+        page: int = 0,
+        page_size: int = 100,
+        changes_since: datetime | None = None,
+        deleted_only: bool = False,
+        query_filter: str | None = None,
+    ) -> Page[Contact]:
+        """One page of contacts ("Kontakter")."""
+        params = self._list_params(
+            fields=CONTACT_FIELDS,
+            page=page,
+            page_size=page_size,
+            changes_since=changes_since,
+            deleted_only=deleted_only,
+            query_filter=query_filter,
+        )
+        return await self._page("contacts", params, _CONTACT_PAGE)
+
+    async def invoices(
+        self,
+        *,
+        page: int = 0,
+        page_size: int = 100,
+        changes_since: datetime | None = None,
+        deleted_only: bool = False,
+        start_date: date | None = None,
+        end_date: date | None = None,
+        status_filter: str | None = None,
+        query_filter: str | None = None,
+        sort_order: SortOrder | None = None,
+    ) -> Page[SalesVoucher]:
+        """One page of invoices ("Fakturaer")."""
+        params = self._list_params(
+            fields=INVOICE_FIELDS,
+            page=page,
+            page_size=page_size,
+            changes_since=changes_since,
+            deleted_only=deleted_only,
+            query_filter=query_filter,
+            extra=_sales_extra(start_date, end_date, status_filter, sort_order),
+        )
+        return await self._page("invoices", params, _SALES_PAGE)
+
+    async def sales(
+        self,
+        *,
+        page: int = 0,
+        page_size: int = 100,
+        changes_since: datetime | None = None,
+        deleted_only: bool = False,
+        start_date: date | None = None,
+        end_date: date | None = None,
+        status_filter: str | None = None,
+        query_filter: str | None = None,
+        sort_order: SortOrder | None = None,
+    ) -> Page[SalesVoucher]:
+        """One page of invoices and credit notes together ("Salg")."""
+        params = self._list_params(
+            fields=SALES_FIELDS,
+            page=page,
+            page_size=page_size,
+            changes_since=changes_since,
+            deleted_only=deleted_only,
+            query_filter=query_filter,
+            extra=_sales_extra(start_date, end_date, status_filter, sort_order),
+        )
+        return await self._page("sales", params, _SALES_PAGE)
+
+    async def products(
+        self,
+        *,
+        page: int = 0,
+        page_size: int = 100,
+        changes_since: datetime | None = None,
+        deleted_only: bool = False,
+        query_filter: str | None = None,
+    ) -> Page[Product]:
+        """One page of products ("Varer")."""
+        params = self._list_params(
+            fields=PRODUCT_FIELDS,
+            page=page,
+            page_size=page_size,
+            changes_since=changes_since,
+            deleted_only=deleted_only,
+            query_filter=query_filter,
+        )
+        return await self._page("products", params, _PRODUCT_PAGE)
+
+    async def trade_offers(
+        self,
+        *,
+        page: int = 0,
+        page_size: int = 100,
+        changes_since: datetime | None = None,
+        deleted_only: bool = False,
+        query_filter: str | None = None,
+    ) -> Page[TradeOffer]:
+        """One page of trade offers ("Tilbud"); lists carry no product lines."""
+        params = self._list_params(
+            fields=TRADE_OFFER_FIELDS,
+            page=page,
+            page_size=page_size,
+            changes_since=changes_since,
+            deleted_only=deleted_only,
+            query_filter=query_filter,
+        )
+        return await self._page("trade_offers", params, _TRADE_OFFER_PAGE)
+
+    async def raw_page(
+        self,
+        resource: ListResource,
+        *,
+        page: int = 0,
+        page_size: int = 100,
+        changes_since: datetime | None = None,
+        deleted_only: bool = False,
+        fields: str | None = None,
+    ) -> Page[RawRecord]:
+        """One page of any collection as Dinero sent it (dicts; numbers as Decimal)."""
+        _, default_fields = _RESOURCE_PATHS[resource]
+        params = self._list_params(
+            fields=fields or default_fields,
+            page=page,
+            page_size=page_size,
+            changes_since=changes_since,
+            deleted_only=deleted_only,
+        )
+        return await self._page(resource, params, _RAW_PAGE)
+
+    def iter_contacts(
+        self,
+        *,
+        changes_since: datetime | None = None,
+        deleted_only: bool = False,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> AsyncIterator[Contact]:
+        """Every contact, page after page."""
+        return iterate_pages(
+            lambda page: self.contacts(
+                page=page,
+                page_size=page_size,
+                changes_since=changes_since,
+                deleted_only=deleted_only,
+            )
+        )
+
+    def iter_invoices(
+        self,
+        *,
+        changes_since: datetime | None = None,
+        deleted_only: bool = False,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> AsyncIterator[SalesVoucher]:
+        """Every invoice, page after page."""
+        return iterate_pages(
+            lambda page: self.invoices(
+                page=page,
+                page_size=page_size,
+                changes_since=changes_since,
+                deleted_only=deleted_only,
+            )
+        )
+
+    def iter_sales(
+        self,
+        *,
+        changes_since: datetime | None = None,
+        deleted_only: bool = False,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> AsyncIterator[SalesVoucher]:
+        """Every invoice and credit note, page after page."""
+        return iterate_pages(
+            lambda page: self.sales(
+                page=page,
+                page_size=page_size,
+                changes_since=changes_since,
+                deleted_only=deleted_only,
+            )
+        )
+
+    def iter_products(
+        self,
+        *,
+        changes_since: datetime | None = None,
+        deleted_only: bool = False,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> AsyncIterator[Product]:
+        """Every product, page after page."""
+        return iterate_pages(
+            lambda page: self.products(
+                page=page,
+                page_size=page_size,
+                changes_since=changes_since,
+                deleted_only=deleted_only,
+            )
+        )
+
+    def iter_trade_offers(
+        self,
+        *,
+        changes_since: datetime | None = None,
+        deleted_only: bool = False,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> AsyncIterator[TradeOffer]:
+        """Every trade offer, page after page."""
+        return iterate_pages(
+            lambda page: self.trade_offers(
+                page=page,
+                page_size=page_size,
+                changes_since=changes_since,
+                deleted_only=deleted_only,
+            )
+        )
+
+    def iter_raw(
+        self,
+        resource: ListResource,
+        *,
+        changes_since: datetime | None = None,
+        deleted_only: bool = False,
+        fields: str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> AsyncIterator[RawRecord]:
+        """Every record of a collection as raw dicts, page after page."""
+        return iterate_pages(
+            lambda page: self.raw_page(
+                resource,
+                page=page,
+                page_size=page_size,
+                changes_since=changes_since,
+                deleted_only=deleted_only,
+                fields=fields,
+            )
+        )
+
+
+def ledger_refs_from_answer(data: Any, sent_ids: Sequence[UUID]) -> list[LedgerItemRef]:
+    """One ref per sent id, with the versions Dinero reported (one object, a list, or nothing)."""
+    reported: list[LedgerItemRef]
+    if data is None:
+        reported = []
+    elif isinstance(data, list):
+        reported = _REFS.validate_python(data)
+    else:
+        reported = [LedgerItemRef.model_validate(data)]
+    versions = {ref.id: ref.version for ref in reported}
+    return [LedgerItemRef(id=item_id, version=versions.get(item_id)) for item_id in sent_ids]
+
+
+def _ref_body(ref: LedgerItemRef) -> dict[str, Any]:
+    return {"Id": ref.id, "Version": ref.version}
+
+
+def _sales_extra(
+    start_date: date | None,
+    end_date: date | None,
+    status_filter: str | None,
+    sort_order: SortOrder | None,
+) -> dict[str, str | None]:
+    if (start_date is None) != (end_date is None):
+        raise ValueError("Dinero needs start_date and end_date together")
+    return {
+        "startDate": start_date.isoformat() if start_date else None,
+        "endDate": end_date.isoformat() if end_date else None,
+        "statusFilter": status_filter,
+        "sortOrder": sort_order,
+    }
+
+
+@dataclass(frozen=True)
+class DineroClientFactory:
+    """Shared settings (http client, base URL, pacer) from which per-organization clients come."""
+
+    http: httpx.AsyncClient
+    base_url: str
+    pacer: Pacer
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def for_organization(self, organization_id: int, tokens: TokenProvider) -> DineroClient:
+        """A client bound to one organization and its token provider."""
+        return DineroClient(
+            self.http, self.base_url, organization_id, tokens, self.pacer, retry=self.retry
+        )
+
+
+__all__ = [
+    "MAX_LEDGER_ITEMS_PER_CALL",
+    "MAX_UPLOAD_BYTES",
+    "DineroClient",
+    "DineroClientFactory",
+    "ListResource",
+    "change_windows",
+    "is_last_page",
+    "iterate_pages",
+    "ledger_refs_from_answer",
+]

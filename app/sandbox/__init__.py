@@ -1,0 +1,40 @@
+"""A stand-in Dinero server ("sandbox") for tests and local runs.
+
+One implementation, three uses: alone (`uvicorn.run(create_sandbox_app(), port=8765)`), mounted
+in the service under a prefix when no Dinero client is configured, and in-process for tests over
+`httpx.ASGITransport`. It imports nothing from the rest of `app`.
+
+    app = create_sandbox_app(SandboxConfig(clock=FakeClock()))
+    sandbox: Sandbox = app.state.sandbox
+"""
+
+from app.sandbox.app import create_sandbox_app
+from app.sandbox.config import Clock, FakeClock, SandboxConfig, SystemClock
+from app.sandbox.faults import FaultRule, SandboxConnectionDropped, SandboxTimeout
+from app.sandbox.sandbox import Sandbox
+from app.sandbox.seed import (
+    API_KEY,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    DEMO_LOGIN,
+    PLAIN_ORGANIZATION,
+    PRO_ORGANIZATION,
+)
+
+__all__ = [
+    "API_KEY",
+    "CLIENT_ID",
+    "CLIENT_SECRET",
+    "DEMO_LOGIN",
+    "PLAIN_ORGANIZATION",
+    "PRO_ORGANIZATION",
+    "Clock",
+    "FakeClock",
+    "FaultRule",
+    "Sandbox",
+    "SandboxConfig",
+    "SandboxConnectionDropped",
+    "SandboxTimeout",
+    "SystemClock",
+    "create_sandbox_app",
+]

@@ -1,0 +1,105 @@
+"""The snake_case models read Dinero's PascalCase (or echoed) names and write PascalCase."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from uuid import UUID
+
+import pytest
+from pydantic import ValidationError
+
+from app.dinero import (
+    Contact,
+    LedgerItem,
+    LedgerItemLine,
+    Organization,
+    Page,
+    PurchaseVoucherLine,
+)
+from app.dinero.wire import dumps, loads
+from tests.dinero.examples import example
+
+
+def test_v1_and_v1_1_organizations_read_into_one_type() -> None:
+    v1 = Organization.model_validate(example("OrganizationReadModel", IsPro=True))
+    v11 = Organization.model_validate(
+        dict(
+            example("OrganizationReadModelV2"),
+            Subscription=example("SubscriptionReadModel", HasPro=True, HasPayingPro=False),
+        )
+    )
+    assert (v1.id, v1.is_pro, v1.is_paying_pro) == (42, True, True)
+    assert (v11.id, v11.is_pro, v11.is_paying_pro) == (42, True, False)
+    assert v11.subscription is not None
+    assert v11.role_key == "text"
+
+
+def test_missing_pro_flag_means_no_pro() -> None:
+    assert Organization.model_validate({"Id": 1, "IsPro": None}).is_pro is False
+    assert Organization.model_validate({"id": 1, "name": "echoed lower-case"}).is_pro is False
+
+
+def test_names_are_matched_case_insensitively() -> None:
+    # Dinero echoes `fields=` names the way they were asked for (default `name,contactGuid`).
+    contact = Contact.model_validate(
+        {"contactGuid": "74ba828f-0b4b-49e1-b5c9-ef9675755556", "name": "Jens", "SENumber": "1"}
+    )
+    assert contact.contact_guid == UUID("74ba828f-0b4b-49e1-b5c9-ef9675755556")
+    assert contact.name == "Jens"
+    assert contact.se_number == "1"
+
+
+def test_unknown_fields_of_list_records_are_kept() -> None:
+    data = loads(
+        b'{"Collection": [{"ContactGuid": "74ba828f-0b4b-49e1-b5c9-ef9675755556",'
+        b' "NewField": 1.50}], "Pagination": {"MaxPageSizeAllowed": 1000, "PageSize": 100,'
+        b' "Result": 1, "ResultWithoutFilter": 1, "Page": 0}}'
+    )
+    page = Page[Contact].model_validate(data)
+    assert page.collection[0].model_extra == {"NewField": Decimal("1.50")}
+
+
+def test_null_collection_is_an_empty_page() -> None:
+    page = Page[Contact].model_validate(
+        {
+            "Collection": None,
+            "Pagination": {
+                "MaxPageSizeAllowed": 1000,
+                "PageSize": 100,
+                "Result": 0,
+                "ResultWithoutFilter": 0,
+                "Page": 0,
+            },
+        }
+    )
+    assert page.collection == []
+
+
+def test_write_models_forbid_unknown_arguments() -> None:
+    with pytest.raises(ValidationError):
+        PurchaseVoucherLine(amount=Decimal("1"), amount_incl_vat=Decimal("1"))  # type: ignore[call-arg]
+
+
+def test_money_accepts_decimal_int_and_exact_strings() -> None:
+    assert PurchaseVoucherLine(amount=Decimal("245")).amount == Decimal("245")
+    assert PurchaseVoucherLine(amount=245).amount == Decimal("245")
+    assert PurchaseVoucherLine(amount="245.50").amount == Decimal("245.50")
+    with pytest.raises(ValidationError):
+        PurchaseVoucherLine(amount=Decimal("Infinity"))
+
+
+def test_ledger_item_wire_shape() -> None:
+    item = LedgerItem(
+        id=UUID(int=7),
+        voucher_date=date(2026, 1, 2),
+        lines=[
+            LedgerItemLine(amount=Decimal("99.9"), account_number=1000, account_vat_code="none")
+        ],
+    )
+    assert dumps(item.to_wire()) == (
+        b'{"Id":"00000000-0000-0000-0000-000000000007","VoucherDate":"2026-01-02",'
+        b'"Lines":[{"Amount":99.90,"AccountNumber":1000,"AccountVatCode":"none"}]}'
+    )
+    with pytest.raises(ValidationError):
+        LedgerItem(id=UUID(int=7), voucher_date=date(2026, 1, 2), lines=[])

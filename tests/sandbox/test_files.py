@@ -1,0 +1,100 @@
+"""Files (Bilag): multipart upload of any part name, the 6 MB limit, list and download."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from app.sandbox import Sandbox
+
+ORG = 100001
+PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+
+
+@pytest.mark.parametrize("part", ["file", "image", "upload", ""])
+async def test_upload_with_any_part_name(api: httpx.AsyncClient, part: str) -> None:
+    response = await api.post(
+        f"/v1/{ORG}/files", files={part: ("kvittering.pdf", PDF, "application/pdf")}
+    )
+    assert response.status_code == 200, response.text
+    guid = response.json()["FileGuid"]
+    assert len(guid) == 32
+    assert guid.isalnum()
+    assert guid == guid.lower()
+
+
+async def test_download_returns_the_bytes(api: httpx.AsyncClient) -> None:
+    guid = (await api.post(f"/v1/{ORG}/files", files={"file": ("bon.png", b"\x89PNG...")})).json()[
+        "FileGuid"
+    ]
+    download = await api.get(f"/v1/{ORG}/files/{guid}")
+    assert download.status_code == 200
+    assert download.content == b"\x89PNG..."
+    assert download.headers["content-type"] == "image/png"
+    assert (await api.get(f"/v1/{ORG}/files/nosuchfile")).status_code == 404
+
+
+async def test_files_above_6_mb_are_413(api: httpx.AsyncClient, sandbox: Sandbox) -> None:
+    limit = 6 * 1024 * 1024
+    at_limit = await api.post(f"/v1/{ORG}/files", files={"file": ("big.pdf", b"x" * limit)})
+    assert at_limit.status_code == 200
+    above = await api.post(f"/v1/{ORG}/files", files={"file": ("big.pdf", b"x" * (limit + 1))})
+    assert above.status_code == 413
+    assert above.json()["code"] == 43
+    assert len(sandbox.files(ORG)) == 1
+
+    sandbox.configure(oversize_file_status=400)  # what Dinero's spec text says
+    spec_style = await api.post(f"/v1/{ORG}/files", files={"file": ("big.pdf", b"x" * (limit + 1))})
+    assert spec_style.status_code == 400
+    assert isinstance(spec_style.json(), str)
+
+
+async def test_bad_uploads_are_400_with_a_string_body(api: httpx.AsyncClient) -> None:
+    no_file = await api.post(f"/v1/{ORG}/files", data={"note": "hi"})
+    assert no_file.status_code == 400
+    assert isinstance(no_file.json(), str)
+    wrong_type = await api.post(f"/v1/{ORG}/files", files={"file": ("virus.exe", b"MZ")})
+    assert wrong_type.status_code == 400
+    assert "exe" in wrong_type.json()
+    empty = await api.post(f"/v1/{ORG}/files", files={"file": ("tom.pdf", b"")})
+    assert empty.status_code == 400
+
+
+async def test_list_files_with_links_and_filters(api: httpx.AsyncClient) -> None:
+    used = (await api.post(f"/v1/{ORG}/files", files={"file": ("a.pdf", PDF)})).json()["FileGuid"]
+    unused = (await api.post(f"/v1/{ORG}/files", files={"file": ("b.jpg", b"\xff\xd8")})).json()[
+        "FileGuid"
+    ]
+    voucher = (
+        await api.post(
+            f"/v1.2/{ORG}/vouchers/purchase",
+            json={
+                "PurchaseType": "cash",
+                "DepositAccountNumber": 55030,
+                "FileGuid": used,
+                "Lines": [{"AccountNumber": 5000, "Amount": 100}],
+            },
+        )
+    ).json()
+
+    everything = (await api.get(f"/v1/{ORG}/files")).json()
+    assert [f["FileGuid"] for f in everything] == [used, unused]
+    first = everything[0]
+    assert first["Name"] == "a.pdf"
+    assert first["Extension"] == "pdf"
+    assert first["Size"] == len(PDF)
+    assert first["UploadedAt"] == "2026-11-03T09:00:00Z"
+    assert first["Linked"][0]["VoucherGuid"] == voucher["Guid"]
+
+    in_use = (await api.get(f"/v1/{ORG}/files", params={"fileStatus": "Used"})).json()
+    assert [f["FileGuid"] for f in in_use] == [used]
+    not_used = (await api.get(f"/v1/{ORG}/files", params={"fileStatus": "Unused"})).json()
+    assert [f["FileGuid"] for f in not_used] == [unused]
+    pictures = (await api.get(f"/v1/{ORG}/files", params={"extensions": "jpg,png"})).json()
+    assert [f["FileGuid"] for f in pictures] == [unused]
+    dated = await api.get(f"/v1/{ORG}/files", params={"uploadedAfter": "2026/11/04"})
+    assert dated.json() == []
+    paged = await api.get(f"/v1/{ORG}/files", params={"page": 1, "pageSize": 1})
+    assert [f["FileGuid"] for f in paged.json()] == [unused]
+    bad = await api.get(f"/v1/{ORG}/files", params={"uploadedAfter": "2026-11-04"})
+    assert bad.status_code == 400
