@@ -20,8 +20,10 @@ def main() -> int:
         server.psql("CREATE DATABASE ci_check;")
         env = {**os.environ, "DATABASE_URL": server.get_uri("ci_check")}
         try:
-            for args in (["upgrade", "head"], ["check"], ["downgrade", "base"], ["upgrade", "head"]):
-                print(f"+ alembic {' '.join(args)}", flush=True)
+            steps = (["upgrade", "head"], ["check"], ["downgrade", "base"], ["upgrade", "head"])
+            for args in steps:
+                sys.stdout.write(f"+ alembic {' '.join(args)}\n")
+                sys.stdout.flush()
                 subprocess.run([ALEMBIC, *args], cwd=ROOT, env=env, check=True)  # noqa: S603
         finally:
             server.cleanup()
