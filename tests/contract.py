@@ -12,7 +12,7 @@ document) in the shared folder beside the repository; `DINERO_OPENAPI_SUBSET` po
   409, 413, 429, 480, 500, 502, 503) the body must be empty, a JSON string, or Dinero's error object
   (`code`, `message`, `validationErrors`, `languageSpecificMessages`).
 - `check_exchange(request, response)` applies both to one `httpx` exchange (for transports and
-  `respx` side effects in tests).
+  `respx` side effects in tests); `ContractTransport` wraps any `httpx` transport with it.
 
 Schemas are JSON Schema 2020-12 (OpenAPI 3.1): nullable fields are `"type": ["null", …]`, objects
 forbid unknown properties (`additionalProperties: false`), and the formats `int32`, `int64`,
@@ -45,6 +45,7 @@ __all__ = [
     "DINERO_ERROR_STATUSES",
     "NO_BODY",
     "ContractError",
+    "ContractTransport",
     "Operation",
     "check_exchange",
     "find_operation",
@@ -58,7 +59,6 @@ __all__ = [
 
 SPEC_ENV: Final = "DINERO_OPENAPI_SUBSET"
 SPEC_URI: Final = "urn:dinero-openapi-subset"
-HTTP_METHODS: Final = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 # Statuses Dinero answers on any endpoint although the subset declares none of them
 # (see dinero-api.md §4): validated against the generic error shape below.
@@ -662,3 +662,34 @@ def check_exchange(
     validate_response(
         request.method, path, response.status_code, _response_json(response), query=query
     )
+
+
+class ContractTransport(httpx.AsyncBaseTransport):
+    """An `httpx` transport wrapper that checks every exchange with `check_exchange`.
+
+    Wrap the transport that reaches Dinero or a stand-in (`httpx.ASGITransport(app=…)`,
+    `httpx.AsyncHTTPTransport()`); a response (or an accepted request) that does not match the
+    contract raises `ContractError` from the client call. `prefix` is the mount point, if any.
+    """
+
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        *,
+        prefix: str = "",
+        strict_requests: bool = False,
+    ) -> None:
+        self.inner = inner
+        self.prefix = prefix
+        self.strict_requests = strict_requests
+        self.checked = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        await response.aread()
+        check_exchange(request, response, prefix=self.prefix, strict_requests=self.strict_requests)
+        self.checked += 1
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

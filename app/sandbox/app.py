@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,10 +14,55 @@ from app.sandbox import files, inspect, ledger, oauth, reads, vouchers
 from app.sandbox.auth import RateLimited
 from app.sandbox.config import SandboxConfig
 from app.sandbox.errors import NOT_FOUND, VALIDATION, DineroError, OAuthError
-from app.sandbox.faults import FaultMiddleware
+from app.sandbox.faults import ASGIApp, FaultMiddleware, Receive, Scope, Send
 from app.sandbox.requestlog import RecordMiddleware
 from app.sandbox.sandbox import Sandbox
 from app.sandbox.wire import DineroJSONResponse
+
+# Dinero (ASP.NET) binds query parameters case-insensitively; FastAPI does not.
+QUERY_NAMES = {
+    name.lower(): name
+    for name in (
+        "fields",
+        "categoryFilter",
+        "page",
+        "pageSize",
+        "changesSince",
+        "deletedOnly",
+        "queryFilter",
+        "freeTextSearch",
+        "statusFilter",
+        "startDate",
+        "endDate",
+        "sort",
+        "sortOrder",
+        "fromDate",
+        "toDate",
+        "includePrimo",
+        "changesFrom",
+        "changesTo",
+        "extensions",
+        "uploadedBefore",
+        "uploadedAfter",
+        "fileStatus",
+    )
+}
+
+
+class QueryNameMiddleware:
+    """Rewrites Dinero's query parameter names to their documented spelling."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("query_string"):
+            pairs = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+            renamed = [(QUERY_NAMES.get(k.lower(), k), v) for k, v in pairs]
+            if renamed != pairs:
+                scope = dict(scope)
+                scope["query_string"] = urlencode(renamed).encode("latin-1")
+        await self.app(scope, receive, send)
 
 
 def _location(loc: tuple[Any, ...]) -> str:
@@ -87,6 +133,7 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
         app.include_router(router)
     _install_handlers(app)
     # Added innermost first: the request log wraps the faults, so faulted requests are logged.
+    app.add_middleware(QueryNameMiddleware)
     app.add_middleware(FaultMiddleware, sandbox=sandbox)
     app.add_middleware(RecordMiddleware, sandbox=sandbox)
     return app

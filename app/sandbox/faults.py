@@ -23,7 +23,7 @@ import json
 import random
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
@@ -123,8 +123,13 @@ class FaultInjector:
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
-        self.rules: list[FaultRule] = list(config.faults)
+        self.rules: list[FaultRule] = []
+        self.load(config.faults)
         self._random = random.Random(config.fault_seed)  # noqa: S311 - test determinism
+
+    def load(self, rules: list[FaultRule]) -> None:
+        """Start from copies of `rules` (the configured ones keep their counts for a reset)."""
+        self.rules = [replace(rule, fired=0) for rule in rules]
 
     def reseed(self, seed: int) -> None:
         self._random = random.Random(seed)  # noqa: S311 - test determinism

@@ -408,12 +408,18 @@ async def edit_voucher(organization_id: int, guid: str, request: Request) -> Din
     _books_of(sandbox, organization_id)
     data = await _body(request)
     amount = data.get("amount")
+    try:
+        line = int(data.get("line", 0))
+        account_number = int(data["account_number"]) if data.get("account_number") else None
+        new_amount = Decimal(str(amount)) if amount is not None else None
+    except (ValueError, ArithmeticError) as exc:
+        raise ControlError(f"bad edit: {exc}") from exc
     voucher = sandbox.edit_purchase_voucher(
         organization_id,
         guid,
-        line=int(data.get("line", 0)),
-        account_number=int(data["account_number"]) if data.get("account_number") else None,
-        amount=Decimal(str(amount)) if amount is not None else None,
+        line=line,
+        account_number=account_number,
+        amount=new_amount,
         vat_code=data.get("vat_code"),
         description=data.get("description"),
     )

@@ -110,8 +110,7 @@ class Sandbox:
         self.default_login = None
         self.tokens.clear()
         self.rate_limiter.reset()
-        self.faults.clear()
-        self.faults.rules.extend(self.config.faults)
+        self.faults.load(self.config.faults)
         self.faults.reseed(self.config.fault_seed)
         self.log.clear()
         if self.config.seed_demo_data:

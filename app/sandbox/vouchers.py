@@ -433,12 +433,12 @@ def delete_purchase_voucher(w: Writer, voucher: PurchaseVoucher, timestamp: str 
 
 
 def similar_purchase(
-    books: OrgBooks, model: PurchaseVoucherCreateModelV2
+    books: OrgBooks, model: PurchaseVoucherCreateModelV2, today: date
 ) -> PurchaseVoucher | None:
     """A voucher that looks like the same purchase: same external reference, same file, or
     same date, type, total and payer. The newest match wins."""
     total = sum((line.amount for line in model.lines or []), Decimal(0))
-    voucher_date = model.voucher_date[:10] if model.voucher_date else None
+    voucher_date = model.voucher_date[:10] if model.voucher_date else today.isoformat()
     best: PurchaseVoucher | None = None
     for voucher in books.purchase_vouchers.values():
         if voucher.deleted_at is not None:
@@ -485,7 +485,7 @@ async def create_purchase(request: Request, ctx: OrgCtx) -> DineroJSONResponse:
 async def similar(request: Request, ctx: OrgCtx) -> DineroJSONResponse:
     """Get similar purchase."""
     model = parse_model(PurchaseVoucherCreateModelV2, await read_json(request))
-    match = similar_purchase(ctx.books, model)
+    match = similar_purchase(ctx.books, model, ctx.writer().today)
     return DineroJSONResponse(
         {
             "VoucherNumber": match.voucher_number if match else None,

@@ -1,4 +1,8 @@
-"""Fixtures: an in-process sandbox whose every exchange is checked against Dinero's contract."""
+"""Fixtures: an in-process sandbox whose every exchange is checked against Dinero's contract.
+
+`ContractTransport` (tests/contract.py) wraps the ASGI transport: every response, and every
+request the sandbox accepts, is validated against the OpenAPI subset; a mismatch fails the test.
+"""
 
 from __future__ import annotations
 
@@ -22,31 +26,11 @@ from app.sandbox import (
     SandboxConfig,
     create_sandbox_app,
 )
-from tests.contract import check_exchange
+from tests.contract import ContractTransport
 
 BASE_URL = "http://dinero.test"
 REDIRECT_URI = "https://bridge.example/v1/dinero/oauth/callback"
 SCOPE = "dineropublicapi:read dineropublicapi:write offline_access"
-
-
-class ContractTransport(httpx.AsyncBaseTransport):
-    """Passes requests to the sandbox and checks every exchange against the contract: a
-    response (or an accepted request) that does not match fails the test on the spot."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport, prefix: str = "") -> None:
-        self.inner = inner
-        self.prefix = prefix
-        self.checked = 0
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.inner.handle_async_request(request)
-        await response.aread()
-        check_exchange(request, response, prefix=self.prefix)
-        self.checked += 1
-        return response
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 @pytest.fixture

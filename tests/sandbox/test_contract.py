@@ -10,12 +10,12 @@ from fastapi.responses import JSONResponse
 from tests.contract import (
     NO_BODY,
     ContractError,
+    ContractTransport,
     check_exchange,
     find_operation,
     validate_request,
     validate_response,
 )
-from tests.sandbox.conftest import ContractTransport
 
 PAGINATION = {
     "MaxPageSizeAllowed": 1000,

@@ -21,7 +21,7 @@ from app.sandbox import (
     SandboxTimeout,
     create_sandbox_app,
 )
-from tests.sandbox.conftest import ContractTransport
+from tests.contract import ContractTransport
 
 ORG = 100001
 LEDGER_ID = "5f0c8a1e-3b6d-4e1a-9c2f-7a8b9c0d1e2f"
@@ -219,3 +219,20 @@ async def test_over_a_real_socket_the_connection_is_cut(
         assert len(sandbox.drafts(ORG)) == 1
         ok = await http.get(f"/v1/{ORG}/vatTypes")
         assert ok.status_code == 200
+
+
+async def test_configured_faults_come_back_after_a_reset(clock: FakeClock) -> None:
+    config = SandboxConfig(clock=clock, faults=[FaultRule(kind="error", count=1)])
+    app = create_sandbox_app(config)
+    sandbox: Sandbox = app.state.sandbox
+    token = sandbox.issue_token()
+    transport = ContractTransport(httpx.ASGITransport(app=app))
+    async with httpx.AsyncClient(transport=transport, base_url="http://dinero.test") as http:
+        headers = {"Authorization": f"Bearer {token}"}
+        assert (await http.get(f"/v1/{ORG}/vatTypes", headers=headers)).status_code == 500
+        assert (await http.get(f"/v1/{ORG}/vatTypes", headers=headers)).status_code == 200
+        sandbox.reset()
+        token = sandbox.issue_token()
+        headers = {"Authorization": f"Bearer {token}"}
+        assert (await http.get(f"/v1/{ORG}/vatTypes", headers=headers)).status_code == 500
+    assert config.faults[0].count == 1

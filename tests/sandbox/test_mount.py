@@ -9,8 +9,8 @@ import pytest
 from fastapi import FastAPI
 
 from app.sandbox import FakeClock, Sandbox, SandboxConfig, create_sandbox_app
+from tests.contract import ContractTransport
 from tests.sandbox.conftest import (
-    ContractTransport,
     authorize_params,
     callback_params,
     parse_form,

@@ -184,6 +184,12 @@ async def test_page_size_above_1000_is_clamped(
     assert body["Pagination"]["Result"] == 24
 
 
+async def test_query_names_are_case_insensitive_like_aspnet(api: httpx.AsyncClient) -> None:
+    body = (await api.get(f"{ORG}/contacts", params={"PAGESIZE": 3, "Fields": "Name"})).json()
+    assert body["Pagination"]["PageSize"] == 3
+    assert set(body["Collection"][0]) == {"Name"}
+
+
 async def test_bad_paging_values_are_400(api: httpx.AsyncClient) -> None:
     assert (await api.get(f"{ORG}/contacts", params={"pageSize": 0})).status_code == 400
     assert (await api.get(f"{ORG}/contacts", params={"page": -1})).status_code == 400
