@@ -18,8 +18,20 @@ from app.crypto import TokenCipher
 from app.dinero.client import DineroClient
 from app.dinero.errors import DineroError, DineroOAuthError
 from app.dinero.oauth import LegacyApiKeyAuth, TokenSet, VismaConnectOAuth
+from app.dinero.pacing import (
+    MARGIN_SECONDS,
+    WINDOW_SECONDS,
+    Lane,
+    Pacer,
+    PacerBusy,
+    PacingRules,
+    Reservation,
+    Sleep,
+    plan_slot,
+)
 from app.dinero.tokens import TokenProvider
 from app.errors import AppError
+from app.ops.metrics import DINERO_PACER_WAIT, DINERO_RATE_LIMITED
 from app.runtime import DineroEndpoints
 
 log = structlog.get_logger(__name__)
@@ -40,51 +52,209 @@ class NotConnected(AppError):
     title = "Dinero is not connected"
 
 
-class PostgresPacer:
-    """Even spacing of requests per organization, shared by every worker through one row.
+LOCK_NAMESPACE = 0x50414345  # "PACE": advisory-lock namespace of the request pacer
 
-    Each request reserves the next free slot (`next_slot_at`) atomically and sleeps until it;
-    a 429 pushes the organization's next slot past the penalty for everyone.
+
+def pacer_lock_key(organization_id: int) -> int:
+    """The organization folded into a signed int4: the second key of the pacer's lock.
+
+    Two organizations sharing a key (only if they differ above bit 32) merely share a lock.
+    """
+    folded = (organization_id ^ (organization_id >> 32)) & 0xFFFFFFFF
+    return folded - (1 << 32) if folded >= 1 << 31 else folded
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """One look at an organization's budget (times are the database's)."""
+
+    now: datetime
+    slot_id: int | None = None
+    slot_at: datetime | None = None
+    wait: float = 0.0
+    """Seconds to sleep: until the reserved slot, or (no slot) until it is worth looking again."""
+    busy: bool = False
+
+
+def _lane(value: str) -> Lane:
+    try:
+        return Lane(value)
+    except ValueError:  # written by a newer release: count it like an export
+        return Lane.EXPORT
+
+
+class PostgresPacer:
+    """The exact sliding-window pacer of app/dinero/pacing.py, shared by every worker.
+
+    Reservations are rows of `dinero_request_slots`. One is made in a short transaction holding
+    `pg_advisory_xact_lock(LOCK_NAMESPACE, pacer_lock_key(organization_id))` (the two-int4 key
+    space, which does not overlap the single-bigint keys such as the migrations lock; other
+    two-key users pick other namespaces, e.g. the chart sync's "CHRT"); the caller then sleeps
+    until its slot outside any transaction. All times come from the database's
+    `clock_timestamp()`. Rows older than two windows are deleted by each reservation (an index
+    range scan on the organization's oldest rows).
+
+    A 429 sets `dinero_rate_budgets.paused_until`. New reservations start after it; a request
+    that was already sleeping towards a slot the pause now covers reserves again instead of
+    going out, so a 429 cannot cascade.
     """
 
-    def __init__(self, engine: AsyncEngine, limit_per_minute: int) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        limit_per_minute: int,
+        *,
+        window_seconds: float = WINDOW_SECONDS,
+        margin_seconds: float = MARGIN_SECONDS,
+        follow_up_share: float = 0.10,
+        data_source_share: float = 0.5,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
         self._engine = engine
-        self.interval = timedelta(seconds=60.0 / limit_per_minute)
+        self.rules = PacingRules(
+            limit=limit_per_minute,
+            window=window_seconds,
+            margin=margin_seconds,
+            shares={Lane.FOLLOW_UP: follow_up_share, Lane.DATA_SOURCE: data_source_share},
+        )
+        self._sleep = sleep
 
-    async def acquire(self, organization_id: int) -> None:
+    async def acquire(
+        self, organization_id: int, lane: Lane = Lane.EXPORT, *, max_wait: float | None = None
+    ) -> None:
+        started: datetime | None = None
+        replacing: int | None = None
+        while True:
+            attempt = await self._attempt(
+                organization_id, lane, replacing=replacing, started=started, max_wait=max_wait
+            )
+            started = started or attempt.now
+            replacing = None
+            if attempt.busy:
+                raise PacerBusy(organization_id, lane, attempt.wait)
+            if attempt.slot_id is None or attempt.slot_at is None:
+                await self._sleep(attempt.wait)  # a background lane: look again then
+                continue
+            if attempt.wait > 0:
+                await self._sleep(attempt.wait)
+                if await self._paused_past(organization_id, attempt.slot_at):
+                    replacing = attempt.slot_id
+                    continue
+            waited = (attempt.slot_at - started).total_seconds()
+            DINERO_PACER_WAIT.labels(lane=lane.value).observe(max(waited, 0.0))
+            return
+
+    async def _attempt(
+        self,
+        organization_id: int,
+        lane: Lane,
+        *,
+        replacing: int | None,
+        started: datetime | None,
+        max_wait: float | None,
+    ) -> _Attempt:
+        """Under the organization's lock: reserve a slot, or say when to look again."""
+        org = {"org": organization_id}
         async with self._engine.begin() as conn:
+            await conn.execute(
+                text("SELECT pg_advisory_xact_lock(:ns, :key)"),
+                {"ns": LOCK_NAMESPACE, "key": pacer_lock_key(organization_id)},
+            )
+            if replacing is not None:
+                await conn.execute(
+                    text("DELETE FROM dinero_request_slots WHERE id = :id"), {"id": replacing}
+                )
+            rows = (
+                await conn.execute(
+                    text(
+                        """
+                        SELECT n.now, b.paused_until, s.slot_at, s.lane
+                        FROM (SELECT clock_timestamp() AS now) AS n
+                        LEFT JOIN dinero_rate_budgets AS b ON b.organization_id = :org
+                        LEFT JOIN LATERAL (
+                            SELECT slot_at, lane FROM dinero_request_slots
+                            WHERE organization_id = :org
+                            ORDER BY slot_at DESC
+                            LIMIT :limit
+                        ) AS s ON true
+                        ORDER BY s.slot_at DESC
+                        """
+                    ),
+                    {**org, "limit": self.rules.limit},
+                )
+            ).all()
+            now: datetime = rows[0].now
+
+            def rel(moment: datetime) -> float:
+                return (moment - now).total_seconds()
+
+            paused = rows[0].paused_until
+            plan = plan_slot(
+                self.rules,
+                lane,
+                now=0.0,
+                paused_until=None if paused is None else rel(paused),
+                recent=[
+                    Reservation(rel(r.slot_at), _lane(r.lane))
+                    for r in rows
+                    if r.slot_at is not None
+                ],
+            )
+            if max_wait is not None and plan.eligible_at > rel(started or now) + max_wait:
+                return _Attempt(now=now, wait=plan.eligible_at, busy=True)
+            if plan.slot is None:
+                return _Attempt(now=now, wait=plan.eligible_at)
+            slot_at = now + timedelta(seconds=plan.slot)
             row = (
                 await conn.execute(
                     text(
                         """
-                        INSERT INTO dinero_rate_budgets AS b (organization_id, next_slot_at)
-                        VALUES (:org, clock_timestamp() + :interval)
-                        ON CONFLICT (organization_id) DO UPDATE
-                        SET next_slot_at = greatest(b.next_slot_at, clock_timestamp()) + :interval
-                        RETURNING extract(epoch FROM
-                            (b.next_slot_at - :interval) - clock_timestamp()) AS wait
+                        WITH expired AS (
+                            DELETE FROM dinero_request_slots
+                            WHERE organization_id = :org AND slot_at < clock_timestamp() - :keep
+                        )
+                        INSERT INTO dinero_request_slots (organization_id, slot_at, lane)
+                        VALUES (:org, :slot_at, :lane)
+                        RETURNING id, extract(epoch FROM slot_at - clock_timestamp()) AS wait
                         """
                     ),
-                    {"org": organization_id, "interval": self.interval},
+                    {
+                        **org,
+                        "slot_at": slot_at,
+                        "lane": lane.value,
+                        "keep": timedelta(seconds=2 * self.rules.span),
+                    },
                 )
             ).one()
-        wait = float(row.wait)
-        if wait > 0:
-            await asyncio.sleep(wait)
+        return _Attempt(now=now, slot_id=row.id, slot_at=slot_at, wait=float(row.wait))
+
+    async def _paused_past(self, organization_id: int, slot_at: datetime) -> bool:
+        """Did a 429 pause the organization beyond this slot while we slept towards it?"""
+        async with self._engine.connect() as conn:
+            paused = (
+                await conn.execute(
+                    text(
+                        "SELECT paused_until FROM dinero_rate_budgets WHERE organization_id = :org"
+                    ),
+                    {"org": organization_id},
+                )
+            ).scalar_one_or_none()
+        return paused is not None and paused > slot_at
 
     async def penalize(self, organization_id: int, seconds: float) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(
                 text(
                     """
-                    INSERT INTO dinero_rate_budgets AS b (organization_id, next_slot_at)
+                    INSERT INTO dinero_rate_budgets AS b (organization_id, paused_until)
                     VALUES (:org, clock_timestamp() + :pause)
                     ON CONFLICT (organization_id) DO UPDATE
-                    SET next_slot_at = greatest(b.next_slot_at, clock_timestamp() + :pause)
+                    SET paused_until = greatest(b.paused_until, excluded.paused_until)
                     """
                 ),
                 {"org": organization_id, "pause": timedelta(seconds=seconds)},
             )
+        DINERO_RATE_LIMITED.inc()
         log.warning("dinero_rate_limited", organization_id=organization_id, pause_seconds=seconds)
 
 
@@ -96,7 +266,7 @@ class DineroGateway:
     endpoints: DineroEndpoints
     cipher: TokenCipher
     sessionmaker: async_sessionmaker[AsyncSession]
-    pacer: PostgresPacer
+    pacer: Pacer
 
     @property
     def oauth(self) -> VismaConnectOAuth:
@@ -119,11 +289,36 @@ class DineroGateway:
             token_url=self.endpoints.legacy_token_url,
         )
 
-    def client(self, organization_id: int, tokens: TokenProvider) -> DineroClient:
-        return DineroClient(self.http, self.endpoints.api_url, organization_id, tokens, self.pacer)
+    def client(
+        self,
+        organization_id: int,
+        tokens: TokenProvider,
+        lane: Lane = Lane.EXPORT,
+        *,
+        max_wait: float | None = None,
+    ) -> DineroClient:
+        return DineroClient(
+            self.http,
+            self.endpoints.api_url,
+            organization_id,
+            tokens,
+            self.pacer,
+            lane=lane,
+            max_wait=max_wait,
+        )
 
-    def client_for(self, connection: DineroConnection) -> DineroClient:
-        """A client for a connected company, refreshing its tokens as needed."""
+    def client_for(
+        self,
+        connection: DineroConnection,
+        lane: Lane = Lane.EXPORT,
+        *,
+        max_wait: float | None = None,
+    ) -> DineroClient:
+        """A client for a connected company, refreshing its tokens as needed.
+
+        `lane` says who waits for the requests (app.dinero.pacing.Lane); with `max_wait`, a
+        request that cannot get a slot in time raises PacerBusy instead of waiting.
+        """
         if connection.status == ConnectionStatus.REAUTH_REQUIRED:
             raise ReauthRequired(
                 connection.problem_message or "Dinero refused the stored credentials; reconnect.",
@@ -131,7 +326,10 @@ class DineroGateway:
         if connection.status != ConnectionStatus.CONNECTED or connection.organization_id is None:
             raise NotConnected("Connect Dinero first.")
         return self.client(
-            connection.organization_id, ConnectionTokens(gateway=self, connection_id=connection.id)
+            connection.organization_id,
+            ConnectionTokens(gateway=self, connection_id=connection.id),
+            lane,
+            max_wait=max_wait,
         )
 
 
@@ -247,6 +445,7 @@ __all__ = [
     "DineroError",
     "DineroGateway",
     "NotConnected",
+    "PacerBusy",
     "PostgresPacer",
     "ReauthRequired",
 ]

@@ -12,6 +12,8 @@ from sqlalchemy import (
     DateTime,
     Enum,
     ForeignKey,
+    Identity,
+    Index,
     LargeBinary,
     String,
     Text,
@@ -88,9 +90,26 @@ class OAuthState(Base):
 
 
 class RateBudget(Base):
-    """When the next request to an organization may be sent; shared by every worker."""
+    """An organization's pause after a 429: no request goes out before `paused_until`."""
 
     __tablename__ = "dinero_rate_budgets"
 
     organization_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    next_slot_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    paused_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RequestSlot(Base):
+    """One reserved request slot (the pacer's sliding window, app/connection/gateway.py).
+
+    Rows older than two windows are deleted as new ones come; `lane` is an app.dinero Lane.
+    """
+
+    __tablename__ = "dinero_request_slots"
+    __table_args__ = (
+        Index("ix_dinero_request_slots_organization_id_slot_at", "organization_id", "slot_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    organization_id: Mapped[int] = mapped_column(BigInteger)
+    slot_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    lane: Mapped[str] = mapped_column(Text)

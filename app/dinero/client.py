@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import random
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from app.dinero.models import (
     UploadedFile,
     VatType,
 )
-from app.dinero.pacing import Pacer, Sleep
+from app.dinero.pacing import Lane, Pacer, Sleep
 from app.dinero.paging import (
     MAX_CHANGES_WINDOW,
     MAX_PAGE_SIZE,
@@ -160,6 +161,8 @@ class DineroClient:
         max_upload_bytes: int = MAX_UPLOAD_BYTES,
         ledger_chunk_size: int = MAX_LEDGER_ITEMS_PER_CALL,
         max_changes_window: timedelta = MAX_CHANGES_WINDOW,
+        lane: Lane = Lane.EXPORT,
+        max_wait: float | None = None,
     ) -> None:
         self._transport = Transport(
             http,
@@ -171,12 +174,25 @@ class DineroClient:
             sleep=sleep,
             random_fraction=random_fraction,
             rate_limit_penalty_seconds=rate_limit_penalty_seconds,
+            lane=lane,
+            max_wait=max_wait,
         )
         self.base_url = self._transport.base_url
         self.organization_id = organization_id
         self._max_upload = max_upload_bytes
         self._chunk = ledger_chunk_size
         self._window = max_changes_window
+
+    @property
+    def lane(self) -> Lane:
+        """The pacing lane of this client's requests."""
+        return self._transport.lane
+
+    def with_lane(self, lane: Lane, *, max_wait: float | None = None) -> DineroClient:
+        """A copy whose requests are paced in `lane` (with `max_wait`: PacerBusy past it)."""
+        other = copy.copy(self)
+        other._transport = self._transport.with_lane(lane, max_wait=max_wait)
+        return other
 
     def _org(self, version: str, rest: str) -> str:
         return f"/{version}/{self.organization_id}/{rest}"
@@ -867,10 +883,18 @@ class DineroClientFactory:
     pacer: Pacer
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
-    def for_organization(self, organization_id: int, tokens: TokenProvider) -> DineroClient:
+    def for_organization(
+        self, organization_id: int, tokens: TokenProvider, lane: Lane = Lane.EXPORT
+    ) -> DineroClient:
         """A client bound to one organization and its token provider."""
         return DineroClient(
-            self.http, self.base_url, organization_id, tokens, self.pacer, retry=self.retry
+            self.http,
+            self.base_url,
+            organization_id,
+            tokens,
+            self.pacer,
+            retry=self.retry,
+            lane=lane,
         )
 
 

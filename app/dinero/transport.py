@@ -4,6 +4,7 @@ where repeating is safe, and typed errors; writes with an uncertain outcome say 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import random
 from collections.abc import Callable, Mapping
@@ -21,7 +22,7 @@ from app.dinero.errors import (
     DineroTransportError,
     error_from_response,
 )
-from app.dinero.pacing import Pacer, Sleep
+from app.dinero.pacing import Lane, Pacer, Sleep
 from app.dinero.retry import RetryPolicy, is_transient_status, was_not_sent
 from app.dinero.tokens import TokenProvider
 from app.dinero.wire import dumps, loads
@@ -63,6 +64,8 @@ class Transport:
         sleep: Sleep = asyncio.sleep,
         random_fraction: Callable[[], float] = random.random,
         rate_limit_penalty_seconds: float = RATE_LIMIT_PENALTY_SECONDS,
+        lane: Lane = Lane.EXPORT,
+        max_wait: float | None = None,
     ) -> None:
         self._http = http
         self.base_url = base_url.rstrip("/")
@@ -73,6 +76,17 @@ class Transport:
         self._sleep = sleep
         self._random = random_fraction
         self._penalty = rate_limit_penalty_seconds
+        self.lane = lane
+        """Who waits for these requests: decides how the pacer schedules them."""
+        self.max_wait = max_wait
+        """Longest wait for a slot before the pacer raises PacerBusy (None: no limit)."""
+
+    def with_lane(self, lane: Lane, *, max_wait: float | None = None) -> Transport:
+        """The same transport, paced in another lane."""
+        other = copy.copy(self)
+        other.lane = lane
+        other.max_wait = max_wait
+        return other
 
     async def send(self, call: Call, *, stream: bool = False) -> httpx.Response:
         """Send with pacing, one forced token refresh on 401, and retries where safe."""
@@ -83,7 +97,7 @@ class Transport:
         while True:
             attempt += 1
             if call.org_scoped:
-                await self._pacer.acquire(self.organization_id)
+                await self._pacer.acquire(self.organization_id, self.lane, max_wait=self.max_wait)
             token = await self._tokens.get(force_refresh=refreshed and attempt == 1)
             headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
             if content is not None:

@@ -15,3 +15,13 @@ HTTP_LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+DINERO_PACER_WAIT = Histogram(
+    "dinero_bridge_pacer_wait_seconds",
+    "Time a Dinero request waited for its slot in the per-organization budget, by lane.",
+    ["lane"],
+    buckets=(0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0),
+)
+DINERO_RATE_LIMITED = Counter(
+    "dinero_bridge_dinero_rate_limited_total",
+    "429 answers from Dinero (each pauses the organization's requests).",
+)

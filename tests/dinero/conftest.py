@@ -13,6 +13,7 @@ import pytest
 import respx
 
 from app.dinero import DineroClient, RetryPolicy, StaticTokenProvider
+from app.dinero.pacing import Lane
 from tests.contract import NO_BODY, is_dinero_api_path, validate_request, validate_response
 
 BASE_URL = "https://api.dinero.test"
@@ -71,10 +72,16 @@ class RecordingPacer:
 
     def __init__(self) -> None:
         self.acquired: list[int] = []
+        self.lanes: list[Lane] = []
+        self.max_waits: list[float | None] = []
         self.penalties: list[tuple[int, float]] = []
 
-    async def acquire(self, organization_id: int) -> None:
+    async def acquire(
+        self, organization_id: int, lane: Lane = Lane.EXPORT, *, max_wait: float | None = None
+    ) -> None:
         self.acquired.append(organization_id)
+        self.lanes.append(lane)
+        self.max_waits.append(max_wait)
 
     async def penalize(self, organization_id: int, seconds: float) -> None:
         self.penalties.append((organization_id, seconds))
