@@ -94,23 +94,24 @@ def worker(
     ] = None,
 ) -> None:
     """Run a job worker only (production runs several)."""
-    from app import jobs
+    from app import jobs, services
     from app.db import libpq_url
 
     settings = _settings()
     runtime = _runtime(settings, public_url=(settings.public_url or "http://127.0.0.1:8000"))
 
     async def run() -> None:
-        pool = jobs.create_job_pool(libpq_url(runtime.database_url.get_secret_value()))
-        await jobs.open_jobs(pool)
-        try:
-            log.info("worker_started", mode="standalone")
-            await jobs.job_app.run_worker_async(
-                concurrency=concurrency or settings.worker_concurrency, name="standalone"
-            )
-        finally:
-            await jobs.close_jobs(pool)
-            log.info("worker_stopped")
+        async with services.started(runtime):
+            pool = jobs.create_job_pool(libpq_url(runtime.database_url.get_secret_value()))
+            await jobs.open_jobs(pool)
+            try:
+                log.info("worker_started", mode="standalone")
+                await jobs.job_app.run_worker_async(
+                    concurrency=concurrency or settings.worker_concurrency, name="standalone"
+                )
+            finally:
+                await jobs.close_jobs(pool)
+                log.info("worker_stopped")
 
     asyncio.run(run())
 

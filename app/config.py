@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     dinero_client_secret: SecretStr | None = None
     dinero_redirect_uri: str | None = None
     dinero_rate_limit_per_minute: int = Field(default=100, ge=1, le=10_000)
+    dinero_follow_up_share: float = Field(default=0.10, gt=0, le=1)
+    """Most of the per-minute budget that polling drafts for approval may use (idle only)."""
+    dinero_data_source_share: float = Field(default=0.5, gt=0, le=1)
+    """Most of the per-minute budget that dashboard data imports may use (idle only)."""
 
     auth_jwt_secret: SecretStr | None = None
     auth_jwks_url: str | None = None
@@ -44,6 +48,8 @@ class Settings(BaseSettings):
     """Where this service is reachable from a browser; defaults to http://{host}:{port}."""
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
+    chart_sync_interval_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    """How often each connected company's chart of accounts is synced from Dinero."""
     worker_concurrency: int = Field(default=4, ge=1, le=64)
 
     @field_validator("receipt_allowed_hosts", mode="before")

@@ -14,7 +14,12 @@ import procrastinate
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.ext.asyncio import AsyncSession
 
-TASK_MODULES: tuple[str, ...] = ("app.ops.tasks",)
+TASK_MODULES: tuple[str, ...] = (
+    "app.ops.tasks",
+    "app.chart.tasks",
+    "app.datasources.tasks",
+    "app.exports.tasks",
+)
 
 job_app = procrastinate.App(connector=procrastinate.PsycopgConnector())
 

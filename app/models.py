@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import importlib
 
-MODEL_MODULES: tuple[str, ...] = ("app.companies.models", "app.connection.models")
+MODEL_MODULES: tuple[str, ...] = (
+    "app.companies.models",
+    "app.connection.models",
+    "app.chart.models",
+    "app.datasources.models",
+    "app.exports.models",
+)
 
 
 def import_all_models() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.connection.models import DineroConnection, OAuthState
 from app.dinero.oauth import code_challenge_s256
+from app.exports.models import Export, ExportItem, ItemStatus, ItemType, Step
 from app.main import create_app
 from tests.conftest import bearer, bind_to_connection, make_runtime, running
 
@@ -287,6 +288,30 @@ async def test_members_read_but_cannot_connect(api: httpx.AsyncClient) -> None:
     assert missing_key.status_code == 422
 
 
+async def _exported_item(db: AsyncSession, company: str) -> None:
+    """An item that reached Dinero (its voucher is in the current organization's books)."""
+    export = Export(company_id=company, source="api", created_at=datetime.now(UTC), item_ids=[])
+    db.add(export)
+    await db.flush()
+    db.add(
+        ExportItem(
+            company_id=company,
+            export_id=export.id,
+            external_id="exp_1",
+            type=ItemType.CARD_EXPENSE,
+            status=ItemStatus.AWAITING_APPROVAL,
+            step=Step.CREATED,
+            voucher_date=date(2026, 11, 3),
+            currency="DKK",
+            amount_minor=100,
+            dkk_amount_minor=100,
+            lines=[],
+            receipts=[],
+        )
+    )
+    await db.flush()
+
+
 async def test_switching_organization_needs_confirmation_and_disconnect_keeps_history(
     api: httpx.AsyncClient, dinero: respx.MockRouter, db: AsyncSession
 ) -> None:
@@ -298,6 +323,14 @@ async def test_switching_organization_needs_confirmation_and_disconnect_keeps_hi
         json={"organization_id": ORG, "method": "api_key", "api_key": API_KEY},
         headers=bearer(),
     )
+    # With nothing exported yet, another organization may be chosen freely.
+    free = await api.put(
+        "/v1/companies/acme/dinero/connection",
+        json={"organization_id": 200003, "method": "oauth"},
+        headers=bearer(),
+    )
+    assert free.status_code == 200
+    await _exported_item(db, "acme")
     switch = await api.put(
         "/v1/companies/acme/dinero/connection",
         json={"organization_id": 200002, "method": "oauth"},

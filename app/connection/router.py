@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import structlog
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from app.connection import service
@@ -97,9 +97,22 @@ async def read_connection(access: CompanyMember, session: SessionDep) -> Connect
 
 
 @router.delete("/v1/companies/{company}/dinero/connection", status_code=204)
-async def disconnect(access: CompanyAdmin, session: SessionDep, gateway: GatewayDep) -> Response:
+async def disconnect(
+    access: CompanyAdmin, session: SessionDep, gateway: GatewayDep, background: BackgroundTasks
+) -> Response:
     """Disconnect: Dinero credentials are destroyed (and revoked); history stays."""
-    await service.disconnect(session=session, gateway=gateway, company_id=access.company.id)
+    refresh_token = await service.disconnect(
+        session=session, gateway=gateway, company_id=access.company.id
+    )
+    if refresh_token is not None:
+        # SessionDep commits when this function returns (scope="function"), before the
+        # response is sent; background tasks run after the response, so after the commit.
+        background.add_task(
+            service.revoke_after_disconnect,
+            gateway=gateway,
+            company_id=access.company.id,
+            refresh_token=refresh_token,
+        )
     return Response(status_code=204)
 
 

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.chart.tasks import request_sync
 from app.connection.gateway import DineroGateway
 from app.connection.models import (
     ConnectionMethod,
@@ -19,11 +20,14 @@ from app.connection.models import (
     DineroConnection,
     OAuthState,
 )
+from app.crypto import DecryptionFailed
 from app.dinero.errors import DineroError, DineroNotPro, DineroOAuthError, DineroUnauthorized
 from app.dinero.models import Organization
 from app.dinero.oauth import TokenSet, new_code_verifier
+from app.dinero.pacing import Lane
 from app.dinero.tokens import StaticTokenProvider
 from app.errors import AppError, Conflict
+from app.exports.models import ExportItem, Step
 
 log = structlog.get_logger(__name__)
 
@@ -57,19 +61,31 @@ async def get_connection(*, session: AsyncSession, company_id: str) -> DineroCon
     ).scalar_one_or_none()
 
 
-def _check_switch(
-    existing: DineroConnection | None, organization_id: int, *, confirm_switch: bool
+async def _check_switch(
+    session: AsyncSession,
+    existing: DineroConnection | None,
+    organization_id: int,
+    *,
+    confirm_switch: bool,
 ) -> None:
-    """Refuse to point a company with history at different books unless the admin says so."""
+    """Refuse to point a company whose exports are in Dinero at other books, unless confirmed."""
     if (
-        existing is not None
-        and existing.organization_id is not None
-        and existing.organization_id != organization_id
-        and existing.connected_at is not None
-        and not confirm_switch
+        existing is None
+        or existing.organization_id is None
+        or existing.organization_id == organization_id
+        or confirm_switch
     ):
+        return
+    exported = (
+        await session.execute(
+            select(ExportItem.id)
+            .where(ExportItem.company_id == existing.company_id, ExportItem.step != Step.NEW)
+            .limit(1)
+        )
+    ).first()
+    if exported is not None:
         raise Conflict(
-            f"This company has been connected to Dinero organization {existing.organization_id}. "
+            f"This company's exports are in Dinero organization {existing.organization_id}. "
             f"Connecting it to {organization_id} sends future exports to other books; "
             'send "confirm_switch": true if that is intended.',
             code="organization_switch_requires_confirmation",
@@ -87,7 +103,7 @@ async def start_oauth(
 ) -> tuple[DineroConnection, str]:
     """Record a single-use, expiring state bound to the company; return the approval URL."""
     existing = await get_connection(session=session, company_id=company_id)
-    _check_switch(existing, organization_id, confirm_switch=confirm_switch)
+    await _check_switch(session, existing, organization_id, confirm_switch=confirm_switch)
     state = secrets.token_urlsafe(32)
     verifier = new_code_verifier()
     session.add(
@@ -114,7 +130,9 @@ async def verify_organization(
     *, gateway: DineroGateway, organization_id: int, tokens: TokenSet
 ) -> Organization:
     """The approved login must reach the organization, and the organization must have Pro."""
-    client = gateway.client(organization_id, StaticTokenProvider(tokens.access_token))
+    client = gateway.client(
+        organization_id, StaticTokenProvider(tokens.access_token), Lane.INTERACTIVE
+    )
     try:
         organizations = await client.list_organizations()
         organization = next((o for o in organizations if o.id == organization_id), None)
@@ -194,7 +212,7 @@ async def connect_api_key(
 ) -> DineroConnection:
     """Check the key against the organization at once; store it only if everything holds."""
     existing = await get_connection(session=session, company_id=company_id)
-    _check_switch(existing, organization_id, confirm_switch=confirm_switch)
+    await _check_switch(session, existing, organization_id, confirm_switch=confirm_switch)
     try:
         tokens = await gateway.legacy.password_grant(api_key)
     except DineroOAuthError as exc:
@@ -235,6 +253,7 @@ async def connect_api_key(
         api_key=api_key,
     )
     await session.flush()
+    await request_sync(session, company_id)
     log.info("dinero_connected", company_id=company_id, organization_id=organization_id)
     return conn
 
@@ -302,7 +321,9 @@ async def finish_oauth(
     tokens: TokenSet,
 ) -> DineroConnection:
     existing = await get_connection(session=session, company_id=consumed.company_id)
-    _check_switch(existing, consumed.organization_id, confirm_switch=consumed.confirm_switch)
+    await _check_switch(
+        session, existing, consumed.organization_id, confirm_switch=consumed.confirm_switch
+    )
     conn = existing or DineroConnection(company_id=consumed.company_id)
     if existing is None:
         session.add(conn)
@@ -315,6 +336,7 @@ async def finish_oauth(
         api_key=None,
     )
     await session.flush()
+    await request_sync(session, consumed.company_id)
     log.info("dinero_connected", company_id=consumed.company_id, organization_id=organization.id)
     return conn
 
@@ -327,11 +349,18 @@ async def abandon_pending(*, session: AsyncSession, company_id: str) -> None:
         await session.flush()
 
 
-async def disconnect(*, session: AsyncSession, gateway: DineroGateway, company_id: str) -> None:
-    """Destroy the credentials (revoking where Dinero allows); keep the history."""
+async def disconnect(
+    *, session: AsyncSession, gateway: DineroGateway, company_id: str
+) -> SecretStr | None:
+    """Destroy the credentials; keep the history. Returns the refresh token to revoke.
+
+    Nothing is sent to Dinero here: the caller commits first, then hands the token to
+    `revoke_after_disconnect`, so a revocation never happens for a disconnect that did not
+    commit, and a slow Dinero never holds the row's transaction open.
+    """
     conn = await get_connection(session=session, company_id=company_id)
     if conn is None:
-        return
+        return None
     refresh = conn.refresh_token_enc
     conn.status = ConnectionStatus.NOT_CONNECTED
     conn.access_token_enc = None
@@ -346,10 +375,31 @@ async def disconnect(*, session: AsyncSession, gateway: DineroGateway, company_i
         .values(used_at=datetime.now(UTC))
     )
     await session.flush()
-    if refresh is not None:
-        try:
-            await gateway.oauth.revoke(gateway.cipher.decrypt(refresh))
-        except DineroError as exc:
-            # The token is gone from our side either way; Dinero expires it on its own.
-            log.warning("dinero_revoke_failed", company_id=company_id, error=str(exc))
     log.info("dinero_disconnected", company_id=company_id)
+    if refresh is None:
+        return None
+    try:
+        return gateway.cipher.decrypt(refresh)
+    except DecryptionFailed:
+        # A lost key must not block disconnecting; the token cannot be revoked then.
+        log.warning("dinero_revoke_skipped", company_id=company_id, reason="undecryptable")
+        return None
+
+
+async def revoke_after_disconnect(
+    *, gateway: DineroGateway, company_id: str, refresh_token: SecretStr
+) -> None:
+    """Best effort, after the disconnect committed: ask Dinero to revoke the refresh token.
+
+    Never raises: the token is already gone from our side, and Dinero expires it on its own.
+    """
+    try:
+        revoked = await gateway.oauth.revoke(refresh_token)
+    except DineroError as exc:
+        log.warning("dinero_revoke_failed", company_id=company_id, error=str(exc))
+        return
+    except Exception as exc:  # a background task must not fail after the response was sent
+        log.exception("dinero_revoke_failed", company_id=company_id, error=repr(exc))
+        return
+    if revoked:
+        log.info("dinero_token_revoked", company_id=company_id)

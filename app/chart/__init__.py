@@ -1,0 +1,1 @@
+"""Dinero chart of accounts: categories, tax codes, deposit accounts and account mappings."""

@@ -1,0 +1,194 @@
+"""Chart endpoints: sync, categories, tax codes, deposit accounts and account settings."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.chart import service
+from app.chart.models import Category, ChartSync
+from app.chart.schemas import (
+    CategoryOut,
+    CategoryPatch,
+    DepositAccountOut,
+    ExportReadiness,
+    MappingProblemOut,
+    SettingsIn,
+    SettingsOut,
+    SyncOut,
+    TaxCodeOut,
+)
+from app.chart.tasks import request_sync
+from app.connection.gateway import NotConnected
+from app.connection.models import ConnectionStatus
+from app.connection.service import get_connection
+from app.deps import CompanyAdmin, CompanyMember, SessionDep
+from app.errors import problem_doc
+from app.exports.tasks import kick
+
+router = APIRouter(tags=["chart"])
+
+COMPANY = "/v1/companies/{company}"
+
+
+def _category_out(category: Category) -> CategoryOut:
+    return CategoryOut(
+        id=category.id,
+        account_number=category.account_number,
+        account_name=category.account_name,
+        name=category.name or category.account_name,
+        custom_name=category.name,
+        tax_code=category.tax_code,
+        active=category.active,
+        inactive_reason=category.inactive_reason,
+        hidden=category.hidden,
+    )
+
+
+def _sync_out(state: ChartSync | None) -> SyncOut:
+    if state is None:
+        return SyncOut(status="never")
+    status = state.status
+    waiting = state.requested_at is not None and (
+        state.started_at is None or state.requested_at > state.started_at
+    )
+    if waiting and status != "running":
+        status = "queued"
+    return SyncOut(
+        status=status,
+        requested_at=state.requested_at,
+        started_at=state.started_at,
+        finished_at=state.finished_at,
+        succeeded_at=state.succeeded_at,
+        error_code=state.error_code,
+        error_message=state.error_message,
+        changes=state.changes,
+    )
+
+
+@router.post(
+    f"{COMPANY}/dinero/sync",
+    status_code=202,
+    response_model=SyncOut,
+    operation_id="request_chart_sync",
+    responses={409: problem_doc("Dinero is not connected (or must be reconnected).")},
+)
+async def request_chart_sync(access: CompanyAdmin, session: SessionDep) -> SyncOut:
+    """Sync the chart of accounts and VAT types from Dinero now, in the background."""
+    connection = await get_connection(session=session, company_id=access.company.id)
+    if connection is None or connection.status != ConnectionStatus.CONNECTED:
+        raise NotConnected("Connect Dinero before syncing the chart of accounts.")
+    await request_sync(session, access.company.id)
+    return _sync_out(await session.get(ChartSync, access.company.id))
+
+
+@router.get(f"{COMPANY}/dinero/sync", response_model=SyncOut, operation_id="get_chart_sync")
+async def get_chart_sync(access: CompanyMember, session: SessionDep) -> SyncOut:
+    """The state of the chart sync: queued, running, when it last succeeded, why it failed."""
+    return _sync_out(await session.get(ChartSync, access.company.id))
+
+
+@router.get(
+    f"{COMPANY}/categories", response_model=list[CategoryOut], operation_id="list_categories"
+)
+async def list_categories(
+    access: CompanyMember, session: SessionDep, visible_only: bool = False
+) -> list[CategoryOut]:
+    """Expense categories, one per purchase account; `visible_only` gives employees' list."""
+    categories = await service.list_categories(session, access.company.id)
+    if visible_only:
+        categories = [c for c in categories if c.active and not c.hidden]
+    return [_category_out(c) for c in categories]
+
+
+@router.patch(
+    f"{COMPANY}/categories/{{category_id}}",
+    response_model=CategoryOut,
+    operation_id="update_category",
+)
+async def update_category(
+    category_id: uuid.UUID, body: CategoryPatch, access: CompanyAdmin, session: SessionDep
+) -> CategoryOut:
+    """Rename a category, hide it from employees, or set its default tax code."""
+    changes = body.model_dump(exclude_unset=True)
+    category = await service.update_category(session, access.company.id, category_id, changes)
+    await kick(session, access.company.id)  # items waiting on this category may go now
+    return _category_out(category)
+
+
+@router.get(f"{COMPANY}/tax-codes", response_model=list[TaxCodeOut], operation_id="list_tax_codes")
+async def list_tax_codes(access: CompanyMember, session: SessionDep) -> list[TaxCodeOut]:
+    """Dinero's VAT types for the organization, plus `none` (no VAT)."""
+    codes = await service.present_tax_codes(session, access.company.id)
+    return [TaxCodeOut(code=c.code, name=c.name, rate=c.rate) for c in codes]
+
+
+@router.get(
+    f"{COMPANY}/deposit-accounts",
+    response_model=list[DepositAccountOut],
+    operation_id="list_deposit_accounts",
+)
+async def list_deposit_accounts(
+    access: CompanyMember, session: SessionDep
+) -> list[DepositAccountOut]:
+    """The deposit accounts ("Beholdning") the account settings can use."""
+    accounts = await service.deposit_accounts(session, access.company.id)
+    return [
+        DepositAccountOut(
+            account_number=a.account_number,
+            name=a.name,
+            is_default=a.is_default_deposit,
+            bank_registration_number=a.bank_registration_number,
+            bank_account_number=a.bank_account_number,
+            bank_iban_number=a.bank_iban_number,
+        )
+        for a in accounts
+    ]
+
+
+async def _settings_out(session: AsyncSession, company_id: str) -> SettingsOut:
+    settings = await service.get_settings(session, company_id)
+    readiness = await service.readiness(session, company_id)
+    problems = await service.mapping_problems(session, company_id, settings)
+    return SettingsOut(
+        deposit_account=settings.deposit_account,
+        out_of_pocket_account=settings.out_of_pocket_account,
+        reimbursement_account=settings.reimbursement_account,
+        top_up_account=settings.top_up_account,
+        exports={
+            r.export_type: ExportReadiness(ready=r.ready, missing=r.missing, message=r.message)
+            for r in readiness
+        },
+        problems=[
+            MappingProblemOut(
+                code=p.code,
+                message=p.message,
+                field=p.field,
+                account_number=p.account_number,
+                category_id=p.category_id,
+            )
+            for p in problems
+        ],
+    )
+
+
+@router.get(
+    f"{COMPANY}/dinero/settings", response_model=SettingsOut, operation_id="get_dinero_settings"
+)
+async def get_dinero_settings(access: CompanyMember, session: SessionDep) -> SettingsOut:
+    """The account mappings, which export types are ready, and what needs attention."""
+    return await _settings_out(session, access.company.id)
+
+
+@router.put(
+    f"{COMPANY}/dinero/settings", response_model=SettingsOut, operation_id="put_dinero_settings"
+)
+async def put_dinero_settings(
+    body: SettingsIn, access: CompanyAdmin, session: SessionDep
+) -> SettingsOut:
+    """Set the account mappings; each must be one of the synced deposit accounts."""
+    await service.put_settings(session, access.company.id, body.model_dump())
+    await kick(session, access.company.id)  # items waiting for a mapping may go now
+    return await _settings_out(session, access.company.id)

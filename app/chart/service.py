@@ -1,0 +1,249 @@
+"""Categories, tax codes, deposit accounts and account mappings as the admin sees them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.chart.models import Category, ChartSync, CompanySettings, DineroAccount, TaxCode
+from app.errors import NotFound, ValidationFailed
+
+MAPPING_FIELDS = (
+    "deposit_account",
+    "out_of_pocket_account",
+    "reimbursement_account",
+    "top_up_account",
+)
+
+FIELD_LABELS = {
+    "deposit_account": "deposit account (the company card / wallet)",
+    "out_of_pocket_account": "out-of-pocket account",
+    "reimbursement_account": "reimbursement account (the bank account paying reimbursements)",
+    "top_up_account": "top-up account (the bank account wallet top-ups come from)",
+}
+
+EXPORT_NEEDS: dict[str, tuple[str, ...]] = {
+    "card_expense": ("deposit_account",),
+    "out_of_pocket_expense": ("out_of_pocket_account",),
+    "reimbursement": ("out_of_pocket_account", "reimbursement_account"),
+    "wallet_top_up": ("deposit_account", "top_up_account"),
+}
+"""Which mappings each export type needs (the top-up account falls back to reimbursement)."""
+
+
+async def list_categories(session: AsyncSession, company_id: str) -> list[Category]:
+    rows = await session.execute(
+        select(Category).where(Category.company_id == company_id).order_by(Category.account_number)
+    )
+    return list(rows.scalars())
+
+
+async def get_category(session: AsyncSession, company_id: str, category_id: uuid.UUID) -> Category:
+    category = await session.get(Category, category_id)
+    if category is None or category.company_id != company_id:
+        raise NotFound("No such category.", code="category_not_found")
+    return category
+
+
+async def present_tax_codes(session: AsyncSession, company_id: str) -> list[TaxCode]:
+    rows = await session.execute(
+        select(TaxCode)
+        .where(TaxCode.company_id == company_id, TaxCode.present)
+        .order_by(TaxCode.code)
+    )
+    return list(rows.scalars())
+
+
+async def update_category(
+    session: AsyncSession, company_id: str, category_id: uuid.UUID, changes: Mapping[str, Any]
+) -> Category:
+    """Apply the admin's rename / hide / default tax code; unknown tax codes are refused."""
+    category = await get_category(session, company_id, category_id)
+    if "tax_code" in changes and changes["tax_code"] is not None:
+        codes = {tax.code for tax in await present_tax_codes(session, company_id)}
+        if changes["tax_code"] not in codes:
+            raise ValidationFailed(
+                f"{changes['tax_code']} is not one of the organization's VAT codes in Dinero.",
+                code="tax_code_unknown",
+                errors={"tax_code": f"Use one of: {', '.join(sorted(codes)) or '(sync first)'}."},
+            )
+    if "name" in changes:
+        name = changes["name"]
+        category.name = name.strip() if isinstance(name, str) and name.strip() else None
+    if "tax_code" in changes:
+        category.tax_code = changes["tax_code"]
+    if "hidden" in changes and changes["hidden"] is not None:
+        category.hidden = bool(changes["hidden"])
+    await session.flush()
+    return category
+
+
+async def deposit_accounts(session: AsyncSession, company_id: str) -> list[DineroAccount]:
+    """The deposit accounts ("Beholdning") the mappings may use: present, not hidden."""
+    rows = await session.execute(
+        select(DineroAccount)
+        .where(
+            DineroAccount.company_id == company_id,
+            DineroAccount.is_deposit,
+            DineroAccount.present,
+            DineroAccount.hidden_in_dinero.is_(False),
+        )
+        .order_by(DineroAccount.account_number)
+    )
+    return list(rows.scalars())
+
+
+async def get_settings(session: AsyncSession, company_id: str) -> CompanySettings:
+    settings = await session.get(CompanySettings, company_id)
+    if settings is None:
+        settings = CompanySettings(company_id=company_id)
+    return settings
+
+
+async def put_settings(
+    session: AsyncSession, company_id: str, values: Mapping[str, int | None]
+) -> CompanySettings:
+    """Replace the mappings; every account must be a synced deposit account, or nothing changes."""
+    usable = {a.account_number: a for a in await deposit_accounts(session, company_id)}
+    errors: dict[str, str] = {}
+    for name in MAPPING_FIELDS:
+        number = values.get(name)
+        if number is not None and number not in usable:
+            if not usable:
+                errors[name] = "No deposit accounts are synced from Dinero yet; run a sync first."
+            else:
+                choices = ", ".join(f"{n} {a.name}" for n, a in usable.items())
+                errors[name] = (
+                    f"{number} is not a deposit account (Beholdning) in Dinero. "
+                    f"Choose one of: {choices}."
+                )
+    if errors:
+        raise ValidationFailed(
+            "Each account must be one of the organization's deposit accounts in Dinero.",
+            code="account_not_deposit",
+            errors=errors,
+        )
+    settings = await session.get(CompanySettings, company_id, with_for_update=True)
+    if settings is None:
+        settings = CompanySettings(company_id=company_id)
+        session.add(settings)
+    for name in MAPPING_FIELDS:
+        setattr(settings, name, values.get(name))
+    await session.flush()
+    return settings
+
+
+def effective_accounts(settings: CompanySettings) -> dict[str, int | None]:
+    """The mapping each export uses: the top-up account defaults to the reimbursement account."""
+    return {
+        "deposit_account": settings.deposit_account,
+        "out_of_pocket_account": settings.out_of_pocket_account,
+        "reimbursement_account": settings.reimbursement_account,
+        "top_up_account": settings.top_up_account or settings.reimbursement_account,
+    }
+
+
+@dataclass(frozen=True)
+class Readiness:
+    export_type: str
+    ready: bool
+    missing: list[str]
+    message: str | None
+
+
+@dataclass(frozen=True)
+class MappingProblem:
+    code: str
+    message: str
+    field: str | None = None
+    account_number: int | None = None
+    category_id: uuid.UUID | None = None
+
+
+async def mapping_problems(
+    session: AsyncSession, company_id: str, settings: CompanySettings
+) -> list[MappingProblem]:
+    """What the admin must fix: mapped accounts gone from Dinero, inactive categories in use."""
+    problems: list[MappingProblem] = []
+    usable = {a.account_number for a in await deposit_accounts(session, company_id)}
+    for name in MAPPING_FIELDS:
+        number = getattr(settings, name)
+        if number is not None and number not in usable:
+            problems.append(
+                MappingProblem(
+                    code="mapped_account_unavailable",
+                    field=name,
+                    account_number=number,
+                    message=(
+                        f"The {FIELD_LABELS[name]} {number} is hidden in or gone from Dinero; "
+                        "choose another deposit account."
+                    ),
+                )
+            )
+    in_use = await categories_in_use(session, company_id)
+    for category in await list_categories(session, company_id):
+        if not category.active and category.id in in_use:
+            why = (
+                "hidden in Dinero"
+                if category.inactive_reason == "hidden_in_dinero"
+                else "no longer in Dinero's chart of accounts"
+            )
+            problems.append(
+                MappingProblem(
+                    code="category_inactive_in_use",
+                    account_number=category.account_number,
+                    category_id=category.id,
+                    message=(
+                        f"Category {category.name or category.account_name} "
+                        f"(account {category.account_number}) is {why}, "
+                        f"but {in_use[category.id]} queued export item(s) use it."
+                    ),
+                )
+            )
+    return problems
+
+
+async def categories_in_use(session: AsyncSession, company_id: str) -> dict[uuid.UUID, int]:
+    """Category id → number of not yet exported items using it (filled in by the exports)."""
+    from app.chart import usage
+
+    return await usage.categories_in_use(session, company_id)
+
+
+async def readiness(session: AsyncSession, company_id: str) -> list[Readiness]:
+    """For each export type: can it go, and which mapping does it still lack?"""
+    settings = await get_settings(session, company_id)
+    accounts = effective_accounts(settings)
+    usable = {a.account_number for a in await deposit_accounts(session, company_id)}
+    synced = await session.get(ChartSync, company_id)
+    out: list[Readiness] = []
+    for export_type, needs in EXPORT_NEEDS.items():
+        missing = [name for name in needs if accounts[name] is None]
+        unusable = [
+            name for name in needs if accounts[name] is not None and accounts[name] not in usable
+        ]
+        message = None
+        if synced is None or synced.succeeded_at is None:
+            message = "The chart of accounts has not been synced from Dinero yet."
+        if missing:
+            message = "Map the " + " and the ".join(FIELD_LABELS[name] for name in missing) + "."
+        elif unusable:
+            message = (
+                "Choose another "
+                + " and another ".join(FIELD_LABELS[name] for name in unusable)
+                + ": the mapped one is no longer a deposit account in Dinero."
+            )
+        out.append(
+            Readiness(
+                export_type=export_type,
+                ready=message is None,
+                missing=missing + unusable,
+                message=message,
+            )
+        )
+    return out

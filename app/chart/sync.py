@@ -1,0 +1,390 @@
+"""Chart sync: read Dinero's accounts and VAT types, and apply only what changed.
+
+One sync per company at a time (a session-level advisory lock held on its own connection, not a
+transaction: no transaction stays open while Dinero answers). The five lists are read first; only
+when all five arrived is anything written, in one transaction, so a failed sync changes nothing
+already synced and only records why it failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from sqlalchemy import insert, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from app.chart.models import NO_VAT, Category, ChartSync, DineroAccount, TaxCode
+from app.connection.gateway import DineroGateway, NotConnected, ReauthRequired
+from app.connection.models import ConnectionStatus, DineroConnection
+from app.dinero.errors import DineroError
+from app.dinero.models import AccountingYear, DepositAccount, EntryAccount, VatType
+from app.dinero.pacing import Lane
+from app.exports.tasks import kick
+from app.services import Services
+
+log = structlog.get_logger(__name__)
+
+LOCK_NAMESPACE = 0x43485254  # "CHRT": advisory-lock namespace of chart syncs
+NO_VAT_NAME = "Ingen moms"
+SYNC_PROBLEM_PREFIX = "chart_sync_"
+RATE_PLACES = Decimal("0.0001")
+CHART_REQUESTS = 5
+
+
+@dataclass
+class SyncOutcome:
+    status: str
+    """succeeded, failed or already_running."""
+    requests: int = 0
+    changes: int = 0
+    error_code: str | None = None
+    error_message: str | None = None
+    summary: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Chart:
+    entry: list[EntryAccount]
+    purchase: list[EntryAccount]
+    deposit: list[DepositAccount]
+    vat_types: list[VatType]
+    years: list[AccountingYear]
+
+
+@contextlib.asynccontextmanager
+async def company_lock(engine: AsyncEngine, company_id: str) -> AsyncIterator[bool]:
+    """Try to take the company's sync lock; yields False when another sync holds it."""
+    async with engine.connect() as conn:
+        params = {"ns": LOCK_NAMESPACE, "company": company_id}
+        got = bool(
+            (
+                await conn.execute(
+                    text("SELECT pg_try_advisory_lock(:ns, hashtext(:company))"), params
+                )
+            ).scalar_one()
+        )
+        await conn.commit()
+        try:
+            yield got
+        finally:
+            if got:
+                await conn.execute(
+                    text("SELECT pg_advisory_unlock(:ns, hashtext(:company))"), params
+                )
+                await conn.commit()
+
+
+async def read_chart(gateway: DineroGateway, connection: DineroConnection) -> Chart:
+    """The lists Dinero has (none is paged), read concurrently: one request each, five in all."""
+    client = gateway.client_for(connection, lane=Lane.INTERACTIVE)
+    entry, purchase, deposit, vat_types, years = await asyncio.gather(
+        client.entry_accounts(),
+        client.purchase_accounts(),
+        client.deposit_accounts(),
+        client.vat_types(),
+        client.accounting_years(),
+    )
+    return Chart(entry=entry, purchase=purchase, deposit=deposit, vat_types=vat_types, years=years)
+
+
+async def sync_chart(services: Services, company_id: str) -> SyncOutcome:
+    """Run one sync for the company now (the job calls this)."""
+    async with company_lock(services.engine, company_id) as got:
+        if not got:
+            log.info("chart_sync_already_running", company_id=company_id)
+            return SyncOutcome(status="already_running")
+        return await _sync_locked(services, company_id)
+
+
+async def _sync_locked(services: Services, company_id: str) -> SyncOutcome:
+    started = datetime.now(UTC)
+    async with services.sessionmaker() as session, session.begin():
+        connection = await _connection(session, company_id)
+        state = await _state(session, company_id)
+        state.status = "running"
+        state.started_at = started
+    if connection is None or connection.status == ConnectionStatus.NOT_CONNECTED:
+        return await _failed(services, company_id, "not_connected", "Connect Dinero first.")
+    try:
+        chart = await read_chart(services.dinero, connection)
+    except (ReauthRequired, NotConnected) as exc:
+        return await _failed(services, company_id, exc.code, exc.detail)
+    except DineroError as exc:
+        message = f"Dinero could not be read: {exc}"
+        return await _failed(services, company_id, "chart_sync_failed", message)
+    async with services.sessionmaker() as session, session.begin():
+        summary = await apply_chart(session, company_id, chart)
+        changes = sum(summary.values())
+        state = await _state(session, company_id)
+        now = datetime.now(UTC)
+        state.status = "succeeded"
+        state.finished_at = now
+        state.succeeded_at = now
+        state.error_code = None
+        state.error_message = None
+        state.organization_id = connection.organization_id
+        state.requests = CHART_REQUESTS
+        state.changes = changes
+        years = [
+            {"name": y.name or "", "from": y.from_date.isoformat(), "to": y.to_date.isoformat()}
+            for y in chart.years
+            if y.from_date is not None and y.to_date is not None
+        ]
+        if state.accounting_years != years:
+            state.accounting_years = years
+        conn = await _connection(session, company_id)
+        if conn is not None:
+            conn.last_synced_at = now
+            if conn.problem_code and conn.problem_code.startswith(SYNC_PROBLEM_PREFIX):
+                conn.problem_code = None
+                conn.problem_message = None
+        await kick(session, company_id)  # items waiting on the chart may go now
+    log.info("chart_synced", company_id=company_id, changes=changes, **summary)
+    return SyncOutcome(
+        status="succeeded", requests=CHART_REQUESTS, changes=changes, summary=summary
+    )
+
+
+async def _failed(services: Services, company_id: str, code: str, message: str) -> SyncOutcome:
+    """Record why the sync failed, on the sync state and on the connection; nothing else."""
+    async with services.sessionmaker() as session, session.begin():
+        state = await _state(session, company_id)
+        state.status = "failed"
+        state.finished_at = datetime.now(UTC)
+        state.error_code = code
+        state.error_message = message
+        conn = await _connection(session, company_id)
+        if conn is not None and conn.status == ConnectionStatus.CONNECTED:
+            conn.problem_code = f"{SYNC_PROBLEM_PREFIX}failed"
+            conn.problem_message = f"The last chart sync failed: {message}"
+    log.warning("chart_sync_failed", company_id=company_id, code=code, reason=message)
+    return SyncOutcome(status="failed", error_code=code, error_message=message)
+
+
+async def _connection(session: AsyncSession, company_id: str) -> DineroConnection | None:
+    return (
+        await session.execute(
+            select(DineroConnection).where(DineroConnection.company_id == company_id)
+        )
+    ).scalar_one_or_none()
+
+
+async def _state(session: AsyncSession, company_id: str) -> ChartSync:
+    state = await session.get(ChartSync, company_id, with_for_update=True)
+    if state is None:
+        state = ChartSync(company_id=company_id, status="never", requests=0, changes=0)
+        session.add(state)
+    return state
+
+
+# --- applying a chart ---------------------------------------------------------------------------
+
+
+def _incoming_accounts(chart: Chart) -> dict[int, dict[str, Any]]:
+    """Dinero's three account lists merged by account number."""
+    merged: dict[int, dict[str, Any]] = {}
+
+    def base(number: int) -> dict[str, Any]:
+        return merged.setdefault(
+            number,
+            {
+                "is_entry": False,
+                "is_purchase": False,
+                "is_deposit": False,
+                "is_default_deposit": False,
+                "hidden_in_dinero": False,
+                "vat_code": None,
+                "category": None,
+                "bank_registration_number": None,
+                "bank_account_number": None,
+                "bank_iban_number": None,
+            },
+        )
+
+    for account in [*chart.entry, *chart.purchase]:
+        row = base(account.account_number)
+        row["name"] = account.name or row.get("name") or str(account.account_number)
+        row["vat_code"] = account.vat_code or row["vat_code"]
+        row["category"] = account.category or row["category"]
+        row["hidden_in_dinero"] = row["hidden_in_dinero"] or account.is_hidden
+    for account in chart.entry:
+        merged[account.account_number]["is_entry"] = True
+    for account in chart.purchase:
+        merged[account.account_number]["is_purchase"] = True
+    for deposit in chart.deposit:
+        row = base(deposit.account_number)
+        row["name"] = deposit.name or row.get("name") or str(deposit.account_number)
+        row["is_deposit"] = True
+        row["is_default_deposit"] = deposit.is_default
+        row["hidden_in_dinero"] = row["hidden_in_dinero"] or deposit.is_hidden
+        row["bank_registration_number"] = deposit.bank_registration_number
+        row["bank_account_number"] = deposit.bank_account_number
+        row["bank_iban_number"] = deposit.bank_iban_number
+    return merged
+
+
+def _assign(target: Any, values: dict[str, Any]) -> bool:
+    """Set only the attributes that differ; True when anything changed."""
+    changed = False
+    for key, value in values.items():
+        if getattr(target, key) != value:
+            setattr(target, key, value)
+            changed = True
+    return changed
+
+
+async def apply_chart(session: AsyncSession, company_id: str, chart: Chart) -> dict[str, int]:
+    """Bring the stored chart in line with Dinero's; returns how many rows of each kind changed."""
+    summary = {
+        "accounts_added": 0,
+        "accounts_updated": 0,
+        "accounts_removed": 0,
+        "categories_added": 0,
+        "categories_updated": 0,
+        "categories_deactivated": 0,
+        "tax_codes_added": 0,
+        "tax_codes_updated": 0,
+        "tax_codes_removed": 0,
+    }
+    await _apply_tax_codes(session, company_id, chart.vat_types, summary)
+    await session.flush()  # categories take their default tax code from these
+    incoming = _incoming_accounts(chart)
+    await _apply_accounts(session, company_id, incoming, summary)
+    await _apply_categories(session, company_id, incoming, summary)
+    await session.flush()
+    return summary
+
+
+async def _apply_tax_codes(
+    session: AsyncSession, company_id: str, vat_types: Sequence[VatType], summary: dict[str, int]
+) -> None:
+    existing = {
+        row.code: row
+        for row in (
+            await session.execute(select(TaxCode).where(TaxCode.company_id == company_id))
+        ).scalars()
+    }
+    incoming: dict[str, dict[str, Any]] = {
+        NO_VAT: {"name": NO_VAT_NAME, "rate": Decimal("0.0000"), "present": True}
+    }
+    for vat in vat_types:
+        if vat.vat_code:
+            incoming[vat.vat_code] = {
+                "name": vat.name or vat.vat_code,
+                "rate": vat.vat_rate.quantize(RATE_PLACES),
+                "present": True,
+            }
+    new: list[dict[str, Any]] = []
+    for code, values in incoming.items():
+        row = existing.get(code)
+        if row is None:
+            new.append({"company_id": company_id, "code": code, **values})
+        elif _assign(row, values):
+            summary["tax_codes_updated"] += 1
+    if new:
+        await session.execute(insert(TaxCode), new)
+        summary["tax_codes_added"] += len(new)
+    for code, row in existing.items():
+        if code not in incoming and row.present:
+            row.present = False
+            summary["tax_codes_removed"] += 1
+
+
+async def _apply_accounts(
+    session: AsyncSession,
+    company_id: str,
+    incoming: dict[int, dict[str, Any]],
+    summary: dict[str, int],
+) -> None:
+    existing = {
+        row.account_number: row
+        for row in (
+            await session.execute(
+                select(DineroAccount).where(DineroAccount.company_id == company_id)
+            )
+        ).scalars()
+    }
+    new: list[dict[str, Any]] = []
+    for number, values in incoming.items():
+        row = existing.get(number)
+        if row is None:
+            new.append(
+                {"company_id": company_id, "account_number": number, "present": True, **values}
+            )
+        elif _assign(row, {**values, "present": True}):
+            summary["accounts_updated"] += 1
+    if new:  # one multi-row INSERT, not one ORM object each
+        await session.execute(insert(DineroAccount), new)
+        summary["accounts_added"] += len(new)
+    for number, row in existing.items():
+        if number not in incoming and row.present:
+            row.present = False
+            summary["accounts_removed"] += 1
+
+
+async def _apply_categories(
+    session: AsyncSession,
+    company_id: str,
+    incoming: dict[int, dict[str, Any]],
+    summary: dict[str, int],
+) -> None:
+    known_codes = set(
+        (
+            await session.execute(
+                select(TaxCode.code).where(TaxCode.company_id == company_id, TaxCode.present)
+            )
+        ).scalars()
+    )
+    existing = {
+        row.account_number: row
+        for row in (
+            await session.execute(select(Category).where(Category.company_id == company_id))
+        ).scalars()
+    }
+    purchase = {number: values for number, values in incoming.items() if values["is_purchase"]}
+    new: list[dict[str, Any]] = []
+    for number, values in purchase.items():
+        hidden = bool(values["hidden_in_dinero"])
+        state = {
+            "account_name": values["name"],
+            "active": not hidden,
+            "inactive_reason": "hidden_in_dinero" if hidden else None,
+        }
+        row = existing.get(number)
+        if row is None:
+            vat_code = values["vat_code"]
+            new.append(
+                {
+                    "id": uuid.uuid4(),
+                    "company_id": company_id,
+                    "account_number": number,
+                    "name": None,
+                    "hidden": False,
+                    "tax_code": vat_code if vat_code in known_codes else None,
+                    **state,
+                }
+            )
+            continue
+        was_active = row.active
+        if _assign(row, state):
+            key = (
+                "categories_deactivated" if was_active and not row.active else "categories_updated"
+            )
+            summary[key] += 1
+    if new:
+        await session.execute(insert(Category), new)
+        summary["categories_added"] += len(new)
+    for number, row in existing.items():
+        if number not in purchase and (row.active or row.inactive_reason != "removed_from_dinero"):
+            was_active = row.active
+            row.active = False
+            row.inactive_reason = "removed_from_dinero"
+            summary["categories_deactivated" if was_active else "categories_updated"] += 1

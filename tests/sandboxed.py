@@ -1,0 +1,88 @@
+"""The service wired to an in-process stand-in Dinero, on a committed database, with real jobs.
+
+For end-to-end tests where background jobs run: each app talks to its own fresh sandbox through
+an ASGI transport (no network), and the jobs run on the real procrastinate queue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from app import jobs
+from app.main import create_app
+from app.sandbox import CLIENT_ID, CLIENT_SECRET, Sandbox, SandboxConfig, create_sandbox_app
+from tests.conftest import bearer, make_runtime, running
+
+DINERO = "http://dinero.test"
+PRO_ORG = 100001
+PLAIN_ORG = 100002
+API_KEY = "sandbox-api-key-100001"
+
+
+@dataclass
+class Service:
+    app: FastAPI
+    client: httpx.AsyncClient
+    sandbox: Sandbox
+    sandbox_app: FastAPI
+
+
+def sandbox_settings(**overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "dinero_api_url": DINERO,
+        "dinero_authorize_url": f"{DINERO}/connect/authorize",
+        "dinero_token_url": f"{DINERO}/connect/token",
+        "dinero_legacy_token_url": f"{DINERO}/dineroapi/oauth/token",
+        "dinero_client_id": CLIENT_ID,
+        "dinero_client_secret": SecretStr(CLIENT_SECRET),
+    }
+    values.update(overrides)
+    return values
+
+
+@contextlib.asynccontextmanager
+async def sandboxed_service(
+    database_url: str,
+    *,
+    sandbox_config: SandboxConfig | None = None,
+    sandbox_app: FastAPI | None = None,
+    **settings: Any,
+) -> AsyncIterator[Service]:
+    """The service (job queue open, no worker) talking to a fresh in-process sandbox."""
+    dinero = sandbox_app or create_sandbox_app(sandbox_config)
+    runtime = make_runtime(database_url, **sandbox_settings(**settings))
+    app = create_app(
+        runtime,
+        dinero_transport=httpx.ASGITransport(app=dinero),
+        mount_sandbox=False,
+        open_job_queue=True,
+    )
+    async with running(app) as client:
+        yield Service(app=app, client=client, sandbox=dinero.state.sandbox, sandbox_app=dinero)
+
+
+async def run_jobs(queues: Sequence[str] | None = None) -> None:
+    """Run every job waiting in the queues (all when None), then return."""
+    options: dict[str, Any] = {"queues": list(queues)} if queues is not None else {}
+    await jobs.job_app.run_worker_async(
+        wait=False, install_signal_handlers=False, listen_notify=False, **options
+    )
+
+
+async def connect_with_api_key(client: httpx.AsyncClient, company: str) -> dict[str, Any]:
+    response = await client.put(
+        f"/v1/companies/{company}/dinero/connection",
+        json={"organization_id": PRO_ORG, "method": "api_key", "api_key": API_KEY},
+        headers=bearer(company),
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    assert body["status"] == "connected"
+    return body

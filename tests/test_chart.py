@@ -1,0 +1,397 @@
+"""The chart of accounts from Dinero: categories, tax codes, deposit accounts and mappings.
+
+End to end against the stand-in Dinero, with the sync running as a real background job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from app import services
+from app.chart.sync import sync_chart
+from app.db import create_engine
+from app.migrations_util import upgrade_to_head
+from app.sandbox import SandboxConfig
+from tests.conftest import bearer
+from tests.sandboxed import (
+    PRO_ORG,
+    Service,
+    connect_with_api_key,
+    run_jobs,
+    sandboxed_service,
+)
+
+PURCHASE_ACCOUNTS = 256  # purchase accounts (2000-9399) in the sandbox's seeded chart
+VISIBLE_DEPOSIT = [55000, 55010, 55020, 55030, 55040, 55050, 55060, 55070, 55080]
+
+
+@pytest.fixture(scope="module")
+def chart_db(make_database: Callable[[], str]) -> str:
+    url = make_database()
+    upgrade_to_head(url)
+    return url
+
+
+@pytest.fixture
+async def service(chart_db: str) -> AsyncIterator[Service]:
+    async with sandboxed_service(chart_db) as svc:
+        yield svc
+
+
+@pytest.fixture
+def company() -> str:
+    return f"co-{uuid.uuid4().hex[:10]}"
+
+
+async def connected(service: Service, company: str) -> None:
+    """Connect with the API key and let the first sync (enqueued by connecting) run."""
+    await connect_with_api_key(service.client, company)
+    await run_jobs(["chart"])
+
+
+async def categories(service: Service, company: str, **params: Any) -> dict[int, dict[str, Any]]:
+    response = await service.client.get(
+        f"/v1/companies/{company}/categories", params=params, headers=bearer(company, "member")
+    )
+    assert response.status_code == 200, response.text
+    return {c["account_number"]: c for c in response.json()}
+
+
+async def resync(service: Service, company: str) -> dict[str, Any]:
+    response = await service.client.post(
+        f"/v1/companies/{company}/dinero/sync", headers=bearer(company)
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "queued"
+    await run_jobs(["chart"])
+    state = await service.client.get(
+        f"/v1/companies/{company}/dinero/sync", headers=bearer(company)
+    )
+    body: dict[str, Any] = state.json()
+    return body
+
+
+async def test_connecting_syncs_the_chart_by_itself(service: Service, company: str) -> None:
+    await connect_with_api_key(service.client, company)
+    before = await service.client.get(
+        f"/v1/companies/{company}/dinero/sync", headers=bearer(company)
+    )
+    assert before.json()["status"] == "queued"
+    service.sandbox.clear_requests()
+
+    await run_jobs(["chart"])
+
+    reads = sorted(r.path for r in service.sandbox.requests)
+    assert reads == [
+        f"/v1/{PRO_ORG}/accountingyears",
+        f"/v1/{PRO_ORG}/accounts/deposit",
+        f"/v1/{PRO_ORG}/accounts/entry",
+        f"/v1/{PRO_ORG}/accounts/purchase",
+        f"/v1/{PRO_ORG}/vatTypes",
+    ]
+    cats = await categories(service, company)
+    assert len(cats) == PURCHASE_ACCOUNTS
+    assert cats[2000]["account_name"] == "Varekøb m/moms"
+    assert cats[2000]["name"] == "Varekøb m/moms"
+    assert cats[2000]["tax_code"] == "I25"
+    assert cats[2010]["tax_code"] is None
+    assert all(c["active"] and not c["hidden"] for c in cats.values())
+
+    codes = await service.client.get(
+        f"/v1/companies/{company}/tax-codes", headers=bearer(company, "member")
+    )
+    by_code = {c["code"]: c for c in codes.json()}
+    assert by_code["I25"] == {"code": "I25", "name": "Dansk købsmoms", "rate": "0.2500"}
+    assert by_code["none"]["rate"] == "0.0000"
+    assert {"REP", "HREP", "IEUY", "U25"} <= set(by_code)
+
+    deposits = await service.client.get(
+        f"/v1/companies/{company}/deposit-accounts", headers=bearer(company, "member")
+    )
+    assert [d["account_number"] for d in deposits.json()] == VISIBLE_DEPOSIT
+    assert deposits.json()[0]["name"] == "Bankkonto"
+
+    connection = await service.client.get(
+        f"/v1/companies/{company}/dinero/connection", headers=bearer(company)
+    )
+    assert connection.json()["last_synced_at"] is not None
+    state = await service.client.get(
+        f"/v1/companies/{company}/dinero/sync", headers=bearer(company)
+    )
+    assert state.json()["status"] == "succeeded"
+    assert state.json()["changes"] > PURCHASE_ACCOUNTS
+
+
+async def test_resync_follows_renames_hides_deletions_and_new_accounts(
+    service: Service, company: str
+) -> None:
+    await connected(service, company)
+    cats = await categories(service, company)
+    renamed = await service.client.patch(
+        f"/v1/companies/{company}/categories/{cats[2000]['id']}",
+        json={"name": "Indkøb"},
+        headers=bearer(company),
+    )
+    assert renamed.status_code == 200
+    books = service.sandbox.org(PRO_ORG)
+    books.accounts[2000].name = "Varekøb med moms"
+    service.sandbox.hide_account(PRO_ORG, 2020)
+    del books.accounts[2030]
+    service.sandbox.add_account(PRO_ORG, 2999, "Kaffe til kontoret", vat_code="I25")
+    service.sandbox.add_vat_type(PRO_ORG, "I25D", "Delvis købsmoms", "0.125")
+
+    state = await resync(service, company)
+
+    assert state["status"] == "succeeded"
+    cats = await categories(service, company)
+    assert cats[2000]["name"] == "Indkøb"
+    assert cats[2000]["custom_name"] == "Indkøb"
+    assert cats[2000]["account_name"] == "Varekøb med moms"
+    assert (cats[2020]["active"], cats[2020]["inactive_reason"]) == (False, "hidden_in_dinero")
+    assert (cats[2030]["active"], cats[2030]["inactive_reason"]) == (False, "removed_from_dinero")
+    assert cats[2999]["active"]
+    assert cats[2999]["tax_code"] == "I25"
+    assert len(cats) == PURCHASE_ACCOUNTS + 1  # never deleted
+    visible = await categories(service, company, visible_only="true")
+    assert 2020 not in visible
+    assert 2030 not in visible
+    assert 2999 in visible
+    codes = await service.client.get(
+        f"/v1/companies/{company}/tax-codes", headers=bearer(company, "member")
+    )
+    assert {"code": "I25D", "name": "Delvis købsmoms", "rate": "0.1250"} in codes.json()
+
+    # Shown again in Dinero: the category comes back with the admin's name.
+    service.sandbox.hide_account(PRO_ORG, 2020, hidden=False)
+    await resync(service, company)
+    cats = await categories(service, company)
+    assert cats[2020]["active"]
+    assert cats[2020]["inactive_reason"] is None
+    assert cats[2000]["name"] == "Indkøb"
+
+
+async def test_a_second_sync_with_nothing_changed_writes_nothing(
+    service: Service, company: str
+) -> None:
+    await connected(service, company)
+    shared = services.current()
+    async with shared.engine.connect() as conn:
+        stamp = (
+            await conn.execute(
+                text("SELECT max(updated_at) FROM categories WHERE company_id = :c"),
+                {"c": company},
+            )
+        ).scalar_one()
+
+    state = await resync(service, company)
+
+    assert state["status"] == "succeeded"
+    assert state["changes"] == 0
+    async with shared.engine.connect() as conn:
+        after = (
+            await conn.execute(
+                text("SELECT max(updated_at) FROM categories WHERE company_id = :c"),
+                {"c": company},
+            )
+        ).scalar_one()
+    assert after == stamp
+
+
+async def test_a_failed_sync_changes_nothing_and_says_why(service: Service, company: str) -> None:
+    await connected(service, company)
+    service.sandbox.org(PRO_ORG).accounts[2000].name = "Omdøbt"
+    service.sandbox.add_fault(kind="error", path=f"/v1/{PRO_ORG}/vatTypes", status=503)
+
+    state = await resync(service, company)
+
+    assert state["status"] == "failed"
+    assert state["error_code"] == "chart_sync_failed"
+    assert "503" in state["error_message"] or "unavailable" in state["error_message"].lower()
+    cats = await categories(service, company)
+    assert cats[2000]["account_name"] == "Varekøb m/moms"
+    connection = await service.client.get(
+        f"/v1/companies/{company}/dinero/connection", headers=bearer(company)
+    )
+    assert connection.json()["status"] == "connected"
+    assert connection.json()["problem_code"] == "chart_sync_failed"
+    assert "chart sync failed" in connection.json()["problem"]
+
+    service.sandbox.clear_faults()
+    state = await resync(service, company)
+    assert state["status"] == "succeeded"
+    cats = await categories(service, company)
+    assert cats[2000]["account_name"] == "Omdøbt"
+    connection = await service.client.get(
+        f"/v1/companies/{company}/dinero/connection", headers=bearer(company)
+    )
+    assert connection.json()["problem_code"] is None
+
+
+async def test_settings_accept_only_synced_deposit_accounts(service: Service, company: str) -> None:
+    await connected(service, company)
+    url = f"/v1/companies/{company}/dinero/settings"
+
+    empty = await service.client.get(url, headers=bearer(company, "member"))
+    assert empty.status_code == 200
+    assert empty.json()["exports"]["card_expense"] == {
+        "ready": False,
+        "missing": ["deposit_account"],
+        "message": "Map the deposit account (the company card / wallet).",
+    }
+
+    refused = await service.client.put(
+        url,
+        json={
+            "deposit_account": 2000,
+            "out_of_pocket_account": 55090,
+            "reimbursement_account": 55000,
+        },
+        headers=bearer(company),
+    )
+    assert refused.status_code == 422
+    problem = refused.json()
+    assert problem["code"] == "account_not_deposit"
+    assert set(problem["errors"]) == {"deposit_account", "out_of_pocket_account"}
+    assert "2000 is not a deposit account" in problem["errors"]["deposit_account"]
+    assert "55000 Bankkonto" in problem["errors"]["deposit_account"]
+    unchanged = await service.client.get(url, headers=bearer(company))
+    assert unchanged.json()["reimbursement_account"] is None  # nothing half-written
+
+    saved = await service.client.put(
+        url,
+        json={
+            "deposit_account": 55030,
+            "out_of_pocket_account": 55080,
+            "reimbursement_account": 55000,
+        },
+        headers=bearer(company),
+    )
+    assert saved.status_code == 200, saved.text
+    body = saved.json()
+    assert body["deposit_account"] == 55030
+    assert body["top_up_account"] is None
+    assert all(r["ready"] for r in body["exports"].values())  # top-ups use the reimbursement one
+    assert body["problems"] == []
+
+    # The card account is hidden in Dinero: the admin sees it and card exports are not ready.
+    service.sandbox.hide_account(PRO_ORG, 55030)
+    await resync(service, company)
+    after = (await service.client.get(url, headers=bearer(company))).json()
+    assert after["exports"]["card_expense"]["ready"] is False
+    assert after["exports"]["card_expense"]["missing"] == ["deposit_account"]
+    assert after["exports"]["out_of_pocket_expense"]["ready"] is True
+    assert [(p["code"], p["field"], p["account_number"]) for p in after["problems"]] == [
+        ("mapped_account_unavailable", "deposit_account", 55030)
+    ]
+
+
+async def test_category_edits_are_checked(service: Service, company: str) -> None:
+    await connected(service, company)
+    cats = await categories(service, company)
+    url = f"/v1/companies/{company}/categories/{cats[2000]['id']}"
+
+    unknown = await service.client.patch(url, json={"tax_code": "X99"}, headers=bearer(company))
+    assert unknown.status_code == 422
+    assert unknown.json()["code"] == "tax_code_unknown"
+    assert "I25" in unknown.json()["errors"]["tax_code"]
+
+    changed = await service.client.patch(
+        url, json={"tax_code": "none", "hidden": True, "name": "  Varer  "}, headers=bearer(company)
+    )
+    assert changed.status_code == 200
+    assert changed.json() | {"id": None} == {
+        "id": None,
+        "account_number": 2000,
+        "account_name": "Varekøb m/moms",
+        "name": "Varer",
+        "custom_name": "Varer",
+        "tax_code": "none",
+        "active": True,
+        "inactive_reason": None,
+        "hidden": True,
+    }
+    reset = await service.client.patch(url, json={"name": None}, headers=bearer(company))
+    assert reset.json()["name"] == "Varekøb m/moms"
+    extra = await service.client.patch(url, json={"colour": "red"}, headers=bearer(company))
+    assert extra.status_code == 422
+    missing = await service.client.patch(
+        f"/v1/companies/{company}/categories/{uuid.uuid4()}", json={}, headers=bearer(company)
+    )
+    assert missing.status_code == 404
+    assert missing.json()["code"] == "category_not_found"
+
+
+async def test_members_read_and_admins_change(service: Service, company: str) -> None:
+    await connected(service, company)
+    cats = await categories(service, company)
+    member = bearer(company, "member")
+    base = f"/v1/companies/{company}"
+    for method, path, body in [
+        ("POST", f"{base}/dinero/sync", None),
+        ("PATCH", f"{base}/categories/{cats[2000]['id']}", {"hidden": True}),
+        ("PUT", f"{base}/dinero/settings", {"deposit_account": 55000}),
+    ]:
+        refused = await service.client.request(method, path, json=body, headers=member)
+        assert refused.status_code == 403, path
+        assert refused.json()["code"] == "admin_required"
+    for path in ("categories", "tax-codes", "deposit-accounts", "dinero/settings", "dinero/sync"):
+        assert (await service.client.get(f"{base}/{path}", headers=member)).status_code == 200
+        other = await service.client.get(f"{base}/{path}", headers=bearer("someone-else"))
+        assert other.status_code == 404
+    # Another company's category id is not found from this company.
+    foreign = await service.client.patch(
+        f"/v1/companies/someone-else/categories/{cats[2000]['id']}",
+        json={"hidden": True},
+        headers=bearer("someone-else"),
+    )
+    assert foreign.status_code == 404
+    assert (await categories(service, company))[2000]["hidden"] is False
+
+
+async def test_sync_needs_a_connection(service: Service, company: str) -> None:
+    response = await service.client.post(
+        f"/v1/companies/{company}/dinero/sync", headers=bearer(company)
+    )
+    assert response.status_code == 409
+    assert response.json()["code"] == "not_connected"
+
+
+async def test_two_syncs_requested_at_once_run_once(chart_db: str, company: str) -> None:
+    async with sandboxed_service(chart_db, sandbox_config=SandboxConfig(latency_ms=150)) as svc:
+        await connect_with_api_key(svc.client, company)
+        twice = await asyncio.gather(
+            *(
+                svc.client.post(f"/v1/companies/{company}/dinero/sync", headers=bearer(company))
+                for _ in range(2)
+            )
+        )
+        assert [r.status_code for r in twice] == [202, 202]
+        engine = create_engine(chart_db)
+        try:
+            async with engine.connect() as conn:
+                queued = (
+                    await conn.execute(
+                        text(
+                            "SELECT count(*) FROM procrastinate_jobs "
+                            "WHERE task_name = 'chart.sync' AND status = 'todo' "
+                            "AND args->>'company_id' = :c"
+                        ),
+                        {"c": company},
+                    )
+                ).scalar_one()
+        finally:
+            await engine.dispose()
+        assert queued == 1
+
+        # Two workers starting a sync at the same moment: one runs, the other stands down.
+        outcomes = await asyncio.gather(
+            sync_chart(services.current(), company), sync_chart(services.current(), company)
+        )
+        assert sorted(o.status for o in outcomes) == ["already_running", "succeeded"]
+        assert len(svc.sandbox.find_requests("GET", f"/v1/{PRO_ORG}/vatTypes")) == 1
