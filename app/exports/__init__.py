@@ -1,0 +1,1 @@
+"""The export engine: items in, vouchers and ledger items in Dinero, exactly once."""

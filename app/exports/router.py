@@ -1,0 +1,270 @@
+"""Export endpoints: items in (REST or signed webhook), their state out, and retrying failures."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from app.deps import CompanyAdmin, CompanyMember, SessionDep
+from app.errors import ValidationFailed, problem_doc
+from app.exports import intake, queries
+from app.exports.models import ItemStatus, ItemType
+from app.exports.schemas import (
+    ExportAccepted,
+    ExportOut,
+    ExportRequest,
+    ItemOut,
+    ItemPage,
+    WebhookEnvelope,
+    WebhookIgnored,
+)
+from app.receipts import ReceiptFetcher
+from app.runtime import Runtime
+
+router = APIRouter(tags=["exports"])
+"""Company-scoped routes (bearer token)."""
+webhooks_router = APIRouter(tags=["webhooks"])
+"""The platform's signed webhooks (no bearer token)."""
+
+COMPANY = "/v1/companies/{company}"
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+_REJECTED_422 = (
+    "The body is malformed, or no item can be exported (`items_rejected`: each item's reason "
+    "is in `rejected`, nothing was stored)."
+)
+
+
+def get_receipt_rules(request: Request) -> intake.ReceiptRules:
+    """Built once per app: the receipt host allow-list, normalized."""
+    rules: intake.ReceiptRules | None = getattr(request.app.state, "receipt_rules", None)
+    if rules is None:
+        runtime: Runtime = request.app.state.runtime
+        fetcher = ReceiptFetcher(request.app.state.http, runtime.settings.receipt_allowed_hosts)
+        rules = intake.ReceiptRules(fetcher=fetcher)
+        request.app.state.receipt_rules = rules
+    return rules
+
+
+ReceiptRulesDep = Annotated[intake.ReceiptRules, Depends(get_receipt_rules)]
+
+
+def _accepted(outcome: intake.Outcome) -> JSONResponse:
+    # Sent as serialized once by intake (this path is benchmarked); the shape is ExportAccepted.
+    headers = {REPLAYED_HEADER: "true"} if outcome.replayed else None
+    return JSONResponse(outcome.content, status_code=202, headers=headers)
+
+
+@router.post(
+    f"{COMPANY}/exports",
+    status_code=202,
+    response_model=ExportAccepted,
+    operation_id="create_export",
+    responses={
+        409: problem_doc(
+            "The Idempotency-Key was used before with a different body (`idempotency_key_reused`)."
+        ),
+        422: problem_doc(_REJECTED_422),
+    },
+)
+async def create_export(
+    body: ExportRequest,
+    request: Request,
+    access: CompanyAdmin,
+    session: SessionDep,
+    rules: ReceiptRulesDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=255,
+            description="Send the same key with the same body again and get the first answer "
+            "(statuses as they are now, header `Idempotent-Replayed: true`); nothing new is "
+            "stored.",
+        ),
+    ] = None,
+) -> JSONResponse:
+    """Export items: stored and queued at once (202); bad items are refused one by one."""
+    outcome = await intake.accept_export(
+        session=session,
+        company_id=access.company.id,
+        source="api",
+        # ExportRequest leaves items unvalidated (see there): intake checks each one.
+        raw_items=body.items,
+        request_hash=intake.request_hash(await request.json()),
+        rules=rules,
+        idempotency_key=idempotency_key,
+    )
+    return _accepted(outcome)
+
+
+_WEBHOOK_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["type", "company_id", "items"],
+                    "properties": {
+                        "type": {
+                            "type": "string",
+                            "description": "`export.requested`; other types are acknowledged "
+                            "and ignored.",
+                        },
+                        "company_id": {"type": "string", "minLength": 1, "maxLength": 128},
+                        "items": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {"$ref": "#/components/schemas/ExportItemIn"},
+                        },
+                    },
+                }
+            }
+        },
+    },
+    "parameters": [
+        {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
+        for name in ("webhook-id", "webhook-timestamp", "webhook-signature")
+    ],
+}
+
+
+@webhooks_router.post(
+    "/v1/webhooks/expenses",
+    status_code=202,
+    response_model=ExportAccepted | WebhookIgnored,
+    operation_id="receive_expense_webhook",
+    openapi_extra=_WEBHOOK_BODY,
+    responses={
+        400: problem_doc(
+            "Standard Webhooks headers missing or malformed (`webhook_headers_missing`, "
+            "`webhook_id_invalid`, `webhook_timestamp_invalid`), or the timestamp is more than "
+            "5 minutes from now (`webhook_timestamp_stale`)."
+        ),
+        401: problem_doc("The signature does not match (`webhook_signature_invalid`)."),
+        422: problem_doc(_REJECTED_422),
+    },
+)
+async def receive_expense_webhook(
+    request: Request, session: SessionDep, rules: ReceiptRulesDep
+) -> JSONResponse | WebhookIgnored:
+    """The platform's signed webhook (Standard Webhooks): verified, stored, then answered 202.
+
+    A replay (same webhook-id) answers the first 202 again with nothing new stored. A verified
+    webhook of another type than `export.requested` is acknowledged with `ignored` (202), so the
+    sender does not retry it forever.
+    """
+    raw = await request.body()
+    runtime: Runtime = request.app.state.runtime
+    webhook_id = intake.verify_webhook(
+        raw, request.headers, secret=runtime.webhook_secret.get_secret_value()
+    )
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        raise ValidationFailed(
+            "The webhook body is not JSON.", code="invalid_json", errors={"body": "Not JSON."}
+        ) from None
+    kind = payload.get("type") if isinstance(payload, dict) else None
+    if isinstance(kind, str) and kind != intake.EXPORT_REQUESTED:
+        return WebhookIgnored(
+            status="ignored", type=kind, detail=f"Webhooks of type {kind!r} are not handled here."
+        )
+    try:
+        envelope = WebhookEnvelope.model_validate(payload)
+    except ValidationError as exc:
+        errors = {
+            ".".join(str(p) for p in err["loc"]) or "body": err["msg"] for err in exc.errors()
+        }
+        raise ValidationFailed(
+            f"The webhook body is not valid: {', '.join(errors)}.", errors=errors
+        ) from None
+    outcome = await intake.accept_export(
+        session=session,
+        company_id=envelope.company_id,
+        source="webhook",
+        raw_items=envelope.items,
+        request_hash=intake.request_hash(payload),
+        rules=rules,
+        webhook_id=webhook_id,
+    )
+    return _accepted(outcome)
+
+
+@router.get(
+    f"{COMPANY}/exports/{{export_id}}",
+    response_model=ExportOut,
+    operation_id="get_export",
+)
+async def get_export(export_id: uuid.UUID, access: CompanyMember, session: SessionDep) -> ExportOut:
+    """An export: its status, its items (with theirs) and the items refused at intake."""
+    return await queries.get_export(
+        session=session, company_id=access.company.id, export_id=export_id
+    )
+
+
+@router.get(
+    f"{COMPANY}/export-items",
+    response_model=ItemPage,
+    operation_id="list_export_items",
+)
+async def list_export_items(
+    access: CompanyMember,
+    session: SessionDep,
+    status: Annotated[
+        list[ItemStatus] | None, Query(description="Only these statuses (repeatable).")
+    ] = None,
+    type: Annotated[
+        list[ItemType] | None, Query(description="Only these types (repeatable).")
+    ] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE_SIZE)] = queries.DEFAULT_PAGE_SIZE,
+) -> ItemPage:
+    """The company's export items, newest first; filter by status and type, page by cursor."""
+    return await queries.list_items(
+        session=session,
+        company_id=access.company.id,
+        statuses=status or (),
+        types=type or (),
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+@router.get(
+    f"{COMPANY}/export-items/{{item_id}}",
+    response_model=ItemOut,
+    operation_id="get_export_item",
+)
+async def get_export_item(
+    item_id: uuid.UUID, access: CompanyMember, session: SessionDep
+) -> ItemOut:
+    """One item in full: what was sent, its state, why it waits or failed, and its Dinero ids."""
+    return await queries.get_item(session=session, company_id=access.company.id, item_id=item_id)
+
+
+@router.post(
+    f"{COMPANY}/export-items/{{item_id}}/retry",
+    status_code=202,
+    response_model=ItemOut,
+    operation_id="retry_export_item",
+    responses={
+        409: problem_doc(
+            "Only failed items, or items deleted in Dinero, can be retried (`item_not_retryable`)."
+        )
+    },
+)
+async def retry_export_item(
+    item_id: uuid.UUID, access: CompanyAdmin, session: SessionDep
+) -> ItemOut:
+    """Export a failed item again; an item deleted in Dinero is exported as a new voucher."""
+    item = await intake.retry_item(session=session, company_id=access.company.id, item_id=item_id)
+    return queries.item_out(item)

@@ -1,0 +1,395 @@
+"""Webhook intake throughput against a bare one-INSERT FastAPI endpoint, on the same database.
+
+    ./dev run python -m bench.webhook_intake [--requests 3000] [--concurrency 16]
+
+A fresh embedded PostgreSQL (pgserver) is migrated to head. Two uvicorn servers are started as
+child processes, configured exactly like `dinero-bridge serve` (JSON logs to /dev/null):
+
+- **webhook**: the real service, `POST /v1/webhooks/expenses` — signature check, item
+  validation, category lookup, export + item + receipt rows and the runner's job, one transaction;
+- **bare**: a FastAPI app with one route that stores the same body with one INSERT and commits.
+
+The load generator (this process) sends the same signed webhook bodies (one card expense with
+a category line and a small inline receipt; 20 companies) to each server with `--concurrency`
+requests in flight, in alternating rounds, and prints requests/second, p50/p99 latency and the
+throughput ratio webhook / bare (target ≥ 0.7). Servers run in their own processes so the load
+generator does not compete with them for the GIL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import SecretStr
+from standardwebhooks.webhooks import Webhook
+
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"bench-webhook-secret-0123456789").decode()
+JWT_SECRET = "bench-jwt-secret-" + "x" * 32
+ENCRYPTION_KEY = "r6Q3pJcTtH2kqC0m6bJXc6GJw8b8a2mXq0L0c5bQ8yI="
+COMPANIES = 20
+CATEGORY_ACCOUNT = 7000
+TARGET_RATIO = 0.7
+RECEIPT = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8).decode()  # ~2 KB
+
+
+# --- The servers (child processes) ---------------------------------------------------------
+
+
+def _settings(database_url: str) -> Any:
+    from app.config import Settings
+
+    return Settings(
+        _env_file=None,
+        database_url=SecretStr(database_url),
+        auth_jwt_secret=SecretStr(JWT_SECRET),
+        webhook_secret=SecretStr(WEBHOOK_SECRET),
+        token_encryption_keys=SecretStr(ENCRYPTION_KEY),
+        log_format="json",
+    )
+
+
+def _bare_app(database_url: str) -> FastAPI:
+    """One route, one INSERT, one commit: the floor any intake endpoint stands on."""
+    from sqlalchemy import text
+
+    from app.db import create_engine, create_sessionmaker
+
+    engine = create_engine(database_url)
+    sessionmaker = create_sessionmaker(engine)
+    app = FastAPI()
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/bare", status_code=202)
+    async def bare(request: Request) -> JSONResponse:
+        body = await request.body()
+        row_id = uuid.uuid4()
+        async with sessionmaker() as session:
+            await session.execute(
+                text("INSERT INTO bench_bare (id, payload) VALUES (:id, :payload)"),
+                {"id": row_id, "payload": body.decode()},
+            )
+            await session.commit()
+        return JSONResponse({"id": str(row_id)}, status_code=202)
+
+    return app
+
+
+def serve(kind: str, port: int, database_url: str) -> None:
+    import uvicorn
+
+    from app.logging import configure_logging
+    from app.main import create_app
+    from app.runtime import resolve
+
+    settings = _settings(database_url)
+    configure_logging(settings.log_level, settings.log_format)
+    if kind == "bare":
+        app = _bare_app(database_url)
+    else:
+        runtime = resolve(settings, database_url=None, public_url=f"http://127.0.0.1:{port}")
+        app = create_app(runtime, open_job_queue=False, mount_sandbox=False)
+    # As `dinero-bridge serve` runs it.
+    uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, proxy_headers=True)
+
+
+# --- The database ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def fresh_database() -> Iterator[str]:
+    import pgserver
+
+    from app.migrations_util import upgrade_to_head
+
+    with tempfile.TemporaryDirectory(prefix="bench-intake-") as tmp:
+        server = pgserver.get_server(tmp, cleanup_mode="stop")
+        try:
+            server.psql("CREATE DATABASE bench;")
+            url: str = server.get_uri("bench")
+            upgrade_to_head(url)
+            yield url
+        finally:
+            server.cleanup()
+
+
+async def seed(database_url: str) -> dict[str, str]:
+    """The companies and one category each (items name it, so intake looks it up)."""
+    from sqlalchemy import text
+
+    from app.db import create_engine
+
+    engine = create_engine(database_url)
+    categories: dict[str, str] = {}
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "CREATE TABLE bench_bare (id uuid PRIMARY KEY, payload text NOT NULL, "
+                    "created_at timestamptz NOT NULL DEFAULT now())"
+                )
+            )
+            for n in range(COMPANIES):
+                company, category = f"bench-co-{n}", str(uuid.uuid4())
+                await conn.execute(text("INSERT INTO companies (id) VALUES (:c)"), {"c": company})
+                await conn.execute(
+                    text(
+                        "INSERT INTO categories (id, company_id, account_number, account_name, "
+                        "hidden, active) VALUES (:id, :c, :n, 'Rejser', false, true)"
+                    ),
+                    {"id": category, "c": company, "n": CATEGORY_ACCOUNT},
+                )
+                categories[company] = category
+    finally:
+        await engine.dispose()
+    return categories
+
+
+# --- The load -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    seconds: float
+    latencies: list[float]
+    errors: int
+    cpu_seconds: float
+    """CPU time the server process used meanwhile (Linux; 0 elsewhere)."""
+
+    @property
+    def rps(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
+
+    def line(self) -> str:
+        cpu = self.cpu_seconds / len(self.latencies) * 1000
+        return (
+            f"{self.name:<15} {len(self.latencies):>6} req  {self.rps:>8.0f} req/s  "
+            f"p50 {self.percentile(0.50):6.1f} ms  p99 {self.percentile(0.99):6.1f} ms  "
+            f"server CPU {cpu:4.2f} ms/req" + (f"  ERRORS {self.errors}" if self.errors else "")
+        )
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc (0.0 where there is no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def webhook_request(n: int, categories: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+    company = f"bench-co-{n % COMPANIES}"
+    body = {
+        "type": "export.requested",
+        "company_id": company,
+        "items": [
+            {
+                "external_id": f"exp_{uuid.uuid4().hex}",
+                "type": "card_expense",
+                "date": "2026-11-03",
+                "description": "Taxa Nord, client visit",
+                "amount": {"value": 24500, "currency": "DKK"},
+                "lines": [{"category_id": categories[company], "tax_code": "I25", "amount": 24500}],
+                "receipts": [
+                    {
+                        "content_base64": RECEIPT,
+                        "filename": "taxa.png",
+                        "content_type": "image/png",
+                    }
+                ],
+                "employee": {"id": "emp_7", "name": "Mette Jensen"},
+            }
+        ],
+    }
+    raw = json.dumps(body)
+    msg_id = f"msg_{uuid.uuid4().hex}"
+    now = datetime.now(UTC)
+    return raw.encode(), {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": _signer().sign(msg_id, now, raw),
+        "content-type": "application/json",
+    }
+
+
+_SIGNER: list[Webhook] = []
+
+
+def _signer() -> Webhook:
+    if not _SIGNER:
+        _SIGNER.append(Webhook(WEBHOOK_SECRET))
+    return _SIGNER[0]
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    url: str
+    pid: int
+
+
+async def load(
+    target: Target, bodies: list[tuple[bytes, dict[str, str]]], concurrency: int
+) -> Result:
+    latencies: list[float] = []
+    errors = 0
+    queue: asyncio.Queue[tuple[bytes, dict[str, str]]] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
+
+        async def worker() -> None:
+            nonlocal errors
+            while not queue.empty():
+                content, headers = queue.get_nowait()
+                started = time.perf_counter()
+                response = await client.post(target.url, content=content, headers=headers)
+                latencies.append(time.perf_counter() - started)
+                if response.status_code != 202:
+                    errors += 1
+                    if errors <= 3:
+                        print(f"  {target.name}: {response.status_code} {response.text[:300]}")
+
+        cpu = _cpu_seconds(target.pid)
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        seconds = time.perf_counter() - started
+        cpu = _cpu_seconds(target.pid) - cpu
+    return Result(
+        name=target.name, seconds=seconds, latencies=latencies, errors=errors, cpu_seconds=cpu
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def server(kind: str, database_url: str) -> AsyncIterator[tuple[str, int]]:
+    port = _free_port()
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "bench.webhook_intake", "--serve", kind, "--port", str(port)),
+        env={**os.environ, "BENCH_DATABASE_URL": database_url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(300):
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get(f"{base}/healthz")).status_code == 200:
+                        break
+                if process.returncode is not None:
+                    raise RuntimeError(f"the {kind} server exited with {process.returncode}")
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError(f"the {kind} server did not start")
+        yield base, process.pid
+    finally:
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), timeout=10)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+async def run(requests: int, concurrency: int, rounds: int) -> float:
+    with fresh_database() as database_url:
+        categories = await seed(database_url)
+        async with (
+            server("webhook", database_url) as (webhook_base, webhook_pid),
+            server("bare", database_url) as (bare_base, bare_pid),
+        ):
+            targets = [
+                Target("webhook intake", f"{webhook_base}/v1/webhooks/expenses", webhook_pid),
+                Target("bare insert", f"{bare_base}/bare", bare_pid),
+            ]
+            warmup = [webhook_request(n, categories) for n in range(min(300, requests))]
+            for target in targets:
+                await load(target, warmup, concurrency)
+            per_round = max(1, requests // rounds)
+            totals: dict[str, list[Result]] = {target.name: [] for target in targets}
+            for _ in range(rounds):
+                # The same bodies, freshly signed, for both (new ids: nothing is a replay).
+                for target in targets:
+                    bodies = [webhook_request(n, categories) for n in range(per_round)]
+                    totals[target.name].append(await load(target, bodies, concurrency))
+    results = {
+        name: Result(
+            name=name,
+            seconds=sum(r.seconds for r in parts),
+            latencies=[x for r in parts for x in r.latencies],
+            errors=sum(r.errors for r in parts),
+            cpu_seconds=sum(r.cpu_seconds for r in parts),
+        )
+        for name, parts in totals.items()
+    }
+    print(
+        f"\nwebhook intake vs bare one-INSERT endpoint: {rounds} rounds, "
+        f"concurrency {concurrency}, uvicorn in child processes, embedded PostgreSQL\n"
+    )
+    for result in results.values():
+        print(result.line())
+    ratio = results["webhook intake"].rps / results["bare insert"].rps
+    spread = [
+        w.rps / b.rps for w, b in zip(totals["webhook intake"], totals["bare insert"], strict=True)
+    ]
+    print(
+        f"\nratio webhook/bare (throughput): {ratio:.2f}  "
+        f"(rounds: {min(spread):.2f} to {max(spread):.2f}, median {statistics.median(spread):.2f}; "
+        f"target ≥ {TARGET_RATIO})"
+    )
+    return ratio
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--requests", type=int, default=3000, help="per endpoint, measured")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating measured rounds")
+    parser.add_argument("--serve", choices=["webhook", "bare"], help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.port, os.environ["BENCH_DATABASE_URL"])
+        return 0
+    ratio = asyncio.run(run(args.requests, args.concurrency, args.rounds))
+    return 0 if ratio >= TARGET_RATIO else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

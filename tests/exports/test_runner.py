@@ -1,0 +1,486 @@
+"""The export runner against the stand-in Dinero: what Dinero ends up holding, under faults.
+
+Items are stored as the intake stores them; the runner is run pass by pass until everything
+settles, and the sandbox is asked what it holds: exactly one voucher or ledger item per item,
+with the right accounts, VAT codes, amounts (to the øre), dates and files.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from PIL import Image
+from sqlalchemy import select, text, update
+
+from app.exports import runner
+from app.exports.models import Export, ExportItem, ItemStatus, ItemType, ReceiptBlob, Step
+from app.migrations_util import upgrade_to_head
+from app.services import Services
+from tests.conftest import bearer
+from tests.sandboxed import PRO_ORG, Service, connect_with_api_key, run_jobs, sandboxed_service
+
+CARD, OUT_OF_POCKET, BANK = 55030, 55080, 55000
+
+
+class Killed(BaseException):
+    """The worker died here (not an Exception: nothing in the runner may catch it)."""
+
+
+@pytest.fixture(scope="module")
+def exports_db(make_database: Callable[[], str]) -> str:
+    url = make_database()
+    upgrade_to_head(url)
+    return url
+
+
+@pytest.fixture
+async def service(exports_db: str) -> AsyncIterator[Service]:
+    async with sandboxed_service(exports_db, dinero_rate_limit_per_minute=10_000) as svc:
+        yield svc
+    runner.checkpoint_hook = None
+
+
+@pytest.fixture
+async def company(service: Service) -> str:
+    company = f"co-{uuid.uuid4().hex[:10]}"
+    await connect_with_api_key(service.client, company)
+    await run_jobs(["chart"])
+    response = await service.client.put(
+        f"/v1/companies/{company}/dinero/settings",
+        json={
+            "deposit_account": CARD,
+            "out_of_pocket_account": OUT_OF_POCKET,
+            "reimbursement_account": BANK,
+        },
+        headers=bearer(company),
+    )
+    assert response.status_code == 200, response.text
+    return company
+
+
+def shared(service: Service) -> Services:
+    services: Services = service.app.state.services
+    return services
+
+
+def jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (120, 80), (200, 30, 30)).save(out, format="JPEG")
+    return out.getvalue()
+
+
+async def add_item(
+    service: Service,
+    company: str,
+    item_type: ItemType,
+    amount: int,
+    *,
+    lines: list[dict[str, Any]] | None = None,
+    receipt: bytes | None = None,
+    day: date = date(2026, 11, 3),
+) -> uuid.UUID:
+    """Store an item the way the intake does."""
+    services = shared(service)
+    item_id = uuid.uuid4()
+    async with services.sessionmaker() as session, session.begin():
+        export = Export(
+            company_id=company, source="api", created_at=datetime.now(UTC), item_ids=[str(item_id)]
+        )
+        session.add(export)
+        await session.flush()
+        receipts: list[dict[str, Any]] = []
+        item = ExportItem(
+            id=item_id,
+            company_id=company,
+            export_id=export.id,
+            external_id=f"exp_{item_id.hex[:8]}",
+            type=item_type,
+            status=ItemStatus.QUEUED,
+            step=Step.NEW,
+            voucher_date=day,
+            description="Taxa Nord, kundebesøg",
+            currency="DKK",
+            amount_minor=amount,
+            dkk_amount_minor=amount,
+            lines=lines or [],
+            employee={"id": "emp-1", "name": "Mette Sørensen"},
+            receipts=receipts,
+        )
+        session.add(item)
+        await session.flush()
+        if receipt is not None:
+            blob = ReceiptBlob(item_id=item_id, content=receipt, created_at=datetime.now(UTC))
+            session.add(blob)
+            await session.flush()
+            item.receipts = [
+                {"blob_id": str(blob.id), "filename": "taxa.jpg", "content_type": "image/jpeg"}
+            ]
+    return item_id
+
+
+def line(account: int, amount: int, tax_code: str | None = "I25") -> dict[str, Any]:
+    return {
+        "category_id": None,
+        "account_number": account,
+        "tax_code": tax_code,
+        "amount": amount,
+        "dkk_amount": amount,
+        "description": None,
+    }
+
+
+async def item_row(service: Service, item_id: uuid.UUID) -> ExportItem:
+    async with shared(service).sessionmaker() as session:
+        return (
+            await session.execute(select(ExportItem).where(ExportItem.id == item_id))
+        ).scalar_one()
+
+
+async def fast_forward(service: Service, company: str) -> None:
+    """As if the backoff and any 429 pause had passed (tests do not wait them out)."""
+    async with shared(service).sessionmaker() as session, session.begin():
+        await session.execute(
+            update(ExportItem).where(ExportItem.company_id == company).values(next_attempt_at=None)
+        )
+        await session.execute(text("UPDATE dinero_rate_budgets SET paused_until = now()"))
+
+
+async def settle(service: Service, company: str, passes: int = 8) -> None:
+    """Run passes until nothing is left to do now (ledger bookings need a follow-up pass)."""
+    for _ in range(passes):
+        await fast_forward(service, company)
+        result = await runner.run_company(shared(service), company)
+        service.sandbox.complete_ledger_bookings(PRO_ORG)
+        async with shared(service).sessionmaker() as session:
+            open_items = (
+                await session.execute(
+                    select(ExportItem.id).where(
+                        ExportItem.company_id == company,
+                        ExportItem.status.in_([ItemStatus.QUEUED, ItemStatus.EXPORTING]),
+                        ExportItem.waiting_code.is_(None),
+                    )
+                )
+            ).all()
+        if not open_items and result.reschedule_in is None:
+            return
+
+
+async def test_card_expense_becomes_one_draft_with_its_receipt(
+    service: Service, company: str
+) -> None:
+    item_id = await add_item(
+        service,
+        company,
+        ItemType.CARD_EXPENSE,
+        24550,
+        lines=[line(2800, 20000), line(2810, 4550, "none")],
+        receipt=jpeg(),
+    )
+
+    await settle(service, company)
+
+    drafts = service.sandbox.drafts(PRO_ORG)
+    assert len(drafts) == 1
+    voucher = drafts[0]
+    assert voucher.purchase_type == "cash"
+    assert voucher.deposit_account_number == CARD
+    assert voucher.voucher_date == date(2026, 11, 3)
+    assert voucher.external_reference == f"bridge:{item_id}"
+    assert [(ln.account_number, ln.amount, ln.vat_code) for ln in voucher.lines] == [
+        (2800, Decimal("200.00"), "I25"),
+        (2810, Decimal("45.50"), "none"),
+    ]
+    files = {f.guid: f for f in service.sandbox.files(PRO_ORG)}
+    assert len(files) == 1
+    assert voucher.file_guid in files
+    assert files[voucher.file_guid].content == jpeg()
+    row = await item_row(service, item_id)
+    assert row.status == ItemStatus.AWAITING_APPROVAL
+    assert str(row.dinero_guid) == voucher.guid
+    assert row.dinero_file_guid == voucher.file_guid
+    detail = await service.client.get(
+        f"/v1/companies/{company}/export-items/{item_id}", headers=bearer(company, "member")
+    )
+    if detail.status_code == 200:  # the read API (intake side) is present
+        assert detail.json()["status"] == "awaiting_approval"
+
+
+async def test_expense_without_receipt_gets_a_note_and_a_refund_reverses(
+    service: Service, company: str
+) -> None:
+    expense = await add_item(
+        service, company, ItemType.OUT_OF_POCKET_EXPENSE, 10000, lines=[line(2800, 10000)]
+    )
+    refund = await add_item(
+        service, company, ItemType.CARD_EXPENSE, -5000, lines=[line(2800, -5000)]
+    )
+
+    await settle(service, company)
+
+    drafts = service.sandbox.drafts(PRO_ORG)
+    assert [(d.deposit_account_number, d.lines[0].amount) for d in drafts] == [
+        (OUT_OF_POCKET, Decimal("100.00"))
+    ]
+    files = {f.guid: f for f in service.sandbox.files(PRO_ORG)}
+    assert drafts[0].file_guid is not None
+    assert files[drafts[0].file_guid].extension == "png"  # the "no receipt" note
+    manual = service.sandbox.manual_vouchers(PRO_ORG)
+    assert len(manual) == 1
+    reversal = manual[0]
+    assert reversal.external_reference == f"bridge:{refund}"
+    assert [
+        (ln.account_number, ln.balancing_account_number, ln.amount) for ln in reversal.lines
+    ] == [(CARD, 2800, Decimal("50.00"))]
+    assert (await item_row(service, refund)).status == ItemStatus.AWAITING_APPROVAL
+    assert (await item_row(service, expense)).status == ItemStatus.AWAITING_APPROVAL
+
+
+async def test_reimbursements_and_top_ups_are_booked_in_the_ledger(
+    service: Service, company: str
+) -> None:
+    paid = await add_item(service, company, ItemType.REIMBURSEMENT, 123456)
+    back = await add_item(service, company, ItemType.REIMBURSEMENT, -2500)
+    top_up = await add_item(service, company, ItemType.WALLET_TOP_UP, 500000)
+
+    await settle(service, company)
+
+    items = {i.id: i for i in service.sandbox.ledger_items(PRO_ORG)}
+    assert set(items) == {str(paid), str(back), str(top_up)}
+    assert all(i.status == "Booked" for i in items.values())
+    lines = {
+        k: (v.lines[0].account_number, v.lines[0].balancing_account_number, v.lines[0].amount)
+        for k, v in items.items()
+    }
+    assert lines[str(paid)] == (OUT_OF_POCKET, BANK, Decimal("1234.56"))
+    assert lines[str(back)] == (OUT_OF_POCKET, BANK, Decimal("-25.00"))
+    assert lines[str(top_up)] == (CARD, BANK, Decimal("5000.00"))
+    creates = service.sandbox.find_requests("POST", f"/v1.2/{PRO_ORG}/ledgeritems")
+    assert len(creates) == 1  # one batch
+    row = await item_row(service, paid)
+    assert row.status == ItemStatus.BOOKED
+    assert row.dinero_voucher_number == items[str(paid)].booked_voucher_number
+
+
+KILL_POINTS = [
+    "before_upload",
+    "after_upload",
+    "before_create",
+    "after_create",
+]
+LEDGER_KILL_POINTS = ["before_ledger_create", "after_ledger_create", "before_book", "after_book"]
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
+async def test_a_worker_killed_mid_voucher_still_gives_one_voucher(
+    service: Service, company: str, point: str
+) -> None:
+    item_id = await add_item(
+        service, company, ItemType.CARD_EXPENSE, 9900, lines=[line(2800, 9900)], receipt=jpeg()
+    )
+
+    async def kill(name: str) -> None:
+        if name == point:
+            raise Killed(name)
+
+    runner.checkpoint_hook = kill
+    with pytest.raises(Killed):
+        await runner.run_company(shared(service), company)
+    runner.checkpoint_hook = None
+    # The restarted worker sees the item where the dead one left it. Backoff is not waited for.
+    await settle(service, company)
+
+    drafts = service.sandbox.drafts(PRO_ORG)
+    assert len(drafts) == 1
+    assert len(service.sandbox.files(PRO_ORG)) == 1  # no orphan uploads either
+    row = await item_row(service, item_id)
+    assert row.status == ItemStatus.AWAITING_APPROVAL
+    assert str(row.dinero_guid) == drafts[0].guid
+
+
+@pytest.mark.parametrize("point", LEDGER_KILL_POINTS)
+async def test_a_worker_killed_mid_ledger_still_gives_one_booked_item(
+    service: Service, company: str, point: str
+) -> None:
+    item_id = await add_item(service, company, ItemType.REIMBURSEMENT, 4200)
+
+    async def kill(name: str) -> None:
+        if name == point:
+            raise Killed(name)
+
+    runner.checkpoint_hook = kill
+    with pytest.raises(Killed):
+        await runner.run_company(shared(service), company)
+    runner.checkpoint_hook = None
+    await settle(service, company)
+
+    items = service.sandbox.ledger_items(PRO_ORG)
+    assert [(i.id, i.status) for i in items] == [(str(item_id), "Booked")]
+    assert (await item_row(service, item_id)).status == ItemStatus.BOOKED
+
+
+async def test_timeout_after_dinero_accepted_does_not_duplicate(
+    service: Service, company: str
+) -> None:
+    item_id = await add_item(
+        service, company, ItemType.CARD_EXPENSE, 7700, lines=[line(2800, 7700)], receipt=jpeg()
+    )
+    service.sandbox.add_fault(
+        kind="drop", method="POST", path=f"/v1.2/{PRO_ORG}/vouchers/purchase", count=1
+    )
+    service.sandbox.add_fault(kind="drop", method="POST", path=f"/v1/{PRO_ORG}/files", count=1)
+
+    for _ in range(4):
+        await runner.run_company(shared(service), company)
+        async with shared(service).sessionmaker() as session, session.begin():
+            await session.execute(
+                update(ExportItem)
+                .where(ExportItem.id == item_id)
+                .values(next_attempt_at=None)  # do not wait out the backoff in a test
+            )
+
+    assert len(service.sandbox.drafts(PRO_ORG)) == 1
+    assert len(service.sandbox.files(PRO_ORG)) == 1
+    assert (await item_row(service, item_id)).status == ItemStatus.AWAITING_APPROVAL
+
+
+async def test_dinero_validation_error_fails_the_item_with_dinero_message(
+    service: Service, company: str
+) -> None:
+    service.sandbox.add_fault(
+        kind="error", method="POST", path=f"/v1.2/{PRO_ORG}/vouchers/purchase", status=400
+    )
+    item_id = await add_item(
+        service, company, ItemType.CARD_EXPENSE, 1000, lines=[line(2800, 1000)]
+    )
+
+    await runner.run_company(shared(service), company)
+
+    row = await item_row(service, item_id)
+    assert row.status == ItemStatus.FAILED
+    assert row.failure_code == "dinero_rejected"
+    assert row.dinero_message
+    assert service.sandbox.drafts(PRO_ORG) == []
+
+
+async def test_an_item_waits_with_a_reason_and_goes_once_fixed(
+    service: Service, company: str
+) -> None:
+    await service.client.put(
+        f"/v1/companies/{company}/dinero/settings",
+        json={"deposit_account": CARD},
+        headers=bearer(company),
+    )
+    item_id = await add_item(
+        service, company, ItemType.OUT_OF_POCKET_EXPENSE, 1000, lines=[line(2800, 1000)]
+    )
+    too_early = await add_item(
+        service,
+        company,
+        ItemType.CARD_EXPENSE,
+        1000,
+        lines=[line(2800, 1000)],
+        day=date(2031, 1, 1),
+    )
+
+    await runner.run_company(shared(service), company)
+
+    row = await item_row(service, item_id)
+    assert (row.status, row.waiting_code) == (ItemStatus.QUEUED, "mapping_missing")
+    assert "out of pocket" in (row.waiting_message or "")
+    early = await item_row(service, too_early)
+    assert early.waiting_code == "accounting_year_missing"
+    assert service.sandbox.drafts(PRO_ORG) == []
+
+    await service.client.put(
+        f"/v1/companies/{company}/dinero/settings",
+        json={"deposit_account": CARD, "out_of_pocket_account": OUT_OF_POCKET},
+        headers=bearer(company),
+    )
+    await settle(service, company)
+    assert (await item_row(service, item_id)).status == ItemStatus.AWAITING_APPROVAL
+    assert len(service.sandbox.drafts(PRO_ORG)) == 1
+
+
+async def test_inline_receipt_roundtrip_uses_stored_bytes(service: Service, company: str) -> None:
+    content = jpeg()
+    assert base64.b64decode(base64.b64encode(content)) == content
+    item_id = await add_item(
+        service, company, ItemType.CARD_EXPENSE, 500, lines=[line(2800, 500)], receipt=content
+    )
+    await settle(service, company)
+    row = await item_row(service, item_id)
+    assert row.receipt_sha256 is not None
+    assert row.receipt_filename is not None
+    assert row.receipt_filename.endswith(".jpg")
+
+
+async def test_a_429_burst_pauses_the_organization_and_fails_nothing(
+    service: Service, company: str
+) -> None:
+    ids = [
+        await add_item(
+            service, company, ItemType.CARD_EXPENSE, 1000 + n, lines=[line(2800, 1000 + n)]
+        )
+        for n in range(3)
+    ]
+    service.sandbox.add_fault(
+        kind="error", method="POST", path=f"/v1/{PRO_ORG}/files", status=429, count=2
+    )
+
+    first = await runner.run_company(shared(service), company)
+
+    assert first.reschedule_in is not None
+    assert 30 < first.reschedule_in <= runner.RATE_LIMIT_PAUSE_SECONDS  # paused, not failed
+    rows = [await item_row(service, i) for i in ids]
+    assert [r.status for r in rows] == [ItemStatus.EXPORTING, ItemStatus.QUEUED, ItemStatus.QUEUED]
+    assert (
+        len(service.sandbox.find_requests("POST", f"/v1/{PRO_ORG}/files")) == 1
+    )  # stopped at once
+    await settle(service, company)
+    assert len(service.sandbox.drafts(PRO_ORG)) == 3
+    assert len(service.sandbox.files(PRO_ORG)) == 3
+    settled = [(await item_row(service, i)).status for i in ids]
+    assert settled == [ItemStatus.AWAITING_APPROVAL] * 3
+    assert len(service.sandbox.find_requests("POST", f"/v1/{PRO_ORG}/files", status=429)) == 2
+
+
+async def test_a_500_on_create_is_checked_in_dinero_before_trying_again(
+    service: Service, company: str
+) -> None:
+    item_id = await add_item(
+        service, company, ItemType.CARD_EXPENSE, 3300, lines=[line(2800, 3300)], receipt=jpeg()
+    )
+    service.sandbox.add_fault(
+        kind="error", method="POST", path=f"/v1.2/{PRO_ORG}/vouchers/purchase", status=500, count=1
+    )
+
+    await runner.run_company(shared(service), company)
+    row = await item_row(service, item_id)
+    assert (row.status, row.step, row.attempts) == (ItemStatus.EXPORTING, "create_sent", 1)
+    await settle(service, company)
+
+    assert len(service.sandbox.drafts(PRO_ORG)) == 1
+    lookups = service.sandbox.find_requests("GET", f"/v1/{PRO_ORG}/vouchers/purchase/fileguid/*")
+    assert len(lookups) == 1
+    assert (await item_row(service, item_id)).status == ItemStatus.AWAITING_APPROVAL
+
+
+async def test_expired_tokens_are_refreshed_mid_export(service: Service, company: str) -> None:
+    first = await add_item(service, company, ItemType.CARD_EXPENSE, 100, lines=[line(2800, 100)])
+    await settle(service, company)
+    service.sandbox.expire_access_tokens()
+    second = await add_item(service, company, ItemType.REIMBURSEMENT, 200)
+
+    await settle(service, company)
+
+    assert (await item_row(service, first)).status == ItemStatus.AWAITING_APPROVAL
+    assert (await item_row(service, second)).status == ItemStatus.BOOKED
+    assert len(service.sandbox.drafts(PRO_ORG)) == 1
+    assert len(service.sandbox.ledger_items(PRO_ORG)) == 1
