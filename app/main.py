@@ -12,14 +12,16 @@ import structlog
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app import jobs
+from app import jobs, services
 from app.auth import TokenVerifier
+from app.chart.router import router as chart_router
 from app.companies.router import router as companies_router
-from app.connection.gateway import DineroGateway, PostgresPacer
 from app.connection.router import router as connection_router
-from app.crypto import TokenCipher
-from app.db import create_engine, create_sessionmaker, libpq_url
+from app.datasources.router import router as datasources_router
+from app.db import libpq_url
 from app.errors import PROBLEM_RESPONSES, Problem, install_error_handlers
+from app.exports.router import router as exports_router
+from app.exports.router import webhooks_router as export_webhooks_router
 from app.middleware import RequestContextMiddleware
 from app.ops.router import router as ops_router
 from app.runtime import SANDBOX_PREFIX, Runtime
@@ -32,17 +34,6 @@ DESCRIPTION = (
     "the *Kassekladde*, and Dinero's data can be read back by data type. Every error is "
     "`application/problem+json` with a stable `code`."
 )
-
-
-def create_http_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """The one outbound HTTP client: explicit timeouts and pool limits."""
-    return httpx.AsyncClient(
-        transport=transport,
-        timeout=httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=10.0),
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-        headers={"User-Agent": "dinero-bridge/0.1"},
-        follow_redirects=False,
-    )
 
 
 def _document_problem_schema(app: FastAPI) -> None:
@@ -67,6 +58,38 @@ def _document_problem_schema(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+@contextlib.asynccontextmanager
+async def _job_queue(
+    runtime: Runtime, *, open_job_queue: bool, run_worker: bool
+) -> AsyncIterator[None]:
+    """Open the job queue (to enqueue) and, with run_worker, run a worker in this process."""
+    pool = None
+    worker: asyncio.Task[None] | None = None
+    if open_job_queue:
+        pool = jobs.create_job_pool(libpq_url(runtime.database_url.get_secret_value()))
+        await jobs.open_jobs(pool)
+    if run_worker:
+        worker = asyncio.create_task(
+            jobs.job_app.run_worker_async(
+                concurrency=runtime.settings.worker_concurrency,
+                install_signal_handlers=False,
+                name="in-process",
+            ),
+            name="job-worker",
+        )
+        log.info("worker_started", mode="in-process")
+    try:
+        yield
+    finally:
+        if worker is not None:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+            log.info("worker_stopped")
+        if pool is not None:
+            await jobs.close_jobs(pool)
+
+
 def create_app(
     runtime: Runtime,
     *,
@@ -80,50 +103,19 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        own_engine = engine is None
-        db_engine = engine or create_engine(runtime.database_url.get_secret_value())
-        http = create_http_client(dinero_transport)
-        app.state.engine = db_engine
-        app.state.sessionmaker = create_sessionmaker(db_engine)
-        app.state.dinero = DineroGateway(
-            http=http,
-            endpoints=runtime.dinero,
-            cipher=TokenCipher(runtime.encryption_keys),
-            sessionmaker=app.state.sessionmaker,
-            pacer=PostgresPacer(db_engine, runtime.settings.dinero_rate_limit_per_minute),
-        )
-        app.state.http = http
-        app.state.token_verifier = TokenVerifier(
-            secret=runtime.jwt_secret, jwks_url=runtime.jwks_url, http=http
-        )
-        pool = None
-        worker: asyncio.Task[None] | None = None
-        if open_job_queue:
-            pool = jobs.create_job_pool(libpq_url(runtime.database_url.get_secret_value()))
-            await jobs.open_jobs(pool)
-        if run_worker:
-            worker = asyncio.create_task(
-                jobs.job_app.run_worker_async(
-                    concurrency=runtime.settings.worker_concurrency,
-                    install_signal_handlers=False,
-                    name="in-process",
-                ),
-                name="job-worker",
+        async with services.started(
+            runtime, engine=engine, dinero_transport=dinero_transport
+        ) as shared:
+            app.state.services = shared
+            app.state.engine = shared.engine
+            app.state.sessionmaker = shared.sessionmaker
+            app.state.dinero = shared.dinero
+            app.state.http = shared.http
+            app.state.token_verifier = TokenVerifier(
+                secret=runtime.jwt_secret, jwks_url=runtime.jwks_url, http=shared.http
             )
-            log.info("worker_started", mode="in-process")
-        try:
-            yield
-        finally:
-            if worker is not None:
-                worker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await worker
-                log.info("worker_stopped")
-            if pool is not None:
-                await jobs.close_jobs(pool)
-            await http.aclose()
-            if own_engine:
-                await db_engine.dispose()
+            async with _job_queue(runtime, open_job_queue=open_job_queue, run_worker=run_worker):
+                yield
 
     app = FastAPI(
         title="dinero-bridge",
@@ -137,6 +129,10 @@ def create_app(
     app.include_router(ops_router)
     app.include_router(companies_router, responses=PROBLEM_RESPONSES)
     app.include_router(connection_router, responses=PROBLEM_RESPONSES)
+    app.include_router(chart_router, responses=PROBLEM_RESPONSES)
+    app.include_router(datasources_router, responses=PROBLEM_RESPONSES)
+    app.include_router(exports_router, responses=PROBLEM_RESPONSES)
+    app.include_router(export_webhooks_router)
     _document_problem_schema(app)
     if runtime.dinero.sandbox if mount_sandbox is None else mount_sandbox:
         from app.sandbox import create_sandbox_app

@@ -1,0 +1,1 @@
+"""Data sources: named imports of Dinero data by type (dashboards, reconciliation)."""
