@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from sqlalchemy import text
 from app import services
 from app.chart.sync import sync_chart
 from app.db import create_engine
+from app.exports.models import Export, ExportItem, ItemStatus, ItemType, Step
 from app.migrations_util import upgrade_to_head
 from app.sandbox import SandboxConfig
 from tests.conftest import bearer
@@ -395,3 +397,44 @@ async def test_two_syncs_requested_at_once_run_once(chart_db: str, company: str)
         )
         assert sorted(o.status for o in outcomes) == ["already_running", "succeeded"]
         assert len(svc.sandbox.find_requests("GET", f"/v1/{PRO_ORG}/vatTypes")) == 1
+
+
+async def test_a_deactivated_category_still_used_by_a_queued_export_is_a_problem(
+    service: Service, company: str
+) -> None:
+    await connected(service, company)
+    cats = await categories(service, company)
+    shared = services.current()
+    async with shared.sessionmaker() as session, session.begin():
+        export = Export(company_id=company, source="api", created_at=datetime.now(UTC))
+        session.add(export)
+        await session.flush()
+        session.add(
+            ExportItem(
+                company_id=company,
+                export_id=export.id,
+                external_id="exp_1",
+                type=ItemType.CARD_EXPENSE,
+                status=ItemStatus.QUEUED,
+                step=Step.NEW,
+                voucher_date=date(2026, 11, 3),
+                currency="DKK",
+                amount_minor=1000,
+                dkk_amount_minor=1000,
+                lines=[{"category_id": cats[2800]["id"], "amount": 1000, "dkk_amount": 1000}],
+                receipts=[],
+            )
+        )
+    service.sandbox.hide_account(PRO_ORG, 2800)
+
+    await resync(service, company)
+
+    settings = await service.client.get(
+        f"/v1/companies/{company}/dinero/settings", headers=bearer(company, "member")
+    )
+    problems = settings.json()["problems"]
+    assert [(p["code"], p["account_number"], p["category_id"]) for p in problems] == [
+        ("category_inactive_in_use", 2800, cats[2800]["id"])
+    ]
+    assert "hidden in Dinero" in problems[0]["message"]
+    assert "1 queued export item" in problems[0]["message"]
