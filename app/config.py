@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -50,6 +52,12 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     chart_sync_interval_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
     """How often each connected company's chart of accounts is synced from Dinero."""
+    follow_up_interval_seconds: int = Field(default=60, ge=10, le=24 * 60 * 60)
+    """How often each company's drafts are followed in Dinero (approved, deleted, edited)."""
+    platform_webhook_url: str | None = None
+    """Where `export_item.updated` webhooks are sent; unset: they are kept until it is set."""
+    platform_webhook_secret: SecretStr | None = None
+    """Standard Webhooks secret (`whsec_…`) signing them; WEBHOOK_SECRET when unset."""
     worker_concurrency: int = Field(default=4, ge=1, le=64)
 
     @field_validator("receipt_allowed_hosts", mode="before")
@@ -57,6 +65,26 @@ class Settings(BaseSettings):
     def _split_hosts(cls, value: object) -> object:
         if isinstance(value, str):
             return [h.strip().lower() for h in value.split(",") if h.strip()]
+        return value
+
+    @field_validator("platform_webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("PLATFORM_WEBHOOK_URL must be an http(s) URL")
+        return value
+
+    @field_validator("platform_webhook_secret")
+    @classmethod
+    def _signing_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            raw = value.get_secret_value().removeprefix("whsec_")
+            try:
+                key = base64.b64decode(raw + "==", validate=False)
+            except (ValueError, binascii.Error):
+                key = b""
+            if not key:
+                raise ValueError("PLATFORM_WEBHOOK_SECRET must be whsec_ followed by base64")
         return value
 
     @cached_property

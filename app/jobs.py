@@ -19,6 +19,8 @@ TASK_MODULES: tuple[str, ...] = (
     "app.chart.tasks",
     "app.datasources.tasks",
     "app.exports.tasks",
+    "app.follow_up.tasks",
+    "app.outbox.tasks",
 )
 
 job_app = procrastinate.App(connector=procrastinate.PsycopgConnector())

@@ -24,6 +24,7 @@ from app.exports.router import router as exports_router
 from app.exports.router import webhooks_router as export_webhooks_router
 from app.middleware import RequestContextMiddleware
 from app.ops.router import router as ops_router
+from app.outbox.webhooks_doc import document_webhooks
 from app.runtime import SANDBOX_PREFIX, Runtime
 
 log = structlog.get_logger(__name__)
@@ -47,6 +48,7 @@ def _document_problem_schema(app: FastAPI) -> None:
                 version=app.version,
                 description=app.description,
                 routes=app.routes,
+                webhooks=app.webhooks.routes,
             )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components["Problem"] = Problem.model_json_schema()
@@ -133,6 +135,7 @@ def create_app(
     app.include_router(datasources_router, responses=PROBLEM_RESPONSES)
     app.include_router(exports_router, responses=PROBLEM_RESPONSES)
     app.include_router(export_webhooks_router)
+    document_webhooks(app)
     _document_problem_schema(app)
     if runtime.dinero.sandbox if mount_sandbox is None else mount_sandbox:
         from app.sandbox import create_sandbox_app

@@ -10,6 +10,8 @@ MODEL_MODULES: tuple[str, ...] = (
     "app.chart.models",
     "app.datasources.models",
     "app.exports.models",
+    "app.follow_up.models",
+    "app.outbox.models",
 )
 
 

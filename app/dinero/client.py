@@ -33,6 +33,7 @@ from app.dinero.models import (
     Product,
     PurchaseVoucher,
     PurchaseVoucherCreate,
+    PurchaseVoucherUpdate,
     RawRecord,
     SalesVoucher,
     SimilarVoucherResult,
@@ -342,6 +343,18 @@ class DineroClient:
     async def get_purchase_voucher(self, guid: UUID) -> PurchaseVoucher:
         """A purchase voucher by guid (status, timestamp, voucher number, lines)."""
         call = Call("GET", self._org("v1", f"vouchers/purchase/{guid}"), safe_to_repeat=True)
+        return await self._parsed(call, _PURCHASE_VOUCHER)
+
+    async def update_purchase_voucher(
+        self, guid: UUID, update: PurchaseVoucherUpdate
+    ) -> PurchaseVoucher:
+        """Replace a draft (full PUT); never retried: a stale Timestamp is DineroStaleVersion."""
+        call = Call(
+            "PUT",
+            self._org("v1", f"vouchers/purchase/{guid}"),
+            safe_to_repeat=False,
+            body=update.to_wire(),
+        )
         return await self._parsed(call, _PURCHASE_VOUCHER)
 
     async def book_purchase_voucher(

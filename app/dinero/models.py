@@ -350,6 +350,68 @@ class PurchaseVoucher(DineroModel):
         return sum((line.amount_incl_vat_value for line in self.lines), Decimal("0"))
 
 
+NIL_GUID = UUID(int=0)
+"""Sent as ContactGuid when updating a cash purchase: Dinero's update model requires the field
+although a cash purchase has no supplier (an empty .NET Guid is what such a field holds)."""
+
+
+class PurchaseVoucherUpdate(WriteModel):
+    """A full replacement of a draft (PUT /v1/{org}/vouchers/purchase/{guid}); drafts only."""
+
+    timestamp: str = Field(min_length=1)
+    """The voucher's current Timestamp; a stale one is refused with error code 58."""
+    voucher_date: dt.date
+    purchase_type: PurchaseType
+    lines: list[PurchaseVoucherLine] = Field(min_length=1)
+    contact_guid: UUID = NIL_GUID
+    deposit_account_number: int | None = None
+    region_key: RegionKey | None = None
+    file_guid: str | None = None
+    payment_date: dt.date | None = None
+    currency_key: str | None = None
+    external_reference: str | None = Field(default=None, max_length=128)
+
+    @classmethod
+    def keeping(cls, voucher: PurchaseVoucher, **changes: Any) -> PurchaseVoucherUpdate:
+        """The draft as Dinero holds it now (lines, accounts, amounts incl. VAT), with `changes`.
+
+        Built from a fresh read, so nothing the accountant changed in the draft is undone.
+        """
+        if voucher.timestamp is None or voucher.voucher_date is None:
+            raise ValueError("the voucher read lacks its Timestamp or VoucherDate")
+        cash = (voucher.purchase_type or "cash").lower() == "cash"
+        region = voucher.region_key if voucher.region_key in ("DK", "EU", "World") else None
+        values: dict[str, Any] = {
+            "timestamp": voucher.timestamp,
+            "voucher_date": voucher.voucher_date,
+            "purchase_type": "cash" if cash else "credit",
+            "lines": [
+                PurchaseVoucherLine(
+                    amount=line.amount_incl_vat_value.quantize(TWO_PLACES),
+                    account_number=line.account_number,
+                    description=line.description,
+                    vat_code=line.vat_code,
+                )
+                for line in voucher.lines
+            ],
+            "contact_guid": voucher.contact_guid or NIL_GUID,
+            "deposit_account_number": voucher.deposit_account_number if cash else None,
+            "region_key": region if cash else None,
+            "file_guid": voucher.file_guid,
+            "payment_date": None if cash else voucher.payment_date,
+            "currency_key": None if cash else voucher.currency_key,
+            "external_reference": voucher.external_reference,
+        }
+        values.update(changes)
+        return cls(**values)
+
+    def to_wire(self) -> dict[str, Any]:
+        """PascalCase, unset optionals left out; ContactGuid is always sent (required)."""
+        body = super().to_wire()
+        body["ContactGuid"] = str(self.contact_guid)
+        return body
+
+
 class SimilarVoucherResult(DineroModel):
     """Whether Dinero already has a purchase voucher like the one described."""
 

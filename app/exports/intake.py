@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from app.errors import AppError, Conflict, NotFound, ValidationFailed
+from app.exports import late_receipts
 from app.exports.models import Export, ExportItem, ItemStatus, ItemType, Step
 from app.exports.schemas import (
     AcceptedItem,
@@ -777,6 +778,10 @@ async def accept_export(
     repeated = await _existing_items(
         session, company_id, [c.key for c in candidates if c.id not in stored.inserted]
     )
+    if repeated:  # a receipt sent after its expense goes onto the same draft
+        await late_receipts.accept(
+            session, company_id=company_id, candidates=candidates, repeated=repeated
+        )
     if unknown or repeated:
         body = _answer(
             export_id=export_id,
@@ -918,6 +923,9 @@ async def retry_item(*, session: AsyncSession, company_id: str, item_id: uuid.UU
         item.sent_at = None
         item.exported_at = None
         item.booked_at = None
+        item.dinero_sent = None
+        item.dinero_changes = None
+        item.follow_up_checked_at = None
     item.status = ItemStatus.QUEUED
     item.failure_code = None
     item.failure_message = None

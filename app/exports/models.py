@@ -66,6 +66,16 @@ class ItemStatus(enum.StrEnum):
         )
 
 
+class LateReceipt(enum.StrEnum):
+    """A receipt sent after the item was exported: what became of it."""
+
+    PENDING = "pending"
+    """Stored; the draft's file is replaced once the draft exists (app/follow_up/receipts.py)."""
+    ATTACHED = "attached"
+    NOT_ATTACHED = "not_attached"
+    """The voucher was approved first (or cannot be updated): attach it in Dinero by hand."""
+
+
 class Step(enum.StrEnum):
     """How far the export of an item got; `…_SENT` means Dinero's answer is not known."""
 
@@ -160,6 +170,18 @@ class ExportItem(TimestampMixin, Base):
     dinero_voucher_number: Mapped[int | None] = mapped_column(Integer)
     exported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     booked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    # Following the draft in Dinero (app/follow_up/): approvals, deletions, edits, late receipts.
+    dinero_sent: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    """The draft as Dinero answered its creation (app/follow_up/drafts.py): edits compare to it."""
+    dinero_changes: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    """How the draft in Dinero now differs from `dinero_sent` (edited there), or None."""
+    follow_up_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the draft was last read from Dinero (the round-robin goes oldest first)."""
+    late_receipt_status: Mapped[str | None] = mapped_column(String(16))
+    """A `LateReceipt` value, or None when no receipt came late."""
+    late_receipt_message: Mapped[str | None] = mapped_column(Text)
+    late_receipt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ReceiptBlob(Base):

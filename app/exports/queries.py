@@ -20,12 +20,14 @@ from app.exports.intake import export_status
 from app.exports.models import Export, ExportItem, ItemStatus, ItemType
 from app.exports.schemas import (
     DineroRefOut,
+    EditedOut,
     EmployeeOut,
     ExportOut,
     FailureOut,
     ItemOut,
     ItemPage,
     ItemSummary,
+    LateReceiptOut,
     LineOut,
     MoneyOut,
     ReceiptOut,
@@ -103,6 +105,16 @@ def item_out(item: ExportItem) -> ItemOut:
         dinero=_dinero_ref(item),
         attempts=item.attempts,
         next_attempt_at=item.next_attempt_at,
+        exported_at=item.exported_at,
+        booked_at=item.booked_at,
+        edited_in_dinero=None
+        if item.dinero_changes is None
+        else EditedOut.model_validate(item.dinero_changes),
+        late_receipt=None
+        if item.late_receipt_status is None
+        else LateReceiptOut.model_validate(
+            {"status": item.late_receipt_status, "message": item.late_receipt_message}
+        ),
     )
 
 

@@ -58,6 +58,7 @@ from app.dinero.models import (
 from app.dinero.pacing import Lane, PacerBusy
 from app.exports.models import ExportItem, ItemStatus, ItemType, ReceiptBlob, Step
 from app.exports.note import receipt_note
+from app.follow_up.drafts import baseline
 from app.receipts import ReceiptBlob as Blob
 from app.receipts import (
     ReceiptError,
@@ -255,6 +256,7 @@ async def _earliest_retry(services: Services, company_id: str) -> datetime | Non
 async def run_company(services: Services, company_id: str) -> RunResult:
     """One pass over the company's due items; reschedules itself while work remains."""
     from app.exports.tasks import schedule_run
+    from app.outbox.tasks import kick_delivery
 
     started = time.monotonic()
     ctx = await _load_context(services, company_id)
@@ -271,6 +273,8 @@ async def run_company(services: Services, company_id: str) -> RunResult:
         ctx.later(max((retry_at - datetime.now(UTC)).total_seconds(), 0))
     if ctx.reschedule_in is not None:
         await schedule_run(services, company_id, ctx.reschedule_in)
+    if items:
+        await kick_delivery(services)  # tell the platform what changed (app/outbox)
     log.info("export_pass", company_id=company_id, items=len(items), **ctx.stats)
     return RunResult(stats=ctx.stats, reschedule_in=ctx.reschedule_in)
 
@@ -548,8 +552,8 @@ async def _prepared_file(ctx: Context, item: ExportItem) -> tuple[bytes, str, st
             assert stored.receipt_filename is not None
             assert stored.receipt_content_type is not None
             return stored.receipt_file, stored.receipt_filename, stored.receipt_content_type
-    blobs = await _receipt_blobs(ctx, item)
-    base = f"{_safe(item.external_id)}-{item.id.hex[:8]}"
+    blobs = await receipt_blobs(ctx.services, item)
+    base = f"{safe_name(item.external_id)}-{item.id.hex[:8]}"
     if blobs:
         prepared = await asyncio.to_thread(prepare_receipts, blobs, base_name=base)
         content, content_type = prepared.content, prepared.content_type
@@ -573,18 +577,19 @@ async def _prepared_file(ctx: Context, item: ExportItem) -> tuple[bytes, str, st
     return content, filename, content_type
 
 
-def _safe(text: str) -> str:
+def safe_name(text: str) -> str:
     cleaned = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in text)
     return cleaned.strip("-")[:40] or "expense"
 
 
-async def _receipt_blobs(ctx: Context, item: ExportItem) -> list[Blob]:
+async def receipt_blobs(services: Services, item: ExportItem) -> list[Blob]:
+    """The item's receipts as bytes: inline ones from the database, links downloaded."""
     blobs: list[Blob] = []
     fetcher: ReceiptFetcher | None = None
     inline: dict[uuid.UUID, bytes] = {}
     blob_ids = [uuid.UUID(r["blob_id"]) for r in item.receipts if r.get("blob_id")]
     if blob_ids:
-        async with ctx.services.sessionmaker() as session:
+        async with services.sessionmaker() as session:
             rows = await session.execute(
                 select(ReceiptBlob.id, ReceiptBlob.content).where(ReceiptBlob.id.in_(blob_ids))
             )
@@ -599,9 +604,7 @@ async def _receipt_blobs(ctx: Context, item: ExportItem) -> list[Blob]:
             blobs.append(Blob(content=content, filename=filename, content_type=content_type))
         elif receipt.get("url"):
             if fetcher is None:
-                fetcher = ReceiptFetcher(
-                    ctx.services.http, ctx.services.settings.receipt_allowed_hosts
-                )
+                fetcher = ReceiptFetcher(services.http, services.settings.receipt_allowed_hosts)
             blobs.append(await fetcher.fetch(str(receipt["url"])))
     return blobs
 
@@ -699,16 +702,16 @@ async def _create_voucher(ctx: Context, client: DineroClient, item: ExportItem) 
         if refund:
             manual = await client.create_manual_voucher(_refund_voucher(ctx, item))
             guid, timestamp = manual.guid, manual.timestamp
-            number, kind = manual.voucher_number, MANUAL
+            number, kind, sent = manual.voucher_number, MANUAL, baseline(manual)
         else:
             voucher = await client.create_purchase_voucher(_purchase_voucher(ctx, item))
             guid, timestamp = voucher.guid, voucher.timestamp
-            number, kind = voucher.voucher_number, PURCHASE
+            number, kind, sent = voucher.voucher_number, PURCHASE, baseline(voucher)
     except PacerBusy:
         await save(ctx.services, item, step=previous)  # certainly not sent
         raise
     await checkpoint("after_create")
-    await _created(ctx, item, kind, guid, timestamp, number)
+    await _created(ctx, item, kind, guid, timestamp, number, sent)
 
 
 async def _created(
@@ -718,6 +721,7 @@ async def _created(
     guid: uuid.UUID,
     timestamp: str | None,
     number: int | None,
+    sent: dict[str, Any] | None = None,
 ) -> None:
     now = datetime.now(UTC)
     await save(
@@ -729,6 +733,7 @@ async def _created(
         dinero_guid=guid,
         dinero_timestamp=timestamp,
         dinero_voucher_number=number,
+        dinero_sent=sent,
         exported_at=now,
         attempts=0,
         next_attempt_at=None,
@@ -752,7 +757,13 @@ async def _find_voucher(ctx: Context, client: DineroClient, item: ExportItem) ->
             if stored.file_guid == item.dinero_file_guid and stored.linked:
                 manual = await client.get_manual_voucher(stored.linked[0].voucher_guid)
                 await _created(
-                    ctx, item, MANUAL, manual.guid, manual.timestamp, manual.voucher_number
+                    ctx,
+                    item,
+                    MANUAL,
+                    manual.guid,
+                    manual.timestamp,
+                    manual.voucher_number,
+                    baseline(manual),
                 )
                 ctx.count("voucher_found")
                 return True
@@ -761,7 +772,15 @@ async def _find_voucher(ctx: Context, client: DineroClient, item: ExportItem) ->
     if not guids:
         return False
     voucher = await client.get_purchase_voucher(guids[0])
-    await _created(ctx, item, PURCHASE, voucher.guid, voucher.timestamp, voucher.voucher_number)
+    await _created(
+        ctx,
+        item,
+        PURCHASE,
+        voucher.guid,
+        voucher.timestamp,
+        voucher.voucher_number,
+        baseline(voucher),
+    )
     ctx.count("voucher_found")
     return True
 

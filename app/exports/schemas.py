@@ -257,6 +257,34 @@ class DineroRefOut(BaseModel):
     )
 
 
+class ChangeOut(BaseModel):
+    """One difference between the draft as exported and as it is now in Dinero."""
+
+    field: str = Field(
+        description="e.g. `lines[0].account_number`, `lines[0].amount`, `total`, `file_guid`."
+    )
+    sent: Any = Field(description='As exported (amounts in DKK as strings, e.g. "200.00").')
+    now: Any = Field(description="As it is in Dinero now.")
+
+
+class EditedOut(BaseModel):
+    """The accountant changed the draft in Dinero (another account, another amount…)."""
+
+    detected_at: datetime
+    changes: list[ChangeOut]
+
+
+class LateReceiptOut(BaseModel):
+    """A receipt that arrived after the item was exported."""
+
+    status: Literal["pending", "attached", "not_attached"] = Field(
+        description="pending: stored, the draft's file is replaced shortly (same voucher); "
+        "attached: the draft carries it; not_attached: the voucher was approved first (or is a "
+        "refund): attach it in Dinero by hand."
+    )
+    message: str | None
+
+
 class ItemSummary(BaseModel):
     id: uuid.UUID
     export_id: uuid.UUID
@@ -304,6 +332,14 @@ class ItemOut(ItemSummary):
     dinero: DineroRefOut | None
     attempts: int
     next_attempt_at: datetime | None
+    exported_at: datetime | None = Field(description="When the draft or ledger item was made.")
+    booked_at: datetime | None = Field(
+        description="When the item was seen booked (approved with Godkend, for drafts)."
+    )
+    edited_in_dinero: EditedOut | None = Field(
+        description="The draft differs from what was exported: what changed in Dinero."
+    )
+    late_receipt: LateReceiptOut | None
 
 
 class ExportOut(BaseModel):

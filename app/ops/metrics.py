@@ -25,3 +25,13 @@ DINERO_RATE_LIMITED = Counter(
     "dinero_bridge_dinero_rate_limited_total",
     "429 answers from Dinero (each pauses the organization's requests).",
 )
+WEBHOOKS_SENT = Counter(
+    "dinero_bridge_webhooks_sent_total",
+    "Outgoing webhook attempts to the platform, by outcome (delivered, failed, given_up).",
+    ["outcome"],
+)
+FOLLOW_UP_REQUESTS = Counter(
+    "dinero_bridge_follow_up_requests_total",
+    "Dinero requests made to follow drafts, by purpose (entries, files, vouchers, receipts).",
+    ["purpose"],
+)

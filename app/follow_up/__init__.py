@@ -1,0 +1,1 @@
+"""Following exported drafts in Dinero: approvals (Godkend), deletions, edits, late receipts."""

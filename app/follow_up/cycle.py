@@ -1,0 +1,466 @@
+"""One follow-up cycle for a company: notice approvals, deletions and edits of its drafts.
+
+Every request here is in the FOLLOW_UP lane (idle capacity only, within
+DINERO_FOLLOW_UP_SHARE of the organization's budget, never ahead of an export), and a request
+that gets no slot within a second ends the cycle where it is (`PacerBusy`): the next cycle goes
+on from the persisted state. A cycle never creates anything in Dinero. In order:
+
+1. Late receipts waiting for their draft are attached (app/follow_up/receipts.py; export lane).
+2. Approvals ("Godkend"): `entries/changes` since the company's watermark (less a 15-minute
+   overlap for clock skew and slow bookings), one call per 31 days, answers for every draft at
+   once: entries carrying one of our drafts' VoucherGuid mean it was booked, with its number.
+   Each window's bookings and the watermark commit together, so a restart neither skips nor
+   loses one (a re-read window only finds items already booked).
+3. Deletion hints: the file archive lists the files attached to nothing ("Unused"), usually
+   one call; a draft whose file is among them was probably deleted (or its file replaced).
+   Only a hint: the draft is read before anything is decided.
+4. Reads, one GET per draft: the hinted ones first, then every draft not read for 30 minutes,
+   least recently read first, as far as the lane allows. 404 → `deleted_in_dinero`; no longer a
+   draft → `booked`; another Timestamp → compared with the draft as exported
+   (`dinero_changes`, shown as `edited_in_dinero`).
+
+Status changes write their outbox event by trigger (app/outbox); the cycle kicks delivery.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import structlog
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from app.connection.gateway import NotConnected, ReauthRequired
+from app.connection.models import DineroConnection
+from app.dinero.client import DineroClient
+from app.dinero.errors import DineroApiError, DineroError, DineroNotFound
+from app.dinero.models import ManualVoucher, PurchaseVoucher
+from app.dinero.pacing import Lane, PacerBusy
+from app.dinero.paging import MAX_CHANGES_WINDOW, change_windows
+from app.exports.models import ExportItem, ItemStatus, Step
+from app.follow_up import receipts
+from app.follow_up.drafts import MANUAL, PURCHASE, baseline, differences
+from app.follow_up.models import FollowUpState
+from app.ops.metrics import FOLLOW_UP_REQUESTS
+from app.services import Services
+
+log = structlog.get_logger(__name__)
+
+OVERLAP: Final = timedelta(minutes=15)
+"""Each `entries/changes` read starts this long before the watermark (clock skew, slow bookings)."""
+RECHECK_AFTER: Final = timedelta(minutes=30)
+"""A draft is read again (edits) at most this often, unless the file archive hints at a change."""
+PACER_MAX_WAIT_SECONDS: Final = 1.0
+EXPORT_MAX_WAIT_SECONDS: Final = 5.0
+FILES_PAGE: Final = 1000
+MAX_FILE_PAGES: Final = 3
+MAX_READS_PER_CYCLE: Final = 500
+TIME_SLICE_SECONDS: Final = 45.0
+
+# Test hook: called at named points; a test raises there to "kill" the worker.
+checkpoint_hook: Callable[[str], Awaitable[None]] | None = None
+
+
+async def checkpoint(name: str) -> None:
+    if checkpoint_hook is not None:
+        await checkpoint_hook(name)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What a cycle needs of one awaiting_approval item."""
+
+    id: uuid.UUID
+    kind: str
+    guid: uuid.UUID
+    file_guid: str | None
+    timestamp: str | None
+    sent: dict[str, Any] | None
+    changes: dict[str, Any] | None
+    checked_at: datetime | None
+    since: datetime
+
+
+@dataclass
+class CycleResult:
+    drafts: int = 0
+    requests: dict[str, int] = field(default_factory=dict)
+    """Dinero requests by purpose: entries, files, vouchers (reads), receipts (attach)."""
+    booked: int = 0
+    deleted: int = 0
+    edited: int = 0
+    reads: int = 0
+    hints: int = 0
+    receipts_attached: int = 0
+    changed: int = 0
+    """Item changes the platform is told about (status, edits, late receipts)."""
+    stopped: str | None = None
+    """Why the cycle ended early: budget (no FOLLOW_UP slot), not_connected, dinero_error."""
+    retry_in: float | None = None
+    error: str | None = None
+
+    def count(self, purpose: str, n: int = 1) -> None:
+        self.requests[purpose] = self.requests.get(purpose, 0) + n
+        FOLLOW_UP_REQUESTS.labels(purpose=purpose).inc(n)
+
+    @property
+    def total_requests(self) -> int:
+        return sum(self.requests.values())
+
+
+async def run_company(services: Services, company_id: str) -> CycleResult:
+    """One cycle (see the module docstring); persists its progress as it goes."""
+    from app.outbox.tasks import kick_delivery
+
+    result = CycleResult()
+    started = datetime.now(UTC)
+    deadline = time.monotonic() + TIME_SLICE_SECONDS
+    async with services.sessionmaker() as session:
+        connection = (
+            await session.execute(
+                select(DineroConnection).where(DineroConnection.company_id == company_id)
+            )
+        ).scalar_one_or_none()
+    try:
+        if connection is None:
+            raise NotConnected("Connect Dinero first.")
+        gateway = services.dinero
+        follow = gateway.client_for(
+            connection, lane=Lane.FOLLOW_UP, max_wait=PACER_MAX_WAIT_SECONDS
+        )
+        exports = gateway.client_for(connection, lane=Lane.EXPORT, max_wait=EXPORT_MAX_WAIT_SECONDS)
+        await receipts.attach_pending(services, exports, company_id, result)
+        drafts = await _drafts(services, company_id)
+        result.drafts = len(drafts)
+        if drafts:
+            remaining = await _approvals(services, follow, company_id, drafts, result, started)
+            hints = await _deletion_hints(follow, remaining, result)
+            await _reads(services, follow, remaining, hints, result, deadline)
+        else:
+            # Nothing to follow: a later draft is approved after now, so no entry is skipped.
+            await _save_watermark(services, company_id, started)
+    except PacerBusy as busy:
+        result.stopped, result.retry_in = "budget", busy.retry_after
+    except (ReauthRequired, NotConnected) as exc:
+        result.stopped, result.error = "not_connected", str(exc)
+    except DineroError as exc:
+        result.stopped, result.error = "dinero_error", str(exc)
+    await _finish(services, company_id, result, started)
+    if result.changed:
+        await kick_delivery(services)
+    log.info(
+        "follow_up_cycle",
+        company_id=company_id,
+        drafts=result.drafts,
+        requests=result.requests,
+        booked=result.booked,
+        deleted=result.deleted,
+        edited=result.edited,
+        receipts_attached=result.receipts_attached,
+        stopped=result.stopped,
+    )
+    return result
+
+
+# --- state ---------------------------------------------------------------------------------
+
+
+async def _state(services: Services, company_id: str) -> FollowUpState:
+    async with services.sessionmaker() as session, session.begin():
+        await session.execute(
+            insert(FollowUpState)
+            .values(company_id=company_id, last_requests=0)
+            .on_conflict_do_nothing()
+        )
+        state = await session.get(FollowUpState, company_id)
+        assert state is not None
+        return state
+
+
+async def _save_watermark(services: Services, company_id: str, watermark: datetime) -> None:
+    await _state(services, company_id)
+    async with services.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(FollowUpState)
+            .where(FollowUpState.company_id == company_id)
+            .values(entries_watermark=watermark, updated_at=func.now())
+        )
+
+
+async def _finish(
+    services: Services, company_id: str, result: CycleResult, started: datetime
+) -> None:
+    interval = timedelta(seconds=services.settings.follow_up_interval_seconds)
+    now = datetime.now(UTC)
+    next_run = now + interval
+    if result.stopped == "budget" and result.retry_in is not None:
+        next_run = min(next_run, now + timedelta(seconds=max(result.retry_in, 5.0)))
+    await _state(services, company_id)
+    async with services.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(FollowUpState)
+            .where(FollowUpState.company_id == company_id)
+            .values(
+                last_run_at=started,
+                next_run_at=next_run,
+                last_requests=result.total_requests,
+                last_error=result.error,
+                updated_at=func.now(),
+            )
+        )
+
+
+async def _drafts(services: Services, company_id: str) -> list[Draft]:
+    async with services.sessionmaker() as session:
+        rows = await session.execute(
+            select(
+                ExportItem.id,
+                ExportItem.dinero_kind,
+                ExportItem.dinero_guid,
+                ExportItem.dinero_file_guid,
+                ExportItem.dinero_timestamp,
+                ExportItem.dinero_sent,
+                ExportItem.dinero_changes,
+                ExportItem.follow_up_checked_at,
+                func.coalesce(ExportItem.exported_at, ExportItem.updated_at),
+            ).where(
+                ExportItem.company_id == company_id,
+                ExportItem.status == ItemStatus.AWAITING_APPROVAL,
+                ExportItem.dinero_guid.is_not(None),
+                ExportItem.dinero_kind.in_([PURCHASE, MANUAL]),
+            )
+        )
+        return [
+            Draft(
+                id=row[0],
+                kind=row[1],
+                guid=row[2],
+                file_guid=row[3],
+                timestamp=row[4],
+                sent=row[5],
+                changes=row[6],
+                checked_at=row[7],
+                since=row[8],
+            )
+            for row in rows.tuples()
+        ]
+
+
+async def _set_draft(services: Services, item_id: uuid.UUID, **values: Any) -> bool:
+    """Change an item that is still awaiting approval (anything else is not ours to touch)."""
+    async with services.sessionmaker() as session, session.begin():
+        done = await session.execute(
+            update(ExportItem)
+            .where(ExportItem.id == item_id, ExportItem.status == ItemStatus.AWAITING_APPROVAL)
+            .values(updated_at=datetime.now(UTC), **values)
+        )
+    return bool(getattr(done, "rowcount", 0))
+
+
+# --- 2. approvals from entries/changes ------------------------------------------------------
+
+
+async def _approvals(
+    services: Services,
+    client: DineroClient,
+    company_id: str,
+    drafts: list[Draft],
+    result: CycleResult,
+    now: datetime,
+) -> list[Draft]:
+    """Book every draft whose entries appeared; returns the drafts still unresolved."""
+    state = await _state(services, company_id)
+    by_guid = {d.guid: d for d in drafts}
+    since = state.entries_watermark or min(d.since for d in drafts)
+    # Dinero takes whole seconds: end on the next one, so nothing of this second is left out.
+    until = now.replace(microsecond=0) + timedelta(seconds=1)
+    booked: set[uuid.UUID] = set()
+    for start, stop in change_windows(min(since - OVERLAP, now), until, MAX_CHANGES_WINDOW):
+        entries = await client.entry_changes(start, stop, include_primo=False)
+        result.count("entries")
+        numbers: dict[uuid.UUID, int | None] = {}
+        for entry in entries:
+            guid = entry.voucher_guid
+            if guid is None or guid not in by_guid or guid in booked:
+                continue
+            if entry.type not in (None, "Normal"):
+                continue
+            numbers[guid] = numbers.get(guid) or entry.voucher_number
+        await checkpoint("after_entries")
+        moment = datetime.now(UTC)
+        async with services.sessionmaker() as session, session.begin():
+            for guid, number in numbers.items():
+                done = await session.execute(
+                    update(ExportItem)
+                    .where(
+                        ExportItem.id == by_guid[guid].id,
+                        ExportItem.status == ItemStatus.AWAITING_APPROVAL,
+                    )
+                    .values(
+                        status=ItemStatus.BOOKED,
+                        step=Step.BOOKED,
+                        dinero_voucher_number=number,
+                        booked_at=moment,
+                        follow_up_checked_at=moment,
+                        updated_at=moment,
+                    )
+                )
+                if getattr(done, "rowcount", 0):
+                    result.booked += 1
+                    result.changed += 1
+                booked.add(guid)
+            await session.execute(
+                update(FollowUpState)
+                .where(FollowUpState.company_id == company_id)
+                .values(entries_watermark=stop, updated_at=func.now())
+            )
+    return [d for d in drafts if d.guid not in booked]
+
+
+# --- 3. deletion hints from the file archive -----------------------------------------------
+
+
+async def _deletion_hints(
+    client: DineroClient, drafts: list[Draft], result: CycleResult
+) -> set[uuid.UUID]:
+    """Drafts whose file the archive lists as attached to nothing (a hint, not a verdict).
+
+    Deleting a draft in Dinero leaves its file in the archive, unattached ("Unused"); so does
+    the accountant replacing the draft's file. Unused files are few (what was uploaded but not
+    yet put on a voucher), so this is usually one request however many drafts wait.
+    """
+    files = {d.file_guid: d.id for d in drafts if d.file_guid}
+    if not files:
+        return set()
+    after = (min(d.since for d in drafts) - timedelta(days=1)).date()
+    hints: set[uuid.UUID] = set()
+    for page in range(MAX_FILE_PAGES):
+        listed = await client.list_files(
+            uploaded_after=after, file_status="Unused", page=page, page_size=FILES_PAGE
+        )
+        result.count("files")
+        hints.update(files[f.file_guid] for f in listed if f.file_guid in files)
+        if len(listed) < FILES_PAGE:
+            break
+    result.hints = len(hints)
+    return hints
+
+
+# --- 4. reads, one draft at a time -----------------------------------------------------------
+
+
+async def _reads(
+    services: Services,
+    client: DineroClient,
+    drafts: list[Draft],
+    hints: set[uuid.UUID],
+    result: CycleResult,
+    deadline: float,
+) -> None:
+    stale_before = datetime.now(UTC) - RECHECK_AFTER
+    due = [
+        d for d in drafts if d.id in hints or d.checked_at is None or d.checked_at <= stale_before
+    ]
+    due.sort(
+        key=lambda d: (
+            d.id not in hints,
+            d.checked_at is not None,
+            d.checked_at or d.since,
+            d.since,
+        )
+    )
+    for draft in due[:MAX_READS_PER_CYCLE]:
+        if time.monotonic() > deadline:
+            break
+        await _read(services, client, draft, result)
+
+
+def _booked(voucher: PurchaseVoucher | ManualVoucher) -> bool:
+    if isinstance(voucher, ManualVoucher):
+        return voucher.status == "Booked"
+    # Cash purchases read Paid once booked; "Editing" is a booked voucher reopened (it has
+    # its number already); credit purchases read Booked, Overdue, Overpaid or Paid.
+    return voucher.status not in (None, "Draft") and (
+        voucher.status != "Editing" or voucher.voucher_number is not None
+    )
+
+
+def _booking_time(voucher: PurchaseVoucher | ManualVoucher) -> datetime | None:
+    if not voucher.booking_time:
+        return None
+    try:
+        moment = datetime.fromisoformat(voucher.booking_time.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+async def _read(
+    services: Services, client: DineroClient, draft: Draft, result: CycleResult
+) -> None:
+    voucher: PurchaseVoucher | ManualVoucher
+    try:
+        if draft.kind == PURCHASE:
+            voucher = await client.get_purchase_voucher(draft.guid)
+        else:
+            voucher = await client.get_manual_voucher(draft.guid)
+    except DineroNotFound:
+        result.count("vouchers")
+        result.reads += 1
+        if await _set_draft(
+            services,
+            draft.id,
+            status=ItemStatus.DELETED_IN_DINERO,
+            follow_up_checked_at=datetime.now(UTC),
+        ):
+            result.deleted += 1
+            result.changed += 1
+            log.info("draft_deleted_in_dinero", item_id=str(draft.id))
+        return
+    except DineroApiError as exc:
+        if exc.transient:
+            raise  # Dinero is unavailable: end the cycle
+        # This draft alone cannot be read: go round it, so it does not hold up the others.
+        result.count("vouchers")
+        result.error = str(exc)
+        log.warning("draft_unreadable", item_id=str(draft.id), error=str(exc))
+        await _set_draft(services, draft.id, follow_up_checked_at=datetime.now(UTC))
+        return
+    result.count("vouchers")
+    result.reads += 1
+    now = datetime.now(UTC)
+    if _booked(voucher):
+        if await _set_draft(
+            services,
+            draft.id,
+            status=ItemStatus.BOOKED,
+            step=Step.BOOKED,
+            dinero_voucher_number=voucher.voucher_number,
+            dinero_timestamp=voucher.timestamp,
+            booked_at=_booking_time(voucher) or now,
+            follow_up_checked_at=now,
+        ):
+            result.booked += 1
+            result.changed += 1
+        return
+    values: dict[str, Any] = {"follow_up_checked_at": now}
+    if draft.sent is None:
+        # Exported before the draft was recorded at creation: measure edits from this read.
+        values.update(dinero_sent=baseline(voucher), dinero_timestamp=voucher.timestamp)
+    elif voucher.timestamp != draft.timestamp:
+        changes = differences(draft.sent, baseline(voucher))
+        if changes != (draft.changes or {}).get("changes", []):
+            values["dinero_changes"] = (
+                {"detected_at": now.isoformat(), "changes": changes} if changes else None
+            )
+        values["dinero_timestamp"] = voucher.timestamp
+    if await _set_draft(services, draft.id, **values) and "dinero_changes" in values:
+        result.changed += 1
+        if values["dinero_changes"] is not None:
+            result.edited += 1
+            log.info("draft_edited_in_dinero", item_id=str(draft.id))

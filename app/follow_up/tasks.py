@@ -1,0 +1,95 @@
+"""The follow-up jobs: one cycle per company at a time, every FOLLOW_UP_INTERVAL_SECONDS while the
+company has drafts in Dinero, and at once when a late receipt arrives."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Final
+
+import structlog
+from procrastinate import JobContext
+from procrastinate import exceptions as procrastinate_exceptions
+from sqlalchemy import exists, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app import jobs, services
+from app.connection.models import ConnectionStatus, DineroConnection
+from app.exports.models import ExportItem, ItemStatus
+from app.follow_up.models import FollowUpState
+from app.jobs import job_app
+
+log = structlog.get_logger(__name__)
+
+QUEUE: Final = "follow_up"
+SCHEDULE_BATCH: Final = 500
+
+
+def lock(company_id: str) -> str:
+    return f"follow-up:{company_id}"
+
+
+@job_app.task(name="follow_up.run", queue=QUEUE)
+async def follow_up_job(company_id: str) -> None:
+    """One follow-up cycle for a company (see app/follow_up/cycle.py)."""
+    from app.follow_up.cycle import run_company
+
+    await run_company(services.current(), company_id)
+
+
+async def kick(session: AsyncSession, company_id: str) -> bool:
+    """Make sure the company's follow-up runs soon, inside the caller's transaction."""
+    try:
+        async with session.begin_nested():
+            await jobs.defer(
+                session,
+                follow_up_job,
+                queueing_lock=lock(company_id),
+                lock=lock(company_id),
+                company_id=company_id,
+            )
+    except procrastinate_exceptions.AlreadyEnqueued:
+        return False
+    return True
+
+
+async def enqueue_due(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    """Enqueue a cycle for every connected company with drafts whose next cycle is due."""
+    now = datetime.now(UTC)
+    has_drafts = exists().where(
+        ExportItem.company_id == DineroConnection.company_id,
+        ExportItem.status == ItemStatus.AWAITING_APPROVAL,
+    )
+    async with sessionmaker() as session, session.begin():
+        rows = await session.execute(
+            select(DineroConnection.company_id)
+            .outerjoin(FollowUpState, FollowUpState.company_id == DineroConnection.company_id)
+            .where(
+                DineroConnection.status == ConnectionStatus.CONNECTED,
+                or_(FollowUpState.next_run_at.is_(None), FollowUpState.next_run_at <= now),
+                has_drafts,
+            )
+            .order_by(FollowUpState.next_run_at.nulls_first())
+            .limit(SCHEDULE_BATCH)
+        )
+        queued = 0
+        for company_id in list(rows.scalars()):
+            queued += await kick(session, company_id)
+    return queued
+
+
+@job_app.periodic(cron="* * * * *", periodic_id="schedule_follow_up")
+@job_app.task(name="follow_up.schedule", queue="housekeeping", pass_context=True)
+async def schedule_follow_up(context: JobContext, timestamp: int) -> None:
+    """Every minute: retry cycles left by a dead worker; enqueue the cycles that are due."""
+    del timestamp
+    manager = context.app.job_manager
+    for job in await manager.get_stalled_jobs(
+        task_name=follow_up_job.name, seconds_since_heartbeat=60
+    ):
+        log.warning(
+            "follow_up_stalled", job_id=job.id, company_id=job.task_kwargs.get("company_id")
+        )
+        await manager.retry_job(job)
+    queued = await enqueue_due(services.current().sessionmaker)
+    if queued:
+        log.info("follow_up_scheduled", count=queued)

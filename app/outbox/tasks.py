@@ -1,0 +1,81 @@
+"""The delivery job: one at a time, kicked after changes and every minute while events are due."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import structlog
+from procrastinate import JobContext
+from procrastinate import exceptions as procrastinate_exceptions
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import jobs, services
+from app.jobs import job_app
+from app.outbox import delivery
+
+log = structlog.get_logger(__name__)
+
+QUEUE = "webhooks"
+LOCK = "outbox-deliver"
+"""Queueing lock (one waiting) and lock (one running): events go out in order."""
+
+
+@job_app.task(name="outbox.deliver", queue=QUEUE)
+async def deliver_job() -> None:
+    """Send the due outbox events to the platform (see app/outbox/delivery.py)."""
+    shared = services.current()
+    result = await delivery.deliver_pending(shared)
+    if result.more_due:
+        await kick_delivery(shared)
+    if result.delivered or result.failed:
+        log.info(
+            "webhooks_delivered",
+            delivered=result.delivered,
+            failed=result.failed,
+            given_up=result.given_up,
+            platform_unavailable=result.platform_unavailable,
+        )
+
+
+async def kick(session: AsyncSession) -> None:
+    """Make sure a delivery pass runs soon, inside the caller's transaction."""
+    try:
+        async with session.begin_nested():
+            await jobs.defer(session, deliver_job, queueing_lock=LOCK, lock=LOCK)
+    except procrastinate_exceptions.AlreadyEnqueued:
+        pass
+
+
+async def kick_delivery(shared: services.Services) -> None:
+    """Kick a delivery pass in its own transaction (nothing to do without a platform URL)."""
+    if shared.settings.platform_webhook_url is None:
+        return
+    async with shared.sessionmaker() as session, session.begin():
+        await kick(session)
+
+
+@job_app.periodic(cron="* * * * *", periodic_id="tick_outbox")
+@job_app.task(name="outbox.tick", queue="housekeeping", pass_context=True)
+async def tick_outbox(context: JobContext, timestamp: int) -> None:
+    """Every minute: retry a delivery pass left by a dead worker, kick one when events are due."""
+    del timestamp
+    manager = context.app.job_manager
+    for job in await manager.get_stalled_jobs(
+        task_name=deliver_job.name, seconds_since_heartbeat=60
+    ):
+        log.warning("webhook_delivery_stalled", job_id=job.id)
+        await manager.retry_job(job)
+    shared = services.current()
+    if shared.settings.platform_webhook_url is None:
+        return
+    due = await delivery.next_due_at(shared)
+    if due is not None and due <= datetime.now(UTC):
+        await kick_delivery(shared)
+
+
+@job_app.periodic(cron="27 3 * * *", periodic_id="prune_outbox")
+@job_app.task(name="outbox.prune", queue="housekeeping")
+async def prune_outbox(timestamp: int) -> None:
+    """Daily: forget delivered events after a week (see delivery.prune)."""
+    del timestamp
+    await delivery.prune(services.current())
