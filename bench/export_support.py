@@ -10,7 +10,8 @@ request log has to be shipped back.
 Items are stored the way the intake stores them (export + item + inline receipt rows, as
 tests/exports/test_runner.py's `add_item` does), in bulk. The export then runs on the real
 worker path: `job_app.run_worker_async(queues=["exports"], concurrency=N)` in a task, the
-companies' runners kicked, the database polled until no item is queued or exporting.
+companies' runners kicked, the database polled until no item is queued or exporting; more
+worker processes (`--worker`, like `dinero-bridge worker`) may run beside it.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
     ./dev run python -m bench.export_throughput [--items 300] [--latency-ms 50] [--limit 100]
     ./dev run python -m bench.export_throughput --many [--orgs 50] [--items 300]
     ./dev run python -m bench.export_throughput --many --orgs 10,25,50 --items 100
+    ./dev run python -m bench.export_throughput --many --single-rate 113.9 --processes 2
 
 A fresh embedded PostgreSQL is migrated to head. The stand-in Dinero runs in a process of its
 own (uvicorn on a free local port) with one organization and API key per company. The
@@ -27,8 +28,10 @@ throughput ≥ 0.8 x (orgs x single rate), until the machine's CPU is the limit.
 printed per party for the run: this process (service + worker, `resource.getrusage`), the
 PostgreSQL server (postmaster and backends, from /proc), the stand-in Dinero (its own
 `getrusage`), and the whole machine's busy share (/proc/stat, which includes anything else
-running). The service is one Python process: at ~100 % of one core it is the limit; the
-machine is the limit when its busy share nears 100 %.
+running). A worker process is one event loop: at ~100 % of one core it is the limit. With
+`--processes N` the export runs on this process's worker and N - 1 worker child processes (as
+production runs several `dinero-bridge worker`s; the pacer is shared through PostgreSQL), so
+the machine becomes the limit when its busy share nears 100 %.
 
 Exit status 1 when a target is missed.
 """
