@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from procrastinate import exceptions as procrastinate_exceptions
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -39,15 +38,9 @@ async def request_sync(session: AsyncSession, company_id: str) -> bool:
         session.add(state)
     state.requested_at = datetime.now(UTC)
     await session.flush()
-    try:
-        # A savepoint: a refused duplicate must not abort the caller's transaction.
-        async with session.begin_nested():
-            await jobs.defer(
-                session, sync_chart_job, queueing_lock=_lock(company_id), company_id=company_id
-            )
-    except procrastinate_exceptions.AlreadyEnqueued:
-        return False
-    return True
+    return await jobs.defer_once(
+        session, sync_chart_job, queueing_lock=_lock(company_id), company_id=company_id
+    )
 
 
 @job_app.periodic(cron="* * * * *", periodic_id="schedule_chart_syncs")

@@ -65,27 +65,16 @@ async def enqueue_refresh(session: AsyncSession, data_source_id: UUID, *, reason
     A waiting run that was put off (busy budget, Dinero unavailable) is brought forward: the
     admin asked for it now.
     """
-    try:
-        # A savepoint: a refused duplicate must not abort the caller's transaction.
-        async with session.begin_nested():
-            await jobs.defer(
-                session,
-                refresh_data_source,
-                queueing_lock=queueing_lock(data_source_id),
-                data_source_id=str(data_source_id),
-                reason=reason,
-            )
-    except procrastinate_exceptions.AlreadyEnqueued:
-        if reason != "schedule":
-            await session.execute(
-                text(
-                    "UPDATE procrastinate_jobs SET scheduled_at = NULL "
-                    "WHERE queueing_lock = :lock AND status = 'todo'"
-                ),
-                {"lock": queueing_lock(data_source_id)},
-            )
-        return False
-    return True
+    queued = await jobs.defer_once(
+        session,
+        refresh_data_source,
+        queueing_lock=queueing_lock(data_source_id),
+        data_source_id=str(data_source_id),
+        reason=reason,
+    )
+    if not queued and reason != "schedule":
+        await jobs.bring_forward(session, queueing_lock(data_source_id), None)
+    return queued
 
 
 @job_app.periodic(cron="* * * * *", periodic_id="schedule_data_sources")

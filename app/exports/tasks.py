@@ -11,8 +11,6 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 from procrastinate import JobContext
-from procrastinate import exceptions as procrastinate_exceptions
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import jobs, services
@@ -39,43 +37,29 @@ async def run_company_job(company_id: str) -> None:
 
 async def kick(session: AsyncSession, company_id: str) -> None:
     """Make sure the company's runner runs soon, inside the caller's transaction."""
-    try:
-        async with session.begin_nested():
-            await jobs.defer(
-                session,
-                run_company_job,
-                queueing_lock=run_lock(company_id),
-                lock=run_lock(company_id),
-                company_id=company_id,
-            )
-    except procrastinate_exceptions.AlreadyEnqueued:
-        pass
+    await jobs.defer_once(
+        session,
+        run_company_job,
+        queueing_lock=run_lock(company_id),
+        lock=run_lock(company_id),
+        company_id=company_id,
+    )
 
 
 async def schedule_run(shared: services.Services, company_id: str, seconds: float) -> None:
     """Run the company's runner again in `seconds` (or sooner, if one is already planned)."""
     at = datetime.now(UTC) + timedelta(seconds=max(seconds, 0))
     async with shared.sessionmaker() as session, session.begin():
-        try:
-            async with session.begin_nested():
-                connection = await session.connection()
-                raw = await connection.get_raw_connection()
-                await run_company_job.configure(
-                    connection=raw.driver_connection,
-                    queueing_lock=_later_lock(company_id),
-                    lock=run_lock(company_id),
-                    schedule_at=at,
-                ).defer_async(company_id=company_id)
-        except procrastinate_exceptions.AlreadyEnqueued:
-            # One is planned already: bring it forward if this one is sooner.
-            await session.execute(
-                text(
-                    "UPDATE procrastinate_jobs SET scheduled_at = :at "
-                    "WHERE queueing_lock = :lock AND status = 'todo' "
-                    "AND (scheduled_at IS NULL OR scheduled_at > :at)"
-                ),
-                {"at": at, "lock": _later_lock(company_id)},
-            )
+        queued = await jobs.defer_once(
+            session,
+            run_company_job,
+            queueing_lock=_later_lock(company_id),
+            lock=run_lock(company_id),
+            schedule_at=at,
+            company_id=company_id,
+        )
+        if not queued:  # one is planned already: bring it forward if this one is sooner
+            await jobs.bring_forward(session, _later_lock(company_id), at)
 
 
 @job_app.periodic(cron="* * * * *", periodic_id="recover_stalled_exports")
@@ -83,12 +67,4 @@ async def schedule_run(shared: services.Services, company_id: str, seconds: floa
 async def recover_stalled_runs(context: JobContext, timestamp: int) -> None:
     """A worker that died mid-export leaves its job 'doing' and its company locked: retry it."""
     del timestamp
-    manager = context.app.job_manager
-    stalled = await manager.get_stalled_jobs(
-        task_name=run_company_job.name, seconds_since_heartbeat=60
-    )
-    for job in stalled:
-        log.warning(
-            "export_run_stalled", job_id=job.id, company_id=job.task_kwargs.get("company_id")
-        )
-        await manager.retry_job(job)
+    await jobs.retry_stalled(context, run_company_job)

@@ -8,7 +8,6 @@ from typing import Final
 
 import structlog
 from procrastinate import JobContext
-from procrastinate import exceptions as procrastinate_exceptions
 from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -38,18 +37,13 @@ async def follow_up_job(company_id: str) -> None:
 
 async def kick(session: AsyncSession, company_id: str) -> bool:
     """Make sure the company's follow-up runs soon, inside the caller's transaction."""
-    try:
-        async with session.begin_nested():
-            await jobs.defer(
-                session,
-                follow_up_job,
-                queueing_lock=lock(company_id),
-                lock=lock(company_id),
-                company_id=company_id,
-            )
-    except procrastinate_exceptions.AlreadyEnqueued:
-        return False
-    return True
+    return await jobs.defer_once(
+        session,
+        follow_up_job,
+        queueing_lock=lock(company_id),
+        lock=lock(company_id),
+        company_id=company_id,
+    )
 
 
 async def enqueue_due(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
@@ -82,14 +76,7 @@ async def enqueue_due(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
 async def schedule_follow_up(context: JobContext, timestamp: int) -> None:
     """Every minute: retry cycles left by a dead worker; enqueue the cycles that are due."""
     del timestamp
-    manager = context.app.job_manager
-    for job in await manager.get_stalled_jobs(
-        task_name=follow_up_job.name, seconds_since_heartbeat=60
-    ):
-        log.warning(
-            "follow_up_stalled", job_id=job.id, company_id=job.task_kwargs.get("company_id")
-        )
-        await manager.retry_job(job)
+    await jobs.retry_stalled(context, follow_up_job)
     queued = await enqueue_due(services.current().sessionmaker)
     if queued:
         log.info("follow_up_scheduled", count=queued)

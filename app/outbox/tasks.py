@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 import structlog
 from procrastinate import JobContext
-from procrastinate import exceptions as procrastinate_exceptions
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import jobs, services
@@ -39,11 +38,7 @@ async def deliver_job() -> None:
 
 async def kick(session: AsyncSession) -> None:
     """Make sure a delivery pass runs soon, inside the caller's transaction."""
-    try:
-        async with session.begin_nested():
-            await jobs.defer(session, deliver_job, queueing_lock=LOCK, lock=LOCK)
-    except procrastinate_exceptions.AlreadyEnqueued:
-        pass
+    await jobs.defer_once(session, deliver_job, queueing_lock=LOCK, lock=LOCK)
 
 
 async def kick_delivery(shared: services.Services) -> None:
@@ -59,12 +54,7 @@ async def kick_delivery(shared: services.Services) -> None:
 async def tick_outbox(context: JobContext, timestamp: int) -> None:
     """Every minute: retry a delivery pass left by a dead worker, kick one when events are due."""
     del timestamp
-    manager = context.app.job_manager
-    for job in await manager.get_stalled_jobs(
-        task_name=deliver_job.name, seconds_since_heartbeat=60
-    ):
-        log.warning("webhook_delivery_stalled", job_id=job.id)
-        await manager.retry_job(job)
+    await jobs.retry_stalled(context, deliver_job)
     shared = services.current()
     if shared.settings.platform_webhook_url is None:
         return
