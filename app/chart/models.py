@@ -13,7 +13,6 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import (
-    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -124,10 +123,7 @@ class ChartSync(Base):
     """never, running, succeeded or failed."""
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
-    organization_id: Mapped[int | None] = mapped_column(BigInteger)
-    """The organization the synced chart belongs to (a switch of organization resyncs)."""
     accounting_years: Mapped[list[dict[str, str]]] = mapped_column(JSONB, default=list)
     """The organization's accounting years ({name, from, to}); exports are dated inside one."""
-    requests: Mapped[int] = mapped_column(Integer, default=0)
     changes: Mapped[int] = mapped_column(Integer, default=0)
     """Rows written by the last sync (0 when nothing changed in Dinero)."""

@@ -22,8 +22,7 @@ from app.chart.schemas import (
 )
 from app.chart.tasks import request_sync
 from app.connection.gateway import NotConnected
-from app.connection.models import ConnectionStatus
-from app.connection.service import get_connection
+from app.connection.models import ConnectionStatus, get_connection
 from app.deps import CompanyAdmin, CompanyMember, SessionDep
 from app.errors import problem_doc
 from app.exports.tasks import kick

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.chart.models import NO_VAT, Category, ChartSync, DineroAccount, TaxCode
 from app.connection.gateway import DineroGateway, NotConnected, ReauthRequired
-from app.connection.models import ConnectionStatus, DineroConnection
+from app.connection.models import ConnectionStatus, DineroConnection, get_connection
 from app.dinero.errors import DineroError
 from app.dinero.models import AccountingYear, DepositAccount, EntryAccount, VatType
 from app.dinero.pacing import Lane
@@ -107,8 +107,8 @@ async def sync_chart(services: Services, company_id: str) -> SyncOutcome:
 async def _sync_locked(services: Services, company_id: str) -> SyncOutcome:
     started = datetime.now(UTC)
     async with services.sessionmaker() as session, session.begin():
-        connection = await _connection(session, company_id)
-        state = await _state(session, company_id)
+        connection = await get_connection(session=session, company_id=company_id)
+        state = await sync_state(session, company_id)
         state.status = "running"
         state.started_at = started
     if connection is None or connection.status == ConnectionStatus.NOT_CONNECTED:
@@ -123,15 +123,13 @@ async def _sync_locked(services: Services, company_id: str) -> SyncOutcome:
     async with services.sessionmaker() as session, session.begin():
         summary = await apply_chart(session, company_id, chart)
         changes = sum(summary.values())
-        state = await _state(session, company_id)
+        state = await sync_state(session, company_id)
         now = datetime.now(UTC)
         state.status = "succeeded"
         state.finished_at = now
         state.succeeded_at = now
         state.error_code = None
         state.error_message = None
-        state.organization_id = connection.organization_id
-        state.requests = CHART_REQUESTS
         state.changes = changes
         years = [
             {"name": y.name or "", "from": y.from_date.isoformat(), "to": y.to_date.isoformat()}
@@ -140,7 +138,7 @@ async def _sync_locked(services: Services, company_id: str) -> SyncOutcome:
         ]
         if state.accounting_years != years:
             state.accounting_years = years
-        conn = await _connection(session, company_id)
+        conn = await get_connection(session=session, company_id=company_id)
         if conn is not None:
             conn.last_synced_at = now
             if conn.problem_code and conn.problem_code.startswith(SYNC_PROBLEM_PREFIX):
@@ -156,12 +154,12 @@ async def _sync_locked(services: Services, company_id: str) -> SyncOutcome:
 async def _failed(services: Services, company_id: str, code: str, message: str) -> SyncOutcome:
     """Record why the sync failed, on the sync state and on the connection; nothing else."""
     async with services.sessionmaker() as session, session.begin():
-        state = await _state(session, company_id)
+        state = await sync_state(session, company_id)
         state.status = "failed"
         state.finished_at = datetime.now(UTC)
         state.error_code = code
         state.error_message = message
-        conn = await _connection(session, company_id)
+        conn = await get_connection(session=session, company_id=company_id)
         if conn is not None and conn.status == ConnectionStatus.CONNECTED:
             conn.problem_code = f"{SYNC_PROBLEM_PREFIX}failed"
             conn.problem_message = f"The last chart sync failed: {message}"
@@ -169,18 +167,11 @@ async def _failed(services: Services, company_id: str, code: str, message: str) 
     return SyncOutcome(status="failed", error_code=code, error_message=message)
 
 
-async def _connection(session: AsyncSession, company_id: str) -> DineroConnection | None:
-    return (
-        await session.execute(
-            select(DineroConnection).where(DineroConnection.company_id == company_id)
-        )
-    ).scalar_one_or_none()
-
-
-async def _state(session: AsyncSession, company_id: str) -> ChartSync:
+async def sync_state(session: AsyncSession, company_id: str) -> ChartSync:
+    """The company's sync row, locked for this transaction (created on first use)."""
     state = await session.get(ChartSync, company_id, with_for_update=True)
     if state is None:
-        state = ChartSync(company_id=company_id, status="never", requests=0, changes=0)
+        state = ChartSync(company_id=company_id, status="never", changes=0)
         session.add(state)
     return state
 

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import jobs, services
 from app.chart.models import ChartSync
-from app.chart.sync import sync_chart
+from app.chart.sync import sync_chart, sync_state
 from app.connection.models import ConnectionStatus, DineroConnection
 from app.jobs import job_app
 
@@ -32,10 +32,7 @@ def _lock(company_id: str) -> str:
 
 async def request_sync(session: AsyncSession, company_id: str) -> bool:
     """Enqueue a sync in the caller's transaction; False when one is already waiting to run."""
-    state = await session.get(ChartSync, company_id)
-    if state is None:
-        state = ChartSync(company_id=company_id, status="never", requests=0, changes=0)
-        session.add(state)
+    state = await sync_state(session, company_id)
     state.requested_at = datetime.now(UTC)
     await session.flush()
     return await jobs.defer_once(

@@ -18,7 +18,9 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    select,
 )
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, TimestampMixin
@@ -113,3 +115,12 @@ class RequestSlot(Base):
     organization_id: Mapped[int] = mapped_column(BigInteger)
     slot_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     lane: Mapped[str] = mapped_column(Text)
+
+
+async def get_connection(*, session: AsyncSession, company_id: str) -> DineroConnection | None:
+    """The company's connection row (any status), or None if it never connected."""
+    return (
+        await session.execute(
+            select(DineroConnection).where(DineroConnection.company_id == company_id)
+        )
+    ).scalar_one_or_none()

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from app.connection import service
 from app.connection.gateway import DineroGateway
-from app.connection.models import ConnectionStatus, DineroConnection
+from app.connection.models import ConnectionStatus, DineroConnection, get_connection
 from app.connection.schemas import ConnectionOut, ConnectionRequest
 from app.deps import (
     CompanyAdmin,
@@ -93,7 +93,7 @@ async def connect(
 @router.get("/v1/companies/{company}/dinero/connection", response_model=ConnectionOut)
 async def read_connection(access: CompanyMember, session: SessionDep) -> ConnectionOut:
     """The company's Dinero connection and what, if anything, needs attention."""
-    return _out(await service.get_connection(session=session, company_id=access.company.id))
+    return _out(await get_connection(session=session, company_id=access.company.id))
 
 
 @router.delete("/v1/companies/{company}/dinero/connection", status_code=204)

@@ -19,6 +19,7 @@ from app.connection.models import (
     ConnectionStatus,
     DineroConnection,
     OAuthState,
+    get_connection,
 )
 from app.crypto import DecryptionFailed
 from app.dinero.errors import DineroError, DineroNotPro, DineroOAuthError, DineroUnauthorized
@@ -51,14 +52,6 @@ class Verified:
 
 def _hash_state(state: str) -> str:
     return hashlib.sha256(state.encode("utf-8")).hexdigest()
-
-
-async def get_connection(*, session: AsyncSession, company_id: str) -> DineroConnection | None:
-    return (
-        await session.execute(
-            select(DineroConnection).where(DineroConnection.company_id == company_id)
-        )
-    ).scalar_one_or_none()
 
 
 async def _check_switch(

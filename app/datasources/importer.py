@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from app.connection.gateway import DineroGateway
-from app.connection.models import ConnectionStatus, DineroConnection
+from app.connection.models import ConnectionStatus, DineroConnection, get_connection
 from app.datasources.models import (
     DataSource,
     DataSourceType,
@@ -317,11 +317,7 @@ class Importer:
             source.next_refresh_at = now + timedelta(
                 minutes=source.refresh_minutes or RECOVERY_MINUTES
             )
-            connection = (
-                await session.execute(
-                    select(DineroConnection).where(DineroConnection.company_id == source.company_id)
-                )
-            ).scalar_one_or_none()
+            connection = await get_connection(session=session, company_id=source.company_id)
         if connection is None or connection.status == ConnectionStatus.NOT_CONNECTED:
             raise RunFailed("not_connected", "Dinero is not connected; connect it again.")
         if connection.organization_id not in (None, source.organization_id):

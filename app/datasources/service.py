@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.connection.gateway import DineroGateway, NotConnected, ReauthRequired
-from app.connection.models import ConnectionStatus, DineroConnection
+from app.connection.models import ConnectionStatus, DineroConnection, get_connection
 from app.datasources import tasks
 from app.datasources.models import (
     DataSource,
@@ -115,11 +115,7 @@ def _year_label(year: AccountingYear) -> str:
 
 
 async def _connection(session: AsyncSession, company_id: str) -> DineroConnection:
-    connection = (
-        await session.execute(
-            select(DineroConnection).where(DineroConnection.company_id == company_id)
-        )
-    ).scalar_one_or_none()
+    connection = await get_connection(session=session, company_id=company_id)
     if connection is None or connection.status in (
         ConnectionStatus.NOT_CONNECTED,
         ConnectionStatus.PENDING,

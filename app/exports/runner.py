@@ -35,7 +35,7 @@ from sqlalchemy.orm import undefer
 from app.chart.models import NO_VAT, Category, ChartSync, CompanySettings, DineroAccount, TaxCode
 from app.chart.service import effective_accounts
 from app.connection.gateway import NotConnected, ReauthRequired
-from app.connection.models import DineroConnection
+from app.connection.models import DineroConnection, get_connection
 from app.dinero.client import DineroClient
 from app.dinero.errors import (
     DineroApiError,
@@ -161,11 +161,7 @@ async def save(services: Services, item: ExportItem, **values: Any) -> None:
 
 async def _load_context(services: Services, company_id: str) -> Context | None:
     async with services.sessionmaker() as session:
-        connection = (
-            await session.execute(
-                select(DineroConnection).where(DineroConnection.company_id == company_id)
-            )
-        ).scalar_one_or_none()
+        connection = await get_connection(session=session, company_id=company_id)
         if connection is None:
             return None
         settings = await session.get(CompanySettings, company_id) or CompanySettings(

@@ -36,7 +36,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from app.connection.gateway import NotConnected, ReauthRequired
-from app.connection.models import DineroConnection
+from app.connection.models import get_connection
 from app.dinero.client import DineroClient
 from app.dinero.errors import DineroApiError, DineroError, DineroNotFound
 from app.dinero.models import ManualVoucher, PurchaseVoucher
@@ -121,11 +121,7 @@ async def run_company(services: Services, company_id: str) -> CycleResult:
     started = datetime.now(UTC)
     deadline = time.monotonic() + TIME_SLICE_SECONDS
     async with services.sessionmaker() as session:
-        connection = (
-            await session.execute(
-                select(DineroConnection).where(DineroConnection.company_id == company_id)
-            )
-        ).scalar_one_or_none()
+        connection = await get_connection(session=session, company_id=company_id)
     try:
         if connection is None:
             raise NotConnected("Connect Dinero first.")
