@@ -22,7 +22,7 @@ import asyncio
 import hashlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -33,10 +33,10 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import undefer
 
 from app.chart.models import NO_VAT, Category, ChartSync, CompanySettings, DineroAccount, TaxCode
-from app.chart.service import effective_accounts
+from app.chart.service import EXPORT_NEEDS, effective_accounts
 from app.connection.gateway import NotConnected, ReauthRequired
 from app.connection.models import DineroConnection, get_connection
-from app.dinero.client import DineroClient
+from app.dinero.client import DineroClient, FileStatus
 from app.dinero.errors import (
     DineroApiError,
     DineroError,
@@ -46,6 +46,7 @@ from app.dinero.errors import (
     DineroTransportError,
 )
 from app.dinero.models import (
+    ArchivedFile,
     LedgerItem,
     LedgerItemLine,
     LedgerItemRef,
@@ -79,6 +80,7 @@ PACER_MAX_WAIT_SECONDS = 5.0
 RATE_LIMIT_PAUSE_SECONDS = 60.0
 MAX_BACKOFF = timedelta(minutes=30)
 UPLOAD_LOOKBACK = timedelta(days=1)
+ARCHIVE_PAGE = 1000
 
 PURCHASE = "purchase_voucher"
 MANUAL = "manual_voucher"
@@ -401,13 +403,7 @@ def _check(ctx: Context, item: ExportItem) -> None:
         return  # already under way: finish it with what was decided then
     if not ctx.synced:
         raise Wait("chart_not_synced", "Waiting for the chart of accounts to sync from Dinero.")
-    needs = {
-        ItemType.CARD_EXPENSE: ("deposit_account",),
-        ItemType.OUT_OF_POCKET_EXPENSE: ("out_of_pocket_account",),
-        ItemType.REIMBURSEMENT: ("out_of_pocket_account", "reimbursement_account"),
-        ItemType.WALLET_TOP_UP: ("deposit_account", "top_up_account"),
-    }[item.type]
-    for name in needs:
+    for name in EXPORT_NEEDS[item.type.value]:
         number = ctx.accounts[name]
         label = name.replace("_", " ").replace(" account", "")
         if number is None:
@@ -500,21 +496,17 @@ def _is_refund(item: ExportItem) -> bool:
 async def _voucher_item(ctx: Context, item: ExportItem) -> None:
     assert ctx.client is not None
     client = ctx.client
+    # Written together with the next step, not in a commit of their own (fewer round trips).
+    pending: dict[str, Any] = {}
+    if item.status == ItemStatus.QUEUED or item.waiting_code:
+        pending = {"status": ItemStatus.EXPORTING, "waiting_code": None, "waiting_message": None}
     try:
-        if item.status == ItemStatus.QUEUED or item.waiting_code:
-            await save(
-                ctx.services,
-                item,
-                status=ItemStatus.EXPORTING,
-                waiting_code=None,
-                waiting_message=None,
-            )
         if item.step in (Step.NEW, Step.UPLOAD_SENT) and item.dinero_file_guid is None:
-            await _ensure_file(ctx, client, item)
+            pending = await _ensure_file(ctx, client, item, pending)
         if item.step == Step.CREATE_SENT and await _find_voucher(ctx, client, item):
             return
-        if item.step in (Step.NEW, Step.UPLOADED, Step.CREATE_SENT):
-            await _create_voucher(ctx, client, item)
+        if item.step in (Step.NEW, Step.UPLOADED, Step.UPLOAD_SENT, Step.CREATE_SENT):
+            await _create_voucher(ctx, client, item, pending)
     except Fail as fail:
         await _fail(ctx, item, fail)
     except ReceiptError as exc:
@@ -533,8 +525,13 @@ async def _voucher_item(ctx: Context, item: ExportItem) -> None:
         await _transient(ctx, item, exc)
 
 
-async def _prepared_file(ctx: Context, item: ExportItem) -> tuple[bytes, str, str]:
-    """The one file for the voucher: the receipts combined, or a note when there is none."""
+async def _prepared_file(
+    ctx: Context, item: ExportItem, pending: dict[str, Any]
+) -> tuple[bytes, str, str]:
+    """The one file for the voucher: the receipts combined, or a note when there is none.
+
+    A newly prepared file is added to `pending`, to be stored with the upload's intent.
+    """
     if item.receipt_sha256 is not None:
         async with ctx.services.sessionmaker() as session:
             stored = (
@@ -562,9 +559,7 @@ async def _prepared_file(ctx: Context, item: ExportItem) -> tuple[bytes, str, st
         content_type, extension = "image/png", "png"
         sha = hashlib.sha256(content).hexdigest()
     filename = f"{base}.{extension}"
-    await save(
-        ctx.services,
-        item,
+    pending.update(
         receipt_file=content,
         receipt_filename=filename,
         receipt_content_type=content_type,
@@ -605,17 +600,21 @@ async def receipt_blobs(services: Services, item: ExportItem) -> list[Blob]:
     return blobs
 
 
-async def _ensure_file(ctx: Context, client: DineroClient, item: ExportItem) -> None:
-    """Upload the voucher's file once; after an uncertain upload, find it in the archive first."""
-    content, filename, content_type = await _prepared_file(ctx, item)
+async def _ensure_file(
+    ctx: Context, client: DineroClient, item: ExportItem, pending: dict[str, Any]
+) -> dict[str, Any]:
+    """Upload the voucher's file once; after an uncertain upload, find it in the archive first.
+
+    Returns what is still to be stored: the file's guid, committed with the create's intent.
+    """
+    content, filename, content_type = await _prepared_file(ctx, item, pending)
     if item.step == Step.UPLOAD_SENT:
         found = await _find_upload(client, item, filename, len(content))
         if found is not None:
-            await save(ctx.services, item, dinero_file_guid=found, step=Step.UPLOADED)
             ctx.count("upload_found")
-            return
+            return {**pending, "dinero_file_guid": found}
     previous = item.step
-    await save(ctx.services, item, step=Step.UPLOAD_SENT, sent_at=datetime.now(UTC))
+    await save(ctx.services, item, **pending, step=Step.UPLOAD_SENT, sent_at=datetime.now(UTC))
     await checkpoint("before_upload")
     try:
         uploaded = await client.upload_file(content, filename, content_type)
@@ -623,24 +622,35 @@ async def _ensure_file(ctx: Context, client: DineroClient, item: ExportItem) -> 
         await save(ctx.services, item, step=previous)  # certainly not sent
         raise
     await checkpoint("after_upload")
-    await save(ctx.services, item, dinero_file_guid=uploaded.file_guid, step=Step.UPLOADED)
     ctx.count("uploaded")
+    return {"dinero_file_guid": uploaded.file_guid}
+
+
+async def _archive_since_sent(
+    client: DineroClient, item: ExportItem, file_status: FileStatus = "All"
+) -> AsyncIterator[ArchivedFile]:
+    """The file archive from shortly before the item's uncertain call, page by page."""
+    since = ((item.sent_at or datetime.now(UTC)) - UPLOAD_LOOKBACK).date()
+    page = 0
+    while True:
+        files = await client.list_files(
+            uploaded_after=since, file_status=file_status, page=page, page_size=ARCHIVE_PAGE
+        )
+        for stored in files:
+            yield stored
+        if len(files) < ARCHIVE_PAGE:
+            return
+        page += 1
 
 
 async def _find_upload(
     client: DineroClient, item: ExportItem, filename: str, size: int
 ) -> str | None:
-    since = (item.sent_at or datetime.now(UTC)) - UPLOAD_LOOKBACK
     stem = filename.rsplit(".", 1)[0]
-    page = 0
-    while True:
-        files = await client.list_files(uploaded_after=since.date(), page=page, page_size=1000)
-        for stored in files:
-            if stored.name in (filename, stem) and stored.size == size and stored.file_guid:
-                return stored.file_guid
-        if len(files) < 1000:
-            return None
-        page += 1
+    async for stored in _archive_since_sent(client, item):
+        if stored.name in (filename, stem) and stored.size == size and stored.file_guid:
+            return stored.file_guid
+    return None
 
 
 def _purchase_voucher(ctx: Context, item: ExportItem) -> PurchaseVoucherCreate:
@@ -689,10 +699,13 @@ def _refund_voucher(ctx: Context, item: ExportItem) -> ManualVoucherCreate:
     )
 
 
-async def _create_voucher(ctx: Context, client: DineroClient, item: ExportItem) -> None:
+async def _create_voucher(
+    ctx: Context, client: DineroClient, item: ExportItem, pending: dict[str, Any]
+) -> None:
     refund = _is_refund(item)
-    previous = item.step
-    await save(ctx.services, item, step=Step.CREATE_SENT, sent_at=datetime.now(UTC))
+    # Without a create sent yet, a known file means the upload is done.
+    previous = Step.UPLOADED if item.step != Step.CREATE_SENT else item.step
+    await save(ctx.services, item, **pending, step=Step.CREATE_SENT, sent_at=datetime.now(UTC))
     await checkpoint("before_create")
     try:
         if refund:
@@ -747,9 +760,7 @@ async def _find_voucher(ctx: Context, client: DineroClient, item: ExportItem) ->
     if item.dinero_file_guid is None:
         return False
     if _is_refund(item):
-        since = (item.sent_at or datetime.now(UTC)) - UPLOAD_LOOKBACK
-        files = await client.list_files(uploaded_after=since.date(), file_status="Used")
-        for stored in files:
+        async for stored in _archive_since_sent(client, item, "Used"):
             if stored.file_guid == item.dinero_file_guid and stored.linked:
                 manual = await client.get_manual_voucher(stored.linked[0].voucher_guid)
                 await _created(
