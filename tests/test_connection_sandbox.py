@@ -28,7 +28,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import httpx
 import pytest
 from fastapi import FastAPI
-from pydantic import SecretStr
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -49,6 +48,7 @@ from app.sandbox import (
 from tests.conftest import bearer, make_runtime, running
 from tests.contract import ContractTransport
 from tests.sandbox.conftest import parse_form
+from tests.sandboxed import sandbox_settings
 
 DINERO = "http://dinero.test"
 SERVICE = "http://testserver"
@@ -57,17 +57,10 @@ PRO = 100001
 NO_PRO = 100002
 CONNECTION = "/v1/companies/{company}/dinero/connection"
 
-SANDBOX_SETTINGS: dict[str, Any] = {
-    "dinero_api_url": DINERO,
-    "dinero_authorize_url": f"{DINERO}/connect/authorize",
-    "dinero_token_url": f"{DINERO}/connect/token",
-    "dinero_legacy_token_url": f"{DINERO}/dineroapi/oauth/token",
-    "dinero_client_id": CLIENT_ID,
-    "dinero_client_secret": SecretStr(CLIENT_SECRET),
-    "dinero_redirect_uri": CALLBACK,
-    # The service's own pacing (100/min) would add 0.6 s per call; the sandbox still counts.
-    "dinero_rate_limit_per_minute": 10_000,
-}
+# The service's own pacing (100/min) would add 0.6 s per call; the sandbox still counts.
+SANDBOX_SETTINGS: dict[str, Any] = sandbox_settings(
+    dinero_redirect_uri=CALLBACK, dinero_rate_limit_per_minute=10_000
+)
 BROWSER_HEADERS = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 
 

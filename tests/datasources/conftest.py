@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -32,8 +31,6 @@ from app.main import create_app
 from app.migrations_util import upgrade_to_head
 from app.sandbox import (
     API_KEY,
-    CLIENT_ID,
-    CLIENT_SECRET,
     Sandbox,
     SandboxConfig,
     SystemClock,
@@ -43,6 +40,7 @@ from app.sandbox.reads import primo_entries
 from app.sandbox.state import Entry, Record
 from tests.conftest import bearer, make_runtime, running
 from tests.contract import ContractTransport
+from tests.sandboxed import sandbox_settings
 
 DINERO = "http://dinero.test"
 ORG = 100001
@@ -58,16 +56,8 @@ TEST_SETTINGS = importer.ImportSettings(
     failure_backoff_seconds=(60.0, 60.0),
 )
 
-SERVICE_SETTINGS: dict[str, Any] = {
-    "dinero_api_url": DINERO,
-    "dinero_authorize_url": f"{DINERO}/connect/authorize",
-    "dinero_token_url": f"{DINERO}/connect/token",
-    "dinero_legacy_token_url": f"{DINERO}/dineroapi/oauth/token",
-    "dinero_client_id": CLIENT_ID,
-    "dinero_client_secret": SecretStr(CLIENT_SECRET),
-    # The service's own pacing would space calls 0.6 s apart; Dinero's limit is not under test.
-    "dinero_rate_limit_per_minute": 10_000,
-}
+# The service's own pacing would space calls 0.6 s apart; Dinero's limit is not under test.
+SERVICE_SETTINGS: dict[str, Any] = sandbox_settings(dinero_rate_limit_per_minute=10_000)
 
 ALL_TYPES = [
     "contacts",
