@@ -7,6 +7,7 @@ an ASGI transport (no network), and the jobs run on the real procrastinate queue
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,8 @@ DINERO = "http://dinero.test"
 PRO_ORG = 100001
 PLAIN_ORG = 100002
 API_KEY = "sandbox-api-key-100001"
+# The sandbox's deposit accounts the export tests map: card, out-of-pocket, bank.
+CARD, OUT_OF_POCKET, BANK = 55030, 55080, 55000
 
 
 @dataclass
@@ -86,3 +89,21 @@ async def connect_with_api_key(client: httpx.AsyncClient, company: str) -> dict[
     body: dict[str, Any] = response.json()
     assert body["status"] == "connected"
     return body
+
+
+async def connected_company(service: Service) -> str:
+    """A new company connected by API key, its chart synced and its accounts mapped."""
+    company = f"co-{uuid.uuid4().hex[:10]}"
+    await connect_with_api_key(service.client, company)
+    await run_jobs(["chart"])
+    response = await service.client.put(
+        f"/v1/companies/{company}/dinero/settings",
+        json={
+            "deposit_account": CARD,
+            "out_of_pocket_account": OUT_OF_POCKET,
+            "reimbursement_account": BANK,
+        },
+        headers=bearer(company),
+    )
+    assert response.status_code == 200, response.text
+    return company

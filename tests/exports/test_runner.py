@@ -24,9 +24,15 @@ from app.exports.models import Export, ExportItem, ItemStatus, ItemType, Receipt
 from app.migrations_util import upgrade_to_head
 from app.services import Services
 from tests.conftest import bearer
-from tests.sandboxed import PRO_ORG, Service, connect_with_api_key, run_jobs, sandboxed_service
-
-CARD, OUT_OF_POCKET, BANK = 55030, 55080, 55000
+from tests.sandboxed import (
+    BANK,
+    CARD,
+    OUT_OF_POCKET,
+    PRO_ORG,
+    Service,
+    connected_company,
+    sandboxed_service,
+)
 
 
 class Killed(BaseException):
@@ -49,20 +55,7 @@ async def service(exports_db: str) -> AsyncIterator[Service]:
 
 @pytest.fixture
 async def company(service: Service) -> str:
-    company = f"co-{uuid.uuid4().hex[:10]}"
-    await connect_with_api_key(service.client, company)
-    await run_jobs(["chart"])
-    response = await service.client.put(
-        f"/v1/companies/{company}/dinero/settings",
-        json={
-            "deposit_account": CARD,
-            "out_of_pocket_account": OUT_OF_POCKET,
-            "reimbursement_account": BANK,
-        },
-        headers=bearer(company),
-    )
-    assert response.status_code == 200, response.text
-    return company
+    return await connected_company(service)
 
 
 def shared(service: Service) -> Services:

@@ -37,8 +37,7 @@ from app.sandbox import create_sandbox_app
 from app.services import Services
 from tests.conftest import bearer, make_runtime, running
 from tests.exports import test_runner as export_helpers
-from tests.exports.test_runner import BANK, CARD, OUT_OF_POCKET
-from tests.sandboxed import Service, connect_with_api_key, run_jobs, sandbox_settings
+from tests.sandboxed import Service, connected_company, sandbox_settings
 
 PLATFORM = "http://platform.test"
 PLATFORM_URL = f"{PLATFORM}/dinero-bridge/events"
@@ -153,26 +152,9 @@ async def w(follow_db: str) -> AsyncIterator[World]:
         yield built
 
 
-async def connect_company(service: Service) -> str:
-    company = f"co-{uuid.uuid4().hex[:10]}"
-    await connect_with_api_key(service.client, company)
-    await run_jobs(["chart"])
-    response = await service.client.put(
-        f"/v1/companies/{company}/dinero/settings",
-        json={
-            "deposit_account": CARD,
-            "out_of_pocket_account": OUT_OF_POCKET,
-            "reimbursement_account": BANK,
-        },
-        headers=bearer(company),
-    )
-    assert response.status_code == 200, response.text
-    return company
-
-
 @pytest.fixture
 async def company(w: World) -> str:
-    return await connect_company(w.service)
+    return await connected_company(w.service)
 
 
 # --- helpers ---------------------------------------------------------------------------------

@@ -14,13 +14,12 @@ from app.exports.models import ItemStatus, ItemType
 from tests.follow_up.conftest import (
     World,
     add_item,
-    connect_company,
     follow,
     item_row,
     line,
     world,
 )
-from tests.sandboxed import PRO_ORG
+from tests.sandboxed import PRO_ORG, connected_company
 
 DRAFTS = 14
 
@@ -41,7 +40,7 @@ async def _lanes(w: World) -> dict[str, int]:
 
 async def test_a_cycle_stops_at_its_share_and_exports_still_go_at_once(paced: World) -> None:
     w = paced
-    company = await connect_company(w.service)
+    company = await connected_company(w.service)
     for n in range(DRAFTS):
         await add_item(
             w.service, company, ItemType.CARD_EXPENSE, 1000 + n, lines=[line(2800, 1000 + n)]
