@@ -15,43 +15,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import httpx
-import pgserver
 from fastapi import FastAPI
 from pydantic import SecretStr
 
 from app.auth import issue_token
 from app.chart.sync import CHART_REQUESTS, sync_chart
-from app.config import Settings
 from app.main import create_app
-from app.migrations_util import upgrade_to_head
 from app.runtime import resolve
-from app.sandbox import CLIENT_ID, CLIENT_SECRET, Sandbox, SandboxConfig, create_sandbox_app
+from app.sandbox import Sandbox, SandboxConfig, create_sandbox_app
+from bench.common import JWT_SECRET, service_settings, temp_database
 
 ORG = 100001
 API_KEY = "sandbox-api-key-100001"
 DINERO = "http://dinero.bench"
-JWT_SECRET = "bench-jwt-secret-" + "x" * 32
-ENCRYPTION_KEY = "r6Q3pJcTtH2kqC0m6bJXc6GJw8b8a2mXq0L0c5bQ8yI="
 COMPANY = "bench-co"
-
-
-@contextlib.contextmanager
-def _database() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="bench-chart-") as tmp:
-        server = pgserver.get_server(tmp, cleanup_mode="stop")
-        try:
-            server.psql("CREATE DATABASE bench;")
-            url = server.get_uri("bench")
-            upgrade_to_head(url)
-            yield url
-        finally:
-            server.cleanup()
 
 
 def _grow_chart(sandbox: Sandbox, accounts: int, vat_types: int) -> None:
@@ -70,20 +52,7 @@ def _grow_chart(sandbox: Sandbox, accounts: int, vat_types: int) -> None:
 @contextlib.asynccontextmanager
 async def _service(url: str, latency_ms: int) -> AsyncIterator[tuple[FastAPI, Sandbox]]:
     sandbox_app = create_sandbox_app(SandboxConfig(latency_ms=0))
-    settings = Settings(
-        _env_file=None,
-        database_url=SecretStr(url),
-        auth_jwt_secret=SecretStr(JWT_SECRET),
-        token_encryption_keys=SecretStr(ENCRYPTION_KEY),
-        webhook_secret=SecretStr("whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQ="),
-        dinero_api_url=DINERO,
-        dinero_token_url=f"{DINERO}/connect/token",
-        dinero_authorize_url=f"{DINERO}/connect/authorize",
-        dinero_legacy_token_url=f"{DINERO}/dineroapi/oauth/token",
-        dinero_client_id=CLIENT_ID,
-        dinero_client_secret=SecretStr(CLIENT_SECRET),
-        log_level="WARNING",
-    )
+    settings = service_settings(url, DINERO)
     runtime = resolve(settings, database_url=None, public_url="http://bench")
     app = create_app(
         runtime,
@@ -107,8 +76,8 @@ async def _service(url: str, latency_ms: int) -> AsyncIterator[tuple[FastAPI, Sa
 
 
 async def _run(accounts: int, vat_types: int, latency_ms: int) -> int:
-    with _database() as url:
-        async with _service(url, latency_ms) as (app, sandbox):
+    with temp_database("bench-chart-") as db:
+        async with _service(db.url, latency_ms) as (app, sandbox):
             _grow_chart(sandbox, accounts, vat_types)
             services = app.state.services
             floor = latency_ms / 1000

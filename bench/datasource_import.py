@@ -21,10 +21,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import tracemalloc
 import uuid
@@ -35,26 +33,28 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-import pgserver
 from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import select
 
 from app.auth import issue_token
-from app.config import Settings
 from app.connection.models import DineroConnection
 from app.datasources import importer
 from app.logging import configure_logging
 from app.main import create_app
-from app.migrations_util import upgrade_to_head
 from app.runtime import resolve
-from app.sandbox import CLIENT_ID, CLIENT_SECRET, SandboxConfig, create_sandbox_app
+from app.sandbox import SandboxConfig, create_sandbox_app
 from app.sandbox.state import Entry
+from bench.common import (
+    JWT_SECRET,
+    free_port,
+    service_settings,
+    temp_database,
+    wait_until_up,
+)
 
 ORG = 100001
 API_KEY = "sandbox-api-key-100001"
-JWT_SECRET = "bench-jwt-secret-" + "x" * 32
-ENCRYPTION_KEY = "r6Q3pJcTtH2kqC0m6bJXc6GJw8b8a2mXq0L0c5bQ8yI="
 COMPANY = "bench-co"
 YEAR = 2026
 PAGE = 1000
@@ -95,48 +95,19 @@ def serve_sandbox(port: int, entries: int, contacts: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def _sandbox_process(entries: int, contacts: int) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "bench.datasource_import", "--serve-sandbox", str(port)]
     command += ["--entries", str(entries), "--contacts", str(contacts)]
     child = subprocess.Popen(command)  # noqa: S603 - our own module
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/_sandbox", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if child.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the sandbox process did not start")
-            time.sleep(0.2)
+        wait_until_up(child, f"{base}/_sandbox")
         yield base
     finally:
         child.terminate()
         child.wait(timeout=10)
-
-
-@contextlib.contextmanager
-def _database() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="bench-datasource-") as tmp:
-        server = pgserver.get_server(tmp, cleanup_mode="stop")
-        try:
-            server.psql("CREATE DATABASE bench;")
-            url = server.get_uri("bench")
-            upgrade_to_head(url)
-            yield url
-        finally:
-            server.cleanup()
 
 
 # --- the service ---------------------------------------------------------------------------
@@ -144,21 +115,11 @@ def _database() -> Iterator[str]:
 
 @contextlib.asynccontextmanager
 async def _service(url: str, dinero: str) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    settings = Settings(
-        _env_file=None,
-        database_url=SecretStr(url),
-        auth_jwt_secret=SecretStr(JWT_SECRET),
-        token_encryption_keys=SecretStr(ENCRYPTION_KEY),
-        webhook_secret=SecretStr("whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQ="),
-        dinero_api_url=dinero,
-        dinero_token_url=f"{dinero}/connect/token",
-        dinero_authorize_url=f"{dinero}/connect/authorize",
-        dinero_legacy_token_url=f"{dinero}/dineroapi/oauth/token",
-        dinero_client_id=CLIENT_ID,
-        dinero_client_secret=SecretStr(CLIENT_SECRET),
+    settings = service_settings(
+        url,
+        dinero,
         # Dinero allows 100 requests a minute; pacing would only add waiting to the timings.
         dinero_rate_limit_per_minute=10_000,
-        log_level="WARNING",
         log_format="console",
     )
     runtime = resolve(settings, database_url=None, public_url="http://bench.local")
@@ -313,7 +274,11 @@ def main() -> None:
         serve_sandbox(args.serve_sandbox, args.entries, args.contacts)
         return
     configure_logging("WARNING", "console")
-    with _database() as url, _sandbox_process(args.entries, args.contacts) as dinero:
+    with (
+        temp_database("bench-datasource-") as db,
+        _sandbox_process(args.entries, args.contacts) as dinero,
+    ):
+        url = db.url
         settings = replace(importer.DEFAULTS, entries_per_request=args.entries_per_request)
         result = asyncio.run(run(url, dinero, settings))
     report(result, args.entries, args.contacts, settings)

@@ -29,6 +29,7 @@ import gc
 import time
 
 from bench import export_support as support
+from bench.common import temp_database
 
 FLAT_MIB_PER_10K = 10.0
 
@@ -48,7 +49,7 @@ def _slope(points: list[tuple[int, float]]) -> float:
 
 
 async def run(args: argparse.Namespace) -> int:
-    with support.database("bench-export-memory-") as db, support.sandbox_process(1) as sb:
+    with temp_database("bench-export-memory-") as db, support.sandbox_process(1) as sb:
         async with support.service(db.url, sb.url, args.limit) as app:
             org = support.FIRST_ORG
             started_rss = support.rss_mib()

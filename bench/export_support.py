@@ -26,10 +26,8 @@ import os
 import random
 import re
 import resource
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
@@ -39,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pgserver
 from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import func, insert, select, text
@@ -52,12 +49,10 @@ from app.exports import tasks
 from app.exports.models import Export, ExportItem, ItemStatus, ItemType, ReceiptBlob, Step
 from app.logging import configure_logging
 from app.main import create_app
-from app.migrations_util import upgrade_to_head
 from app.runtime import resolve
-from app.sandbox import CLIENT_ID, CLIENT_SECRET, SandboxConfig, create_sandbox_app
+from app.sandbox import SandboxConfig, create_sandbox_app
+from bench.common import JWT_SECRET, free_port, service_settings, wait_until_up
 
-JWT_SECRET = "bench-jwt-secret-" + "x" * 32
-ENCRYPTION_KEY = "r6Q3pJcTtH2kqC0m6bJXc6GJw8b8a2mXq0L0c5bQ8yI="
 FIRST_ORG = 200001
 CARD, OUT_OF_POCKET, BANK = 55030, 55080, 55000
 EXPENSE_ACCOUNT = 2800
@@ -170,13 +165,6 @@ def serve_sandbox(port: int, organizations: int) -> None:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @dataclass
 class SandboxProcess:
     url: str
@@ -185,22 +173,13 @@ class SandboxProcess:
 
 @contextlib.contextmanager
 def sandbox_process(organizations: int) -> Iterator[SandboxProcess]:
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "bench.export_support", "--serve-sandbox", str(port)]
     command += ["--organizations", str(organizations)]
     child = subprocess.Popen(command)  # noqa: S603 - our own module
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}{STATS_PATH}", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if child.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the sandbox process did not start")
-            time.sleep(0.2)
+        wait_until_up(child, f"{base}{STATS_PATH}")
         yield SandboxProcess(url=base, pid=child.pid)
     finally:
         child.terminate()
@@ -266,25 +245,6 @@ def since(after: OrgRequests, before: OrgRequests) -> OrgRequests:
 
 
 # --- the database ----------------------------------------------------------------------------
-
-
-@dataclass
-class Database:
-    url: str
-    postmaster_pid: int | None
-
-
-@contextlib.contextmanager
-def database(prefix: str) -> Iterator[Database]:
-    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
-        server = pgserver.get_server(tmp, cleanup_mode="stop")
-        try:
-            server.psql("CREATE DATABASE bench;")
-            url: str = server.get_uri("bench")
-            upgrade_to_head(url)
-            yield Database(url=url, postmaster_pid=server.get_pid())
-        finally:
-            server.cleanup()
 
 
 # --- CPU accounting --------------------------------------------------------------------------
@@ -405,21 +365,8 @@ async def cpu_snapshot(
 
 
 def settings(database_url: str, dinero: str, limit: int) -> Settings:
-    return Settings(
-        _env_file=None,
-        database_url=SecretStr(database_url),
-        auth_jwt_secret=SecretStr(JWT_SECRET),
-        token_encryption_keys=SecretStr(ENCRYPTION_KEY),
-        webhook_secret=SecretStr("whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQ="),
-        dinero_api_url=dinero,
-        dinero_token_url=f"{dinero}/connect/token",
-        dinero_authorize_url=f"{dinero}/connect/authorize",
-        dinero_legacy_token_url=f"{dinero}/dineroapi/oauth/token",
-        dinero_client_id=CLIENT_ID,
-        dinero_client_secret=SecretStr(CLIENT_SECRET),
-        dinero_rate_limit_per_minute=limit,
-        log_level="WARNING",
-        log_format="console",
+    return service_settings(
+        database_url, dinero, dinero_rate_limit_per_minute=limit, log_format="console"
     )
 
 

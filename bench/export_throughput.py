@@ -46,7 +46,8 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 
 from bench import export_support as support
-from bench.export_support import CpuSnapshot, Database, Needed, OrgRequests
+from bench.common import Database, temp_database
+from bench.export_support import CpuSnapshot, Needed, OrgRequests
 
 MAX_429_SHARE = 0.01
 SINGLE_TARGET = 0.9
@@ -333,7 +334,7 @@ async def run(args: argparse.Namespace, opts: Options) -> int:
     counts = [int(n) for n in str(args.orgs).split(",")] if args.many else [1]
     baseline = args.many and args.single_rate is None
     total_orgs = sum(counts) + (1 if baseline else 0)
-    with support.database("bench-exports-") as db, support.sandbox_process(total_orgs) as sb:
+    with temp_database("bench-exports-") as db, support.sandbox_process(total_orgs) as sb:
         async with support.service(db.url, sb.url, opts.limit) as app:
             orgs = iter(range(support.FIRST_ORG, support.FIRST_ORG + total_orgs))
             if not args.many:

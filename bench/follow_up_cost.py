@@ -23,23 +23,20 @@ import argparse
 import asyncio
 import contextlib
 import random
-import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 import httpx
-import pgserver
 from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import select, update
 
 from app.auth import issue_token
 from app.chart.sync import sync_chart
-from app.config import Settings
 from app.connection.models import DineroConnection
 from app.dinero.errors import DineroNotFound
 from app.dinero.pacing import InMemoryPacer, Lane, NoopPacer, PacerBusy
@@ -48,16 +45,14 @@ from app.exports.models import Export, ExportItem, ItemStatus, ItemType, Step
 from app.follow_up import cycle
 from app.logging import configure_logging
 from app.main import create_app
-from app.migrations_util import upgrade_to_head
 from app.runtime import resolve
-from app.sandbox import CLIENT_ID, CLIENT_SECRET, Sandbox, SandboxConfig, create_sandbox_app
+from app.sandbox import Sandbox, SandboxConfig, create_sandbox_app
 from app.services import Services
+from bench.common import JWT_SECRET, service_settings, temp_database
 
 ORG = 100001
 API_KEY = "sandbox-api-key-100001"
 DINERO = "http://dinero.bench"
-JWT_SECRET = "bench-jwt-secret-" + "x" * 32
-ENCRYPTION_KEY = "r6Q3pJcTtH2kqC0m6bJXc6GJw8b8a2mXq0L0c5bQ8yI="
 COMPANY = "bench-follow-up"
 CARD = 55030
 MAX_CYCLES = 400
@@ -91,39 +86,13 @@ class Noticed:
     cycles: int = 0
 
 
-@contextlib.contextmanager
-def _database() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="bench-follow-up-") as tmp:
-        server = pgserver.get_server(tmp, cleanup_mode="stop")
-        try:
-            server.psql("CREATE DATABASE bench;")
-            url = server.get_uri("bench")
-            upgrade_to_head(url)
-            yield url
-        finally:
-            server.cleanup()
-
-
 @contextlib.asynccontextmanager
 async def _service(url: str, limit: int, share: float) -> AsyncIterator[tuple[FastAPI, Sandbox]]:
     # The stand-in's own 100/min limit is off: the export phase is unpaced (not measured), and
     # the follow-up phase is paced by the simulated pacer below.
     sandbox_app = create_sandbox_app(SandboxConfig(rate_limit_per_minute=0))
-    settings = Settings(
-        _env_file=None,
-        database_url=SecretStr(url),
-        auth_jwt_secret=SecretStr(JWT_SECRET),
-        token_encryption_keys=SecretStr(ENCRYPTION_KEY),
-        webhook_secret=SecretStr("whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQ="),
-        dinero_api_url=DINERO,
-        dinero_token_url=f"{DINERO}/connect/token",
-        dinero_authorize_url=f"{DINERO}/connect/authorize",
-        dinero_legacy_token_url=f"{DINERO}/dineroapi/oauth/token",
-        dinero_client_id=CLIENT_ID,
-        dinero_client_secret=SecretStr(CLIENT_SECRET),
-        dinero_rate_limit_per_minute=limit,
-        dinero_follow_up_share=share,
-        log_level="WARNING",
+    settings = service_settings(
+        url, DINERO, dinero_rate_limit_per_minute=limit, dinero_follow_up_share=share
     )
     runtime = resolve(settings, database_url=None, public_url="http://bench")
     app = create_app(
@@ -303,8 +272,8 @@ def _row(label: str, ours: object, naive: object) -> None:
 
 async def _run(args: argparse.Namespace) -> int:
     rng = random.Random(args.seed)
-    with _database() as url:
-        async with _service(url, args.limit, args.share) as (app, sandbox):
+    with temp_database("bench-follow-up-") as db:
+        async with _service(db.url, args.limit, args.share) as (app, sandbox):
             services: Services = app.state.services
             started = time.perf_counter()
             ids = await _export_drafts(services, args.drafts)

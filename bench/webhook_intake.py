@@ -24,27 +24,22 @@ import base64
 import contextlib
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook
 
-WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"bench-webhook-secret-0123456789").decode()
-JWT_SECRET = "bench-jwt-secret-" + "x" * 32
-ENCRYPTION_KEY = "r6Q3pJcTtH2kqC0m6bJXc6GJw8b8a2mXq0L0c5bQ8yI="
+from bench.common import WEBHOOK_SECRET, free_port, service_settings, temp_database
+
 COMPANIES = 20
 CATEGORY_ACCOUNT = 7000
 TARGET_RATIO = 0.7
@@ -52,19 +47,6 @@ RECEIPT = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8).decode(
 
 
 # --- The servers (child processes) ---------------------------------------------------------
-
-
-def _settings(database_url: str) -> Any:
-    from app.config import Settings
-
-    return Settings(
-        _env_file=None,
-        database_url=SecretStr(database_url),
-        auth_jwt_secret=SecretStr(JWT_SECRET),
-        webhook_secret=SecretStr(WEBHOOK_SECRET),
-        token_encryption_keys=SecretStr(ENCRYPTION_KEY),
-        log_format="json",
-    )
 
 
 def _bare_app(database_url: str) -> FastAPI:
@@ -103,7 +85,7 @@ def serve(kind: str, port: int, database_url: str) -> None:
     from app.main import create_app
     from app.runtime import resolve
 
-    settings = _settings(database_url)
+    settings = service_settings(database_url, log_level="INFO", log_format="json")
     configure_logging(settings.log_level, settings.log_format)
     if kind == "bare":
         app = _bare_app(database_url)
@@ -115,23 +97,6 @@ def serve(kind: str, port: int, database_url: str) -> None:
 
 
 # --- The database ---------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def fresh_database() -> Iterator[str]:
-    import pgserver
-
-    from app.migrations_util import upgrade_to_head
-
-    with tempfile.TemporaryDirectory(prefix="bench-intake-") as tmp:
-        server = pgserver.get_server(tmp, cleanup_mode="stop")
-        try:
-            server.psql("CREATE DATABASE bench;")
-            url: str = server.get_uri("bench")
-            upgrade_to_head(url)
-            yield url
-        finally:
-            server.cleanup()
 
 
 async def seed(database_url: str) -> dict[str, str]:
@@ -289,16 +254,9 @@ async def load(
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.asynccontextmanager
 async def server(kind: str, database_url: str) -> AsyncIterator[tuple[str, int]]:
-    port = _free_port()
+    port = free_port()
     process = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "bench.webhook_intake", "--serve", kind, "--port", str(port)),
         env={**os.environ, "BENCH_DATABASE_URL": database_url},
@@ -328,7 +286,8 @@ async def server(kind: str, database_url: str) -> AsyncIterator[tuple[str, int]]
 
 
 async def run(requests: int, concurrency: int, rounds: int) -> float:
-    with fresh_database() as database_url:
+    with temp_database("bench-intake-") as db:
+        database_url = db.url
         categories = await seed(database_url)
         async with (
             server("webhook", database_url) as (webhook_base, webhook_pid),
