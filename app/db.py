@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import DateTime, MetaData, func, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -103,3 +104,26 @@ async def session_scope(
         except BaseException:
             await session.rollback()
             raise
+
+
+@contextlib.asynccontextmanager
+async def try_advisory_lock(engine: AsyncEngine, namespace: int, key: str) -> AsyncIterator[bool]:
+    """Take a session-level advisory lock on a connection of its own, if it is free.
+
+    Yields whether it was taken. No transaction stays open while it is held (so the holder may
+    wait on Dinero), and a worker that dies releases it with its connection.
+    """
+    params = {"ns": namespace, "key": key}
+    async with engine.connect() as conn:
+        got = bool(
+            (
+                await conn.execute(text("SELECT pg_try_advisory_lock(:ns, hashtext(:key))"), params)
+            ).scalar_one()
+        )
+        await conn.commit()
+        try:
+            yield got
+        finally:
+            if got:
+                await conn.execute(text("SELECT pg_advisory_unlock(:ns, hashtext(:key))"), params)
+                await conn.commit()

@@ -9,21 +9,21 @@ already synced and only records why it failed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import insert, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chart.models import NO_VAT, Category, ChartSync, DineroAccount, TaxCode
 from app.connection.gateway import DineroGateway, NotConnected, ReauthRequired
 from app.connection.models import ConnectionStatus, DineroConnection, get_connection
+from app.db import try_advisory_lock
 from app.dinero.errors import DineroError
 from app.dinero.models import AccountingYear, DepositAccount, EntryAccount, VatType
 from app.dinero.pacing import Lane
@@ -59,29 +59,6 @@ class Chart:
     years: list[AccountingYear]
 
 
-@contextlib.asynccontextmanager
-async def company_lock(engine: AsyncEngine, company_id: str) -> AsyncIterator[bool]:
-    """Try to take the company's sync lock; yields False when another sync holds it."""
-    async with engine.connect() as conn:
-        params = {"ns": LOCK_NAMESPACE, "company": company_id}
-        got = bool(
-            (
-                await conn.execute(
-                    text("SELECT pg_try_advisory_lock(:ns, hashtext(:company))"), params
-                )
-            ).scalar_one()
-        )
-        await conn.commit()
-        try:
-            yield got
-        finally:
-            if got:
-                await conn.execute(
-                    text("SELECT pg_advisory_unlock(:ns, hashtext(:company))"), params
-                )
-                await conn.commit()
-
-
 async def read_chart(gateway: DineroGateway, connection: DineroConnection) -> Chart:
     """The lists Dinero has (none is paged), read concurrently: one request each, five in all."""
     client = gateway.client_for(connection, lane=Lane.INTERACTIVE)
@@ -97,7 +74,7 @@ async def read_chart(gateway: DineroGateway, connection: DineroConnection) -> Ch
 
 async def sync_chart(services: Services, company_id: str) -> SyncOutcome:
     """Run one sync for the company now (the job calls this)."""
-    async with company_lock(services.engine, company_id) as got:
+    async with try_advisory_lock(services.engine, LOCK_NAMESPACE, company_id) as got:
         if not got:
             log.info("chart_sync_already_running", company_id=company_id)
             return SyncOutcome(status="already_running")
@@ -232,6 +209,17 @@ def _assign(target: Any, values: dict[str, Any]) -> bool:
     return changed
 
 
+Row = TypeVar("Row", TaxCode, DineroAccount, Category)
+
+
+async def _company_rows(
+    session: AsyncSession, model: type[Row], company_id: str, key: str
+) -> dict[Any, Row]:
+    """The company's stored rows of one table, by their key column."""
+    rows = await session.execute(select(model).where(model.company_id == company_id))
+    return {getattr(row, key): row for row in rows.scalars()}
+
+
 async def apply_chart(session: AsyncSession, company_id: str, chart: Chart) -> dict[str, int]:
     """Bring the stored chart in line with Dinero's; returns how many rows of each kind changed."""
     summary = {
@@ -257,12 +245,7 @@ async def apply_chart(session: AsyncSession, company_id: str, chart: Chart) -> d
 async def _apply_tax_codes(
     session: AsyncSession, company_id: str, vat_types: Sequence[VatType], summary: dict[str, int]
 ) -> None:
-    existing = {
-        row.code: row
-        for row in (
-            await session.execute(select(TaxCode).where(TaxCode.company_id == company_id))
-        ).scalars()
-    }
+    existing = await _company_rows(session, TaxCode, company_id, "code")
     incoming: dict[str, dict[str, Any]] = {
         NO_VAT: {"name": NO_VAT_NAME, "rate": Decimal("0.0000"), "present": True}
     }
@@ -295,14 +278,7 @@ async def _apply_accounts(
     incoming: dict[int, dict[str, Any]],
     summary: dict[str, int],
 ) -> None:
-    existing = {
-        row.account_number: row
-        for row in (
-            await session.execute(
-                select(DineroAccount).where(DineroAccount.company_id == company_id)
-            )
-        ).scalars()
-    }
+    existing = await _company_rows(session, DineroAccount, company_id, "account_number")
     new: list[dict[str, Any]] = []
     for number, values in incoming.items():
         row = existing.get(number)
@@ -334,12 +310,7 @@ async def _apply_categories(
             )
         ).scalars()
     )
-    existing = {
-        row.account_number: row
-        for row in (
-            await session.execute(select(Category).where(Category.company_id == company_id))
-        ).scalars()
-    }
+    existing = await _company_rows(session, Category, company_id, "account_number")
     purchase = {number: values for number, values in incoming.items() if values["is_purchase"]}
     new: list[dict[str, Any]] = []
     for number, values in purchase.items():

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -40,6 +41,7 @@ from app.datasources.models import (
 )
 from app.datasources.records import Row, batch_json, to_rows
 from app.datasources.types import IMPORT_ORDER, SPECS, DataType, Kind, TypeSpec
+from app.db import try_advisory_lock
 from app.dinero.client import DineroClient
 from app.dinero.errors import (
     DineroError,
@@ -107,23 +109,9 @@ class RunFailed(Exception):
         self.dinero_message = dinero_message
 
 
-@contextlib.asynccontextmanager
-async def source_lock(engine: AsyncEngine, data_source_id: UUID) -> AsyncIterator[bool]:
+def source_lock(engine: AsyncEngine, data_source_id: UUID) -> AbstractAsyncContextManager[bool]:
     """Take the data source's run lock if free; yields whether it was taken."""
-    params = {"ns": LOCK_NAMESPACE, "id": str(data_source_id)}
-    async with engine.connect() as conn:
-        got = bool(
-            (
-                await conn.execute(text("SELECT pg_try_advisory_lock(:ns, hashtext(:id))"), params)
-            ).scalar_one()
-        )
-        await conn.commit()
-        try:
-            yield got
-        finally:
-            if got:
-                await conn.execute(text("SELECT pg_advisory_unlock(:ns, hashtext(:id))"), params)
-                await conn.commit()
+    return try_advisory_lock(engine, LOCK_NAMESPACE, str(data_source_id))
 
 
 _UPSERT = text(
