@@ -149,8 +149,9 @@ async def list_deposit_accounts(
 
 async def _settings_out(session: AsyncSession, company_id: str) -> SettingsOut:
     settings = await service.get_settings(session, company_id)
-    readiness = await service.readiness(session, company_id)
-    problems = await service.mapping_problems(session, company_id, settings)
+    usable = await service.usable_deposit_accounts(session, company_id)
+    readiness = await service.readiness(session, company_id, settings, usable)
+    problems = await service.mapping_problems(session, company_id, settings, usable)
     return SettingsOut(
         deposit_account=settings.deposit_account,
         out_of_pocket_account=settings.out_of_pocket_account,

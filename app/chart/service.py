@@ -165,12 +165,15 @@ class MappingProblem:
     category_id: uuid.UUID | None = None
 
 
+async def usable_deposit_accounts(session: AsyncSession, company_id: str) -> set[int]:
+    return {a.account_number for a in await deposit_accounts(session, company_id)}
+
+
 async def mapping_problems(
-    session: AsyncSession, company_id: str, settings: CompanySettings
+    session: AsyncSession, company_id: str, settings: CompanySettings, usable: set[int]
 ) -> list[MappingProblem]:
     """What the admin must fix: mapped accounts gone from Dinero, inactive categories in use."""
     problems: list[MappingProblem] = []
-    usable = {a.account_number for a in await deposit_accounts(session, company_id)}
     for name in MAPPING_FIELDS:
         number = getattr(settings, name)
         if number is not None and number not in usable:
@@ -215,11 +218,11 @@ async def categories_in_use(session: AsyncSession, company_id: str) -> dict[uuid
     return await usage.categories_in_use(session, company_id)
 
 
-async def readiness(session: AsyncSession, company_id: str) -> list[Readiness]:
+async def readiness(
+    session: AsyncSession, company_id: str, settings: CompanySettings, usable: set[int]
+) -> list[Readiness]:
     """For each export type: can it go, and which mapping does it still lack?"""
-    settings = await get_settings(session, company_id)
     accounts = effective_accounts(settings)
-    usable = {a.account_number for a in await deposit_accounts(session, company_id)}
     synced = await session.get(ChartSync, company_id)
     out: list[Readiness] = []
     for export_type, needs in EXPORT_NEEDS.items():

@@ -32,8 +32,14 @@ import structlog
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import undefer
 
-from app.chart.models import NO_VAT, Category, ChartSync, CompanySettings, DineroAccount, TaxCode
-from app.chart.service import EXPORT_NEEDS, effective_accounts
+from app.chart.models import NO_VAT, Category, ChartSync, CompanySettings, DineroAccount
+from app.chart.service import (
+    EXPORT_NEEDS,
+    effective_accounts,
+    list_categories,
+    present_tax_codes,
+    usable_deposit_accounts,
+)
 from app.connection.gateway import NotConnected, ReauthRequired
 from app.connection.models import DineroConnection, get_connection
 from app.dinero.client import DineroClient, FileStatus
@@ -169,35 +175,21 @@ async def _load_context(services: Services, company_id: str) -> Context | None:
         settings = await session.get(CompanySettings, company_id) or CompanySettings(
             company_id=company_id
         )
-        categories = {
-            c.id: c
-            for c in (
-                await session.execute(select(Category).where(Category.company_id == company_id))
-            ).scalars()
-        }
-        accounts = (
-            await session.execute(
-                select(DineroAccount).where(
-                    DineroAccount.company_id == company_id, DineroAccount.present
-                )
-            )
-        ).scalars()
-        purchase: set[int] = set()
-        deposit: set[int] = set()
-        for account in accounts:
-            if account.hidden_in_dinero:
-                continue
-            if account.is_purchase:
-                purchase.add(account.account_number)
-            if account.is_deposit:
-                deposit.add(account.account_number)
-        codes = set(
+        categories = {c.id: c for c in await list_categories(session, company_id)}
+        purchase = set(
             (
                 await session.execute(
-                    select(TaxCode.code).where(TaxCode.company_id == company_id, TaxCode.present)
+                    select(DineroAccount.account_number).where(
+                        DineroAccount.company_id == company_id,
+                        DineroAccount.is_purchase,
+                        DineroAccount.present,
+                        DineroAccount.hidden_in_dinero.is_(False),
+                    )
                 )
             ).scalars()
         )
+        deposit = await usable_deposit_accounts(session, company_id)
+        codes = {tax.code for tax in await present_tax_codes(session, company_id)}
         sync = await session.get(ChartSync, company_id)
         years = [
             (date.fromisoformat(y["from"]), date.fromisoformat(y["to"]))
