@@ -1,7 +1,8 @@
 """Check requests to and responses from Dinero against Dinero's own contract.
 
-The contract is `dinero-openapi-subset.json` (OpenAPI 3.1, an exact subset of Dinero's published
-document) in the shared folder beside the repository; `DINERO_OPENAPI_SUBSET` points elsewhere.
+The contract is `tests/contracts/dinero-openapi-subset.json` (OpenAPI 3.1, an exact subset of
+Dinero's published document; where it came from: tests/contracts/README.md);
+`DINERO_OPENAPI_SUBSET` points elsewhere.
 
 - `find_operation(method, path)` maps a concrete path such as `/v1.2/100001/vouchers/purchase` to
   its template and operation object; a path or method the subset does not describe is an error.
@@ -136,11 +137,11 @@ class Operation:
 
 
 def spec_path() -> Path:
-    """Where the subset lives: `$DINERO_OPENAPI_SUBSET`, else `<repo>/../shared/…`."""
+    """Where the subset lives: `$DINERO_OPENAPI_SUBSET`, else the repository's own copy."""
     override = os.environ.get(SPEC_ENV)
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2] / "shared" / "dinero-openapi-subset.json"
+    return Path(__file__).resolve().parent / "contracts" / "dinero-openapi-subset.json"
 
 
 @functools.cache
