@@ -15,8 +15,10 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from pydantic import SecretStr
+from sqlalchemy import text
 
 from app import jobs
+from app.db import create_engine
 from app.main import create_app
 from app.sandbox import CLIENT_ID, CLIENT_SECRET, Sandbox, SandboxConfig, create_sandbox_app
 from tests.conftest import bearer, make_runtime, running
@@ -50,6 +52,20 @@ def sandbox_settings(**overrides: Any) -> dict[str, Any]:
     return values
 
 
+async def forget_pacing(database_url: str, organizations: Sequence[int]) -> None:
+    """Empty the shared request windows and pauses of these organizations."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            for table in ("dinero_request_slots", "dinero_rate_budgets"):
+                await conn.execute(
+                    text(f"DELETE FROM {table} WHERE organization_id = ANY(:orgs)"),  # noqa: S608
+                    {"orgs": list(organizations)},
+                )
+    finally:
+        await engine.dispose()
+
+
 @contextlib.asynccontextmanager
 async def sandboxed_service(
     database_url: str,
@@ -58,8 +74,14 @@ async def sandboxed_service(
     sandbox_app: FastAPI | None = None,
     **settings: Any,
 ) -> AsyncIterator[Service]:
-    """The service (job queue open, no worker) talking to a fresh in-process sandbox."""
+    """The service (job queue open, no worker) talking to a fresh in-process sandbox.
+
+    A fresh sandbox is a Dinero whose rate windows are empty, so the pacing this database
+    remembers for its organizations (requests earlier tests made) is forgotten too: a test
+    never waits for a budget that another test spent.
+    """
     dinero = sandbox_app or create_sandbox_app(sandbox_config)
+    await forget_pacing(database_url, [PRO_ORG, PLAIN_ORG])
     runtime = make_runtime(database_url, **sandbox_settings(**settings))
     app = create_app(
         runtime,
