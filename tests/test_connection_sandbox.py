@@ -17,6 +17,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import html
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -451,6 +452,7 @@ async def test_replayed_callback_is_refused_and_keeps_the_connection(world: Worl
     state = await world.connection(company)
     assert state["status"] == "connected"
     assert state["organization_name"] == "Sandbox ApS"
+    assert state["last_attempt"] is None  # the replay is not an attempt of its own
 
 
 async def test_expired_approval_is_refused(world: World) -> None:
@@ -505,6 +507,183 @@ async def test_callback_in_another_companys_session_is_refused(world: World) -> 
     assert (await world.connection(acme))["status"] == "not_connected"
     assert (await world.connection(globex))["status"] == "not_connected"
     assert await world.row(globex) is None
+
+
+# --------------------------------------------------------------------------------------------
+# A refused approval is remembered (the admin may have closed the tab)
+
+
+def shown_message(page: httpx.Response) -> str:
+    """The sentence the service's callback page showed the admin."""
+    match = re.search(r"data-code='[^']*'>(.*?) <small>", page.text)
+    assert match, page.text
+    return html.unescape(match.group(1))
+
+
+async def expire_states(world: World, company: str) -> None:
+    """The admin left the approval page open longer than the state lives (15 minutes)."""
+    async with world.engine.begin() as db:
+        await db.execute(
+            update(OAuthState)
+            .where(OAuthState.company_id == company)
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+
+
+REFUSALS = {
+    "declined": ("oauth_declined", "declined in Dinero"),
+    "login-without-access": ("organization_not_accessible", f"organization (Firma ID) {PRO}"),
+    "no-pro": ("organization_not_pro", "does not have Dinero Pro"),
+    "state-expired": ("oauth_state_expired", "expired"),
+}
+
+
+async def refuse(world: World, company: str, kind: str) -> httpx.Response:
+    """Start an approval and let it end in the given refusal; returns the callback page."""
+    if kind == "declined":
+        return await approve_in_dinero(world, await start_oauth(world, company), button="Afvis")
+    if kind == "login-without-access":
+        world.sandbox.add_login("bogholder@nordlys.dk", organizations=[NO_PRO])
+        url = await start_oauth(world, company, org=PRO)
+        return await approve_in_dinero(world, url, login="bogholder@nordlys.dk")
+    if kind == "no-pro":
+        return await approve_in_dinero(world, await start_oauth(world, company, org=NO_PRO))
+    assert kind == "state-expired"
+    url = await start_oauth(world, company)
+    await expire_states(world, company)
+    return await approve_in_dinero(world, url)
+
+
+@pytest.mark.parametrize("kind", list(REFUSALS))
+async def test_a_refused_approval_says_why_until_an_approval_succeeds(
+    world: World, kind: str
+) -> None:
+    company = world.new_company()
+    code, words = REFUSALS[kind]
+    started = datetime.now(UTC)
+
+    page = await refuse(world, company, kind)
+    assert outcome(page) == code
+    # The admin closes the tab. Later the platform asks how the connection is.
+
+    state = await world.connection(company)
+    assert state["status"] == "not_connected"
+    assert state["problem_code"] == code
+    assert state["problem"] == shown_message(page)
+    assert words in state["problem"]
+    attempt = state["last_attempt"]
+    assert attempt["problem_code"] == code
+    assert attempt["problem"] == state["problem"]
+    assert started <= datetime.fromisoformat(attempt["failed_at"]) <= datetime.now(UTC)
+    # The next read says the same (it is stored, not a one-off answer).
+    assert await world.connection(company) == state
+
+    # Starting again: still pending, and still saying why the previous attempt failed.
+    url = await start_oauth(world, company)
+    pending = await world.connection(company)
+    assert pending["status"] == "pending"
+    assert pending["problem_code"] == code
+
+    page = await approve_in_dinero(world, url)
+
+    assert outcome(page) == "connected"
+    connected = await world.connection(company)
+    assert connected["status"] == "connected"
+    assert connected["organization_id"] == PRO
+    assert connected["problem"] is None
+    assert connected["problem_code"] is None
+    assert connected["last_attempt"] is None
+
+
+async def test_a_declined_approval_keeps_the_dinero_message(world: World) -> None:
+    company = world.new_company()
+    url = await start_oauth(world, company)
+    state = query_of(url)["state"]
+
+    # Visma Connect sends the admin back with its own error and words.
+    page = await world.browser.get(
+        with_query(
+            CALLBACK,
+            state=state,
+            error="access_denied",
+            error_description="The user denied the request",
+        )
+    )
+
+    assert outcome(page) == "oauth_declined"
+    body = await world.connection(company)
+    assert body["problem_code"] == "oauth_declined"
+    assert body["last_attempt"]["dinero_message"] == "The user denied the request"
+
+
+async def test_a_refused_new_approval_leaves_the_working_connection_as_it_was(
+    world: World,
+) -> None:
+    company = world.new_company()
+    await connect_with_oauth(world, company)
+    before = await world.connection(company)
+    row_before = await world.row(company)
+    assert row_before is not None
+
+    page = await approve_in_dinero(world, await start_oauth(world, company), button="Afvis")
+
+    assert outcome(page) == "oauth_declined"
+    after = await world.connection(company)
+    # Still connected to the same books with the same credentials ...
+    assert after["status"] == "connected"
+    assert {k: after[k] for k in ("organization_id", "organization_name", "connected_at")} == {
+        k: before[k] for k in ("organization_id", "organization_name", "connected_at")
+    }
+    row_after = await world.row(company)
+    assert row_after is not None
+    assert row_after.refresh_token_enc == row_before.refresh_token_enc
+    assert [y.name for y in await world.gateway.client_for(row_after).accounting_years()] == [
+        "2024",
+        "2025",
+        "2026",
+    ]
+    # ... not in trouble, but the refused approval is told.
+    assert after["problem"] is None
+    assert after["last_attempt"]["problem_code"] == "oauth_declined"
+    assert after["last_attempt"]["problem"] == shown_message(page)
+
+    await connect_with_oauth(world, company)
+    assert (await world.connection(company))["last_attempt"] is None
+
+
+async def test_an_unknown_approval_is_told_to_the_company_whose_session_carried_it(
+    world: World,
+) -> None:
+    company, stranger = world.new_company(), world.new_company()
+    url = await start_oauth(world, company)
+    unknown = with_query(CALLBACK, state="not-a-state-we-gave-out", code="whatever")
+
+    # Without a platform session nobody can tell whose it was: nothing is recorded; nor for a
+    # company that never started connecting.
+    anonymous = await world.browser.get(unknown)
+    assert outcome(anonymous) == "oauth_state_unknown"
+    assert outcome(await world.browser.get(unknown, headers=bearer(stranger))) == (
+        "oauth_state_unknown"
+    )
+    assert (await world.connection(company))["last_attempt"] is None
+    assert await world.row(stranger) is None
+
+    # The platform's frontend hands the callback on with the admin's session.
+    page = await world.browser.get(unknown, headers=bearer(company))
+
+    assert outcome(page) == "oauth_state_unknown"
+    state = await world.connection(company)
+    assert state["status"] == "pending"  # the real approval is still open ...
+    assert state["problem_code"] == "oauth_state_unknown"
+    assert state["problem"] == shown_message(page)
+    assert world.wire.exchanges == []  # the unknown code was never redeemed
+
+    await approve_in_dinero(world, url)  # ... and still works
+
+    connected = await world.connection(company)
+    assert connected["status"] == "connected"
+    assert connected["problem"] is None
+    assert connected["last_attempt"] is None
 
 
 # --------------------------------------------------------------------------------------------

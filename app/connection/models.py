@@ -68,6 +68,12 @@ class DineroConnection(TimestampMixin, Base):
     last_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     problem_code: Mapped[str | None] = mapped_column(String(64))
     problem_message: Mapped[str | None] = mapped_column(Text)
+    # The last refused attempt to connect (an OAuth approval that ended in a refusal), kept
+    # until an attempt succeeds, so an admin who closed the approval tab can still learn why.
+    attempt_failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempt_problem_code: Mapped[str | None] = mapped_column(String(64))
+    attempt_problem_message: Mapped[str | None] = mapped_column(Text)
+    attempt_dinero_message: Mapped[str | None] = mapped_column(Text)
     access_token_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     refresh_token_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     api_key_enc: Mapped[bytes | None] = mapped_column(LargeBinary)

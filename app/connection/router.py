@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from app.connection import service
 from app.connection.gateway import DineroGateway
 from app.connection.models import ConnectionStatus, DineroConnection, get_connection
-from app.connection.schemas import ConnectionOut, ConnectionRequest
+from app.connection.schemas import ConnectionOut, ConnectionRequest, RefusedAttemptOut
 from app.deps import (
     CompanyAdmin,
     CompanyMember,
@@ -37,9 +37,31 @@ def get_gateway(request: Request) -> DineroGateway:
 GatewayDep = Annotated[DineroGateway, Depends(get_gateway)]
 
 
+def _refused_attempt(conn: DineroConnection) -> RefusedAttemptOut | None:
+    if conn.attempt_problem_code is None or conn.attempt_failed_at is None:
+        return None
+    return RefusedAttemptOut(
+        failed_at=conn.attempt_failed_at,
+        problem=conn.attempt_problem_message or conn.attempt_problem_code,
+        problem_code=conn.attempt_problem_code,
+        dinero_message=conn.attempt_dinero_message,
+    )
+
+
 def _out(conn: DineroConnection | None, authorization_url: str | None = None) -> ConnectionOut:
     if conn is None:
         return ConnectionOut(status=ConnectionStatus.NOT_CONNECTED)
+    attempt = _refused_attempt(conn)
+    problem, problem_code = conn.problem_message, conn.problem_code
+    if (
+        problem_code is None
+        and attempt is not None
+        and conn.status in (ConnectionStatus.NOT_CONNECTED, ConnectionStatus.PENDING)
+    ):
+        # Not connected because the last approval was refused: that is the problem to show.
+        # A working connection is not in trouble because a new approval failed; the refusal is
+        # in last_attempt then.
+        problem, problem_code = attempt.problem, attempt.problem_code
     return ConnectionOut(
         status=conn.status,
         organization_id=conn.organization_id,
@@ -47,8 +69,9 @@ def _out(conn: DineroConnection | None, authorization_url: str | None = None) ->
         method=conn.method,
         connected_at=conn.connected_at,
         last_synced_at=conn.last_synced_at,
-        problem=conn.problem_message,
-        problem_code=conn.problem_code,
+        problem=problem,
+        problem_code=problem_code,
+        last_attempt=attempt,
         authorization_url=authorization_url,
     )
 
@@ -201,12 +224,40 @@ async def _oauth_callback(request: Request, sessionmaker: SessionFactory) -> Res
     except AppError as exc:
         if isinstance(exc, service.ConnectError) and exc.company_id is not None:
             company_id = exc.company_id
-        if company_id is not None:
+        # An unknown state names no company; a platform session the callback carries does.
+        attempt_of = company_id if company_id is not None else await _caller_company(request)
+        # A reused state's attempt already ended (connected or refused): a replayed callback
+        # must not overwrite how it ended.
+        record = attempt_of is not None and exc.code != "oauth_state_reused"
+        if company_id is not None or record:
             async with sessionmaker() as session, session.begin():
-                await service.abandon_pending(session=session, company_id=company_id)
-        log.info("dinero_connect_refused", code=exc.code, company_id=company_id)
+                if company_id is not None:
+                    await service.abandon_pending(session=session, company_id=company_id)
+                if record and attempt_of is not None:
+                    dinero_message = exc.extra.get("dinero_message")
+                    await service.record_refused_attempt(
+                        session=session,
+                        company_id=attempt_of,
+                        code=exc.code,
+                        message=exc.detail,
+                        dinero_message=dinero_message if isinstance(dinero_message, str) else None,
+                    )
+        log.info("dinero_connect_refused", code=exc.code, company_id=attempt_of)
         return _callback_outcome(request, error=exc)
     return _callback_outcome(request, error=None, organization_name=organization.name)
+
+
+async def _caller_company(request: Request) -> str | None:
+    """The company of the platform token the callback carries, if it carries a valid one."""
+    header = request.headers.get("authorization", "")
+    if not header.lower().startswith("bearer "):
+        return None
+    try:
+        principal = await request.app.state.token_verifier.verify(header.split(" ", 1)[1])
+    except AppError:
+        return None
+    company: str = principal.company_id
+    return company
 
 
 async def _check_caller_company(request: Request, company_id: str) -> None:

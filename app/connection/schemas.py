@@ -32,6 +32,20 @@ class ConnectionRequest(BaseModel):
         return self
 
 
+class RefusedAttemptOut(BaseModel):
+    """The last attempt to connect, refused; cleared once an attempt succeeds."""
+
+    failed_at: datetime
+    problem: str = Field(description="Why it was refused, in plain words.")
+    problem_code: str = Field(
+        description="The code the OAuth callback answered, e.g. oauth_declined, "
+        "organization_not_accessible, organization_not_pro, oauth_state_expired."
+    )
+    dinero_message: str | None = Field(
+        default=None, description="Dinero's own text, when Dinero gave one."
+    )
+
+
 class ConnectionOut(BaseModel):
     status: ConnectionStatus
     organization_id: int | None = None
@@ -39,8 +53,19 @@ class ConnectionOut(BaseModel):
     method: ConnectionMethod | None = None
     connected_at: datetime | None = None
     last_synced_at: datetime | None = None
-    problem: str | None = Field(default=None, description="Why the connection needs attention.")
-    problem_code: str | None = None
+    problem: str | None = Field(
+        default=None,
+        description="Why the connection needs attention. While not connected (or pending) with "
+        "no problem of its own: why the last attempt to connect was refused.",
+    )
+    problem_code: str | None = Field(default=None, description="The stable code of `problem`.")
+    last_attempt: RefusedAttemptOut | None = Field(
+        default=None,
+        description="The last OAuth approval, when it ended in a refusal (declined, no access "
+        "to the organization, no Dinero Pro, expired…), until an attempt succeeds or Dinero is "
+        "disconnected. A refusal "
+        "leaves a working connection as it was: its status stays connected.",
+    )
     authorization_url: str | None = Field(
         default=None, description="With status pending: where the admin approves (Godkend)."
     )

@@ -183,6 +183,7 @@ def _store_connected(
     conn.connected_at = datetime.now(UTC)
     conn.problem_code = None
     conn.problem_message = None
+    _clear_refused_attempt(conn)
     conn.access_token_enc = cipher.encrypt(tokens.access_token)
     conn.access_expires_at = tokens.expires_at
     conn.refresh_token_enc = (
@@ -342,6 +343,41 @@ async def abandon_pending(*, session: AsyncSession, company_id: str) -> None:
         await session.flush()
 
 
+MAX_ATTEMPT_TEXT = 2000
+"""Refusal texts may quote what the callback carried (error_description): kept bounded."""
+
+
+async def record_refused_attempt(
+    *,
+    session: AsyncSession,
+    company_id: str,
+    code: str,
+    message: str,
+    dinero_message: str | None,
+) -> None:
+    """Keep why the company's last attempt to connect was refused, until one succeeds.
+
+    Only the attempt is recorded: the status, credentials and organization stay as they were,
+    so a working connection keeps working. A company that never started connecting has no row
+    and nothing to record.
+    """
+    conn = await get_connection(session=session, company_id=company_id)
+    if conn is None:
+        return
+    conn.attempt_failed_at = datetime.now(UTC)
+    conn.attempt_problem_code = code
+    conn.attempt_problem_message = message[:MAX_ATTEMPT_TEXT]
+    conn.attempt_dinero_message = dinero_message[:MAX_ATTEMPT_TEXT] if dinero_message else None
+    await session.flush()
+
+
+def _clear_refused_attempt(conn: DineroConnection) -> None:
+    conn.attempt_failed_at = None
+    conn.attempt_problem_code = None
+    conn.attempt_problem_message = None
+    conn.attempt_dinero_message = None
+
+
 async def disconnect(
     *, session: AsyncSession, gateway: DineroGateway, company_id: str
 ) -> SecretStr | None:
@@ -362,6 +398,7 @@ async def disconnect(
     conn.access_expires_at = None
     conn.problem_code = None
     conn.problem_message = None
+    _clear_refused_attempt(conn)
     await session.execute(
         update(OAuthState)
         .where(OAuthState.company_id == company_id, OAuthState.used_at.is_(None))
