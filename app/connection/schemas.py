@@ -63,8 +63,8 @@ class ConnectionOut(BaseModel):
         default=None,
         description="The last OAuth approval, when it ended in a refusal (declined, no access "
         "to the organization, no Dinero Pro, expired…), until an attempt succeeds or Dinero is "
-        "disconnected. A refusal "
-        "leaves a working connection as it was: its status stays connected.",
+        "disconnected. A refusal leaves a working connection as it was: its status stays "
+        "connected.",
     )
     authorization_url: str | None = Field(
         default=None, description="With status pending: where the admin approves (Godkend)."
