@@ -63,6 +63,7 @@ def _summary_fields(item: ExportItem) -> dict[str, Any]:
             message=item.failure_message,
             dinero_message=item.dinero_message,
         ),
+        "dinero": _dinero_ref(item),
         "created_at": item.created_at,
         "updated_at": item.updated_at,
     }
@@ -102,7 +103,6 @@ def item_out(item: ExportItem) -> ItemOut:
             )
             for receipt in item.receipts
         ],
-        dinero=_dinero_ref(item),
         attempts=item.attempts,
         next_attempt_at=item.next_attempt_at,
         exported_at=item.exported_at,

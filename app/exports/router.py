@@ -203,7 +203,7 @@ async def receive_expense_webhook(
     operation_id="get_export",
 )
 async def get_export(export_id: uuid.UUID, access: CompanyMember, session: SessionDep) -> ExportOut:
-    """An export: its status, its items (with theirs) and the items refused at intake."""
+    """An export: its status, its items with their Dinero references, and those refused."""
     return await queries.get_export(
         session=session, company_id=access.company.id, export_id=export_id
     )

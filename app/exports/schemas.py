@@ -296,6 +296,10 @@ class ItemSummary(BaseModel):
     amount: MoneyOut
     waiting: WaitingOut | None = Field(description="Why the item waits (mapping, connection…).")
     failure: FailureOut | None
+    dinero: DineroRefOut | None = Field(
+        description="Where it is in Dinero: the voucher or ledger item, and its voucher number "
+        "once Dinero gave one (a booked ledger item, an approved voucher)."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -329,7 +333,6 @@ class ItemOut(ItemSummary):
     lines: list[LineOut]
     employee: EmployeeOut | None
     receipts: list[ReceiptOut]
-    dinero: DineroRefOut | None
     attempts: int
     next_attempt_at: datetime | None
     exported_at: datetime | None = Field(description="When the draft or ledger item was made.")

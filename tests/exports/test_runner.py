@@ -480,3 +480,72 @@ async def test_expired_tokens_are_refreshed_mid_export(service: Service, company
     assert (await item_row(service, second)).status == ItemStatus.BOOKED
     assert len(service.sandbox.drafts(PRO_ORG)) == 1
     assert len(service.sandbox.ledger_items(PRO_ORG)) == 1
+
+
+async def test_an_export_lists_its_items_with_their_dinero_references(
+    service: Service, company: str
+) -> None:
+    api, admin = service.client, bearer(company)
+    sent = await api.post(
+        f"/v1/companies/{company}/exports",
+        json={
+            "items": [
+                {
+                    "external_id": "exp_taxa",
+                    "type": "card_expense",
+                    "date": "2026-11-03",
+                    "description": "Taxa Nord, kundebesøg",
+                    "amount": {"value": 24500, "currency": "DKK"},
+                    "lines": [{"account_number": 2800, "tax_code": "I25", "amount": 24500}],
+                },
+                {
+                    "external_id": "rb_mette",
+                    "type": "reimbursement",
+                    "date": "2026-11-04",
+                    "description": "Udlæg, november",
+                    "amount": {"value": 123456, "currency": "DKK"},
+                },
+            ]
+        },
+        headers=admin,
+    )
+    assert sent.status_code == 202, sent.text
+    ids = {item["external_id"]: item["id"] for item in sent.json()["items"]}
+
+    await settle(service, company)
+
+    [draft] = service.sandbox.drafts(PRO_ORG)
+    [ledger_item] = service.sandbox.ledger_items(PRO_ORG)
+    assert ledger_item.status == "Booked"
+    assert isinstance(ledger_item.booked_voucher_number, int)
+    export = await api.get(f"/v1/companies/{company}/exports/{sent.json()['id']}", headers=admin)
+    assert export.status_code == 200, export.text
+    listed = {item["external_id"]: item for item in export.json()["items"]}
+    assert listed["exp_taxa"]["status"] == "awaiting_approval"
+    assert listed["exp_taxa"]["dinero"] == {
+        "kind": "purchase_voucher",
+        "voucher_guid": draft.guid,
+        "ledger_item_id": None,
+        "voucher_number": None,  # a draft has none until it is approved (Godkend)
+        "file_guid": draft.file_guid,
+        "url": None,
+    }
+    assert listed["rb_mette"]["status"] == "booked"
+    assert listed["rb_mette"]["dinero"] == {
+        "kind": "ledger_item",
+        "voucher_guid": None,
+        "ledger_item_id": ids["rb_mette"],  # the Id we gave the ledger item in Dinero
+        "voucher_number": ledger_item.booked_voucher_number,  # from Dinero's ledger status
+        "file_guid": None,
+        "url": None,
+    }
+    assert ledger_item.id == ids["rb_mette"]
+    # The export's list and the item's own read say the same.
+    for external_id, item_id in ids.items():
+        one = await api.get(f"/v1/companies/{company}/export-items/{item_id}", headers=admin)
+        assert one.status_code == 200, one.text
+        assert one.json()["dinero"] == listed[external_id]["dinero"]
+    feed = await api.get(f"/v1/companies/{company}/export-items", headers=admin)
+    assert {i["external_id"]: i["dinero"] for i in feed.json()["items"]} == {
+        k: v["dinero"] for k, v in listed.items()
+    }
