@@ -68,6 +68,7 @@ class FakeClock:
 
 RefreshTokenMode = Literal["rotating", "reusable"]
 RateLimitWindow = Literal["fixed", "sliding"]
+UploadedFilters = Literal["sensible", "as_documented"]
 
 
 @dataclass
@@ -97,6 +98,11 @@ class SandboxConfig:
     max_file_bytes: int = 6 * 1024 * 1024
     # The spec says 400 above 6 MB, Dinero's status page says 413; 413 is what clients meet.
     oversize_file_status: int = 413
+    # `GET files`: the spec describes `uploadedAfter` as "limits the search to the given before
+    # date" and `uploadedBefore` as "… to the given after". "sensible": uploadedAfter is the
+    # lower bound, uploadedBefore the upper; "as_documented": the other way round (a client
+    # must work with both).
+    uploaded_filters: UploadedFilters = "sensible"
     # Added to every request (ms), on top of fault rules.
     latency_ms: int = 0
     faults: list[FaultRule] = field(default_factory=list)
@@ -120,3 +126,5 @@ class SandboxConfig:
             raise ValueError("token lifetimes must be positive")
         if self.booking_delay_seconds < 0 or self.booking_status_polls < 0:
             raise ValueError("booking delay and polls must be >= 0")
+        if self.uploaded_filters not in ("sensible", "as_documented"):
+            raise ValueError("uploaded_filters must be 'sensible' or 'as_documented'")

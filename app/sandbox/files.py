@@ -3,6 +3,11 @@
 Uploads are multipart with one file part of any name (Dinero's docs say `image`, clients send
 `file` or an unnamed part). Above 6 MB Dinero answers 413 (its spec says 400; configurable).
 This operation's declared 400 body is a JSON string, so its 400s are strings.
+
+The list's date filters are described the wrong way round in Dinero's document
+("uploadedAfter: limits the search to the given before date"); the sandbox reads them the
+sensible way unless `uploaded_filters="as_documented"`. A deleted draft leaves its file in the
+archive, linked to nothing (Unused).
 """
 
 from __future__ import annotations
@@ -164,6 +169,9 @@ async def list_files(
     }
     before = _slash_date(uploaded_before, "uploadedBefore")
     after = _slash_date(uploaded_after, "uploadedAfter")
+    if ctx.sandbox.config.uploaded_filters == "as_documented":
+        # "uploadedAfter: limits the search to the given before date", and the reverse.
+        before, after = after, before
     rows = []
     for stored in sorted(ctx.books.files.values(), key=lambda f: (f.uploaded_at, f.guid)):
         linked = links(ctx.books, stored.guid)

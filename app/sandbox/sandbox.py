@@ -68,6 +68,7 @@ RUNTIME_SETTINGS = frozenset(
         "booking_status_polls",
         "max_file_bytes",
         "oversize_file_status",
+        "uploaded_filters",
         "latency_ms",
     }
 )

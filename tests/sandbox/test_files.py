@@ -98,3 +98,57 @@ async def test_list_files_with_links_and_filters(api: httpx.AsyncClient) -> None
     assert [f["FileGuid"] for f in paged.json()] == [unused]
     bad = await api.get(f"/v1/{ORG}/files", params={"uploadedAfter": "2026-11-04"})
     assert bad.status_code == 400
+
+
+async def test_the_date_filters_can_be_read_as_dinero_documents_them(
+    api: httpx.AsyncClient, sandbox: Sandbox
+) -> None:
+    """Dinero's document: "uploadedAfter: limits the search to the given before date" (and
+    uploadedBefore "… to the given after"); a client must find its files either way."""
+    guid = (await api.post(f"/v1/{ORG}/files", files={"file": ("a.pdf", PDF)})).json()["FileGuid"]
+    sandbox.configure(uploaded_filters="as_documented")
+
+    after_yesterday = await api.get(f"/v1/{ORG}/files", params={"uploadedAfter": "2026/11/02"})
+    assert after_yesterday.json() == []  # an upper bound: today's file is left out
+    after_tomorrow = await api.get(f"/v1/{ORG}/files", params={"uploadedAfter": "2026/11/04"})
+    assert [f["FileGuid"] for f in after_tomorrow.json()] == [guid]
+    before_tomorrow = await api.get(f"/v1/{ORG}/files", params={"uploadedBefore": "2026/11/04"})
+    assert before_tomorrow.json() == []  # a lower bound
+    unfiltered = await api.get(f"/v1/{ORG}/files", params={"fileStatus": "Unused"})
+    assert [f["FileGuid"] for f in unfiltered.json()] == [guid]
+
+    sandbox.configure(uploaded_filters="sensible")
+    sensible = await api.get(f"/v1/{ORG}/files", params={"uploadedAfter": "2026/11/02"})
+    assert [f["FileGuid"] for f in sensible.json()] == [guid]
+    with pytest.raises(ValueError, match="uploaded_filters"):
+        sandbox.configure(uploaded_filters="backwards")
+
+
+async def test_a_deleted_draft_leaves_its_file_in_the_archive_linked_to_nothing(
+    api: httpx.AsyncClient, sandbox: Sandbox
+) -> None:
+    guid = (await api.post(f"/v1/{ORG}/files", files={"file": ("a.pdf", PDF)})).json()["FileGuid"]
+    voucher = (
+        await api.post(
+            f"/v1.2/{ORG}/vouchers/purchase",
+            json={
+                "PurchaseType": "cash",
+                "DepositAccountNumber": 55030,
+                "FileGuid": guid,
+                "Lines": [{"AccountNumber": 5000, "Amount": 100}],
+            },
+        )
+    ).json()
+    unused = await api.get(f"/v1/{ORG}/files", params={"fileStatus": "Unused"})
+    assert unused.json() == []
+
+    deleted = await api.request(
+        "DELETE",
+        f"/v1/{ORG}/vouchers/purchase/{voucher['Guid']}",
+        json={"Timestamp": voucher["Timestamp"]},
+    )
+    assert deleted.status_code == 200
+
+    listed = (await api.get(f"/v1/{ORG}/files", params={"fileStatus": "Unused"})).json()
+    assert [(f["FileGuid"], f["Linked"]) for f in listed] == [(guid, [])]
+    assert (await api.get(f"/v1/{ORG}/files/{guid}")).status_code == 200
