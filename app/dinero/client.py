@@ -119,6 +119,8 @@ _DEPOSIT_ACCOUNTS = TypeAdapter(list[DepositAccount])
 _VAT_TYPES = TypeAdapter(list[VatType])
 _FILES = TypeAdapter(list[ArchivedFile])
 _ENTRIES = TypeAdapter(list[Entry])
+_ENTRY = TypeAdapter(Entry)
+_RAW_LIST = TypeAdapter(list[Any])
 _UUIDS = TypeAdapter(list[UUID])
 _STATUSES = TypeAdapter(list[LedgerItemStatus])
 _DRAFTS = TypeAdapter(list[LedgerItemDraft])
@@ -138,6 +140,36 @@ _ANY: Final = {"Accept": "*/*"}
 
 def _bool(value: bool) -> str:
     return "true" if value else "false"
+
+
+_REQUIRED_ENTRY_FIELDS: Final = frozenset({"accountnumber", "amount"})
+
+
+def _lenient_entry(raw: Any) -> Entry:
+    """An entry with its unparseable optional fields left out (ValidationError if a required
+    field, AccountNumber or Amount, is the one that does not parse)."""
+    try:
+        return _ENTRY.validate_python(raw)
+    except ValidationError as exc:
+        if not isinstance(raw, dict):
+            raise
+        broken = {str(error["loc"][0]).lower() for error in exc.errors() if error["loc"]}
+        if not broken or broken & _REQUIRED_ENTRY_FIELDS:
+            raise
+        kept = {k: v for k, v in raw.items() if not (isinstance(k, str) and k.lower() in broken)}
+        return _ENTRY.validate_python(kept)
+
+
+def _lenient_entries(
+    raw: list[Any], on_invalid: Callable[[Any, ValidationError], None]
+) -> list[Entry]:
+    entries: list[Entry] = []
+    for item in raw:
+        try:
+            entries.append(_lenient_entry(item))
+        except ValidationError as exc:
+            on_invalid(item, exc)
+    return entries
 
 
 def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
@@ -300,7 +332,12 @@ class DineroClient:
         page: int = 0,
         page_size: int = 1000,
     ) -> list[ArchivedFile]:
-        """Files in the archive, with the vouchers each is attached to."""
+        """Files in the archive, with the vouchers each is attached to.
+
+        Dinero's own document describes `uploadedAfter` as "limits the search to the given
+        before date" and `uploadedBefore` as "… to the given after": which bound each one is
+        cannot be relied on, so code that must not miss a file sends neither.
+        """
         check_page(page, page_size)
         params = {"fileStatus": file_status, "page": str(page), "pageSize": str(page_size)}
         if extensions:
@@ -552,12 +589,20 @@ class DineroClient:
         return await self._parsed(call, _ENTRIES)
 
     async def entry_changes(
-        self, changes_from: datetime, changes_to: datetime, *, include_primo: bool = True
+        self,
+        changes_from: datetime,
+        changes_to: datetime,
+        *,
+        include_primo: bool = True,
+        on_invalid: Callable[[Any, ValidationError], None] | None = None,
     ) -> list[Entry]:
         """Entries added or changed in a time range, fetched in windows of at most 31 days.
 
         An entry reported by two windows (same EntryGuid, e.g. an updated primo) appears once,
-        with its latest value.
+        with its latest value. With `on_invalid`, entries are read one by one: an optional field
+        that does not parse is left out of its entry, and an entry whose AccountNumber or Amount
+        does not parse is handed to `on_invalid` and skipped, so one odd entry does not hide the
+        others (without it, any such entry fails the whole answer).
         """
         collected: dict[UUID, Entry] = {}
         unkeyed: list[Entry] = []
@@ -573,7 +618,11 @@ class DineroClient:
                     "includePrimo": _bool(include_primo),
                 },
             )
-            for entry in await self._parsed(call, _ENTRIES):
+            if on_invalid is None:
+                answered = await self._parsed(call, _ENTRIES)
+            else:
+                answered = _lenient_entries(await self._parsed(call, _RAW_LIST), on_invalid)
+            for entry in answered:
                 if entry.entry_guid is None:
                     order.append(len(unkeyed))
                     unkeyed.append(entry)

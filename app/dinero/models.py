@@ -571,13 +571,50 @@ class LedgerItemDraft(DineroModel):
 # --- entries ("Posteringer") -----------------------------------------------------------------
 
 
+def _calendar_date(value: Any) -> Any:
+    # EntryReadModel.Date is only "a string" (example `2022-05-16`); a date-time such as
+    # `2022-05-16T00:00:00` or `2022-05-16T14:03:00+02:00` names the same calendar day.
+    if isinstance(value, str):
+        text = value.strip()
+        if len(text) > 10 and text[10] in "Tt ":
+            return text[:10]
+        return text
+    return value
+
+
+EntryDate = Annotated[dt.date | None, BeforeValidator(_calendar_date)]
+"""A date Dinero may write as a date or as a date-time (its calendar day is kept)."""
+
+
+def guid_key(value: str | UUID | None) -> str | None:
+    """One spelling of a guid that Dinero may write in several (for comparing, not sending).
+
+    The contract's examples show file guids both as 32-character strings
+    (`web0crmck5v0ndcx3313g6zn61tc7wgc`) and as uuids (`d29f89bf-4148-…`), and uuids may come in
+    either case, with or without hyphens, braces or `urn:uuid:`: all of those compare equal.
+    """
+    if value is None:
+        return None
+    if isinstance(value, UUID):
+        return value.hex
+    text = value.strip().lower()
+    if text.startswith("urn:uuid:"):
+        text = text[len("urn:uuid:") :]
+    text = text.strip("{}").replace("-", "")
+    return text or None
+
+
 class Entry(DineroModel):
-    """A booked accounting entry."""
+    """A booked accounting entry.
+
+    Dinero's EntryReadModel: `VoucherGuid` names the voucher the entry belongs to (for manual and
+    purchase vouchers, the guid they are fetched by), `FileGuid` the file on that voucher.
+    """
 
     account_number: int
     amount: Decimal
     account_name: str | None = None
-    date: dt.date | None = None
+    date: EntryDate = None
     voucher_number: int | None = None
     voucher_guid: UUID | None = None
     file_guid: str | None = None
@@ -785,6 +822,7 @@ __all__ = [
     "DineroModel",
     "Entry",
     "EntryAccount",
+    "EntryDate",
     "FileLink",
     "Invoice",
     "LedgerItem",
@@ -820,4 +858,5 @@ __all__ = [
     "TradeOfferLine",
     "UploadedFile",
     "VatType",
+    "guid_key",
 ]

@@ -8,12 +8,18 @@ on from the persisted state. A cycle never creates anything in Dinero. In order:
 1. Late receipts waiting for their draft are attached (app/follow_up/receipts.py; export lane).
 2. Approvals ("Godkend"): `entries/changes` since the company's watermark (less a 15-minute
    overlap for clock skew and slow bookings), one call per 31 days, answers for every draft at
-   once: entries carrying one of our drafts' VoucherGuid mean it was booked, with its number.
-   Each window's bookings and the watermark commit together, so a restart neither skips nor
-   loses one (a re-read window only finds items already booked).
-3. Deletion hints: the file archive lists the files attached to nothing ("Unused"), usually
-   one call; a draft whose file is among them was probably deleted (or its file replaced).
-   Only a hint: the draft is read before anything is decided.
+   once. An entry whose VoucherGuid is one of our drafts' guids (in any of the spellings a uuid
+   has) means it was booked, with its number. An entry that names no draft but carries one of
+   our drafts' FileGuid (a file is uploaded for one draft only) makes that draft due for a read
+   at once (`follow_up_checked_at` cleared, in the same commit as the watermark), and the read
+   decides. Each window's bookings, read marks and the watermark commit together, so a restart
+   neither skips nor loses one (a re-read window only finds items already booked). An entry
+   that does not parse is logged and skipped; the others still count.
+3. Deletion hints: the file archive's files attached to nothing ("Unused"), listed without date
+   filters (Dinero's document swaps the meaning of `uploadedAfter` and `uploadedBefore`, so
+   neither is sent), usually one call: a listed file that is a draft's and whose `Linked` does
+   not name that draft means it was probably deleted (or its file replaced), whatever the
+   status filter did. Only a hint: the draft is read before anything is decided.
 4. Reads, one GET per draft: the hinted ones first, then every draft not read for 30 minutes,
    least recently read first, as far as the lane allows. 404 → `deleted_in_dinero`; no longer a
    draft → `booked`; another Timestamp → compared with the draft as exported
@@ -39,7 +45,7 @@ from app.connection.gateway import NotConnected, ReauthRequired
 from app.connection.models import get_connection
 from app.dinero.client import DineroClient
 from app.dinero.errors import DineroApiError, DineroError, DineroNotFound
-from app.dinero.models import ManualVoucher, PurchaseVoucher
+from app.dinero.models import ManualVoucher, PurchaseVoucher, guid_key
 from app.dinero.pacing import Lane, PacerBusy
 from app.dinero.paging import MAX_CHANGES_WINDOW, change_windows
 from app.exports.models import ExportItem, ItemStatus, Step
@@ -59,6 +65,8 @@ PACER_MAX_WAIT_SECONDS: Final = 1.0
 EXPORT_MAX_WAIT_SECONDS: Final = 5.0
 FILES_PAGE: Final = 1000
 MAX_FILE_PAGES: Final = 3
+"""Pages of Unused files read per cycle at most: listed with no date filter, an archive
+with more leaves a deleted draft whose file lies further on to the 30-minute round."""
 MAX_READS_PER_CYCLE: Final = 500
 TIME_SLICE_SECONDS: Final = 45.0
 
@@ -134,8 +142,10 @@ async def run_company(services: Services, company_id: str) -> CycleResult:
         drafts = await _drafts(services, company_id)
         result.drafts = len(drafts)
         if drafts:
-            remaining = await _approvals(services, follow, company_id, drafts, result, started)
-            hints = await _deletion_hints(follow, remaining, result)
+            remaining, read_first = await _approvals(
+                services, follow, company_id, drafts, result, started
+            )
+            hints = read_first | await _deletion_hints(follow, remaining, result)
             await _reads(services, follow, remaining, hints, result, deadline)
         else:
             # Nothing to follow: a later draft is approved after now, so no entry is skipped.
@@ -268,25 +278,36 @@ async def _approvals(
     drafts: list[Draft],
     result: CycleResult,
     now: datetime,
-) -> list[Draft]:
-    """Book every draft whose entries appeared; returns the drafts still unresolved."""
+) -> tuple[list[Draft], set[uuid.UUID]]:
+    """Book every draft whose entries appeared; returns the drafts still unresolved and the
+    ids of those to read at once (an entry carried their file but did not name them)."""
     state = await _state(services, company_id)
     by_guid = {d.guid: d for d in drafts}
+    by_file = _by_file(drafts)
     since = state.entries_watermark or min(d.since for d in drafts)
     # Dinero takes whole seconds: end on the next one, so nothing of this second is left out.
     until = now.replace(microsecond=0) + timedelta(seconds=1)
     booked: set[uuid.UUID] = set()
+    read_first: set[uuid.UUID] = set()
     for start, stop in change_windows(min(since - OVERLAP, now), until, MAX_CHANGES_WINDOW):
-        entries = await client.entry_changes(start, stop, include_primo=False)
+        entries = await client.entry_changes(
+            start, stop, include_primo=False, on_invalid=_unparsed_entry(company_id)
+        )
         result.count("entries")
         numbers: dict[uuid.UUID, int | None] = {}
+        by_their_file: set[uuid.UUID] = set()
         for entry in entries:
-            guid = entry.voucher_guid
-            if guid is None or guid not in by_guid or guid in booked:
+            if (entry.type or "Normal").strip().lower() in ("primo", "ultimo"):
                 continue
-            if entry.type not in (None, "Normal"):
+            named = by_guid.get(entry.voucher_guid) if entry.voucher_guid else None
+            if named is not None:
+                if named.guid not in booked:
+                    numbers[named.guid] = numbers.get(named.guid) or entry.voucher_number
                 continue
-            numbers[guid] = numbers.get(guid) or entry.voucher_number
+            for draft in by_file.get(guid_key(entry.file_guid) or "", ()):
+                if draft.guid not in booked:
+                    by_their_file.add(draft.id)
+        by_their_file -= {by_guid[guid].id for guid in numbers}
         await checkpoint("after_entries")
         moment = datetime.now(UTC)
         async with services.sessionmaker() as session, session.begin():
@@ -310,12 +331,47 @@ async def _approvals(
                     result.booked += 1
                     result.changed += 1
                 booked.add(guid)
+            if by_their_file:
+                # Remembered with the watermark: a cycle that ends before the read still has it
+                # read first next time, although this window is not asked for again.
+                await session.execute(
+                    update(ExportItem)
+                    .where(
+                        ExportItem.id.in_(by_their_file),
+                        ExportItem.status == ItemStatus.AWAITING_APPROVAL,
+                    )
+                    .values(follow_up_checked_at=None)
+                )
+                read_first |= by_their_file
             await session.execute(
                 update(FollowUpState)
                 .where(FollowUpState.company_id == company_id)
                 .values(entries_watermark=stop, updated_at=func.now())
             )
-    return [d for d in drafts if d.guid not in booked]
+    remaining = [d for d in drafts if d.guid not in booked]
+    return remaining, {d.id for d in remaining if d.id in read_first}
+
+
+def _by_file(drafts: list[Draft]) -> dict[str, list[Draft]]:
+    """Drafts by their file guid, spelled one way (see `guid_key`)."""
+    found: dict[str, list[Draft]] = {}
+    for draft in drafts:
+        key = guid_key(draft.file_guid)
+        if key:
+            found.setdefault(key, []).append(draft)
+    return found
+
+
+def _unparsed_entry(company_id: str) -> Callable[[Any, Exception], None]:
+    def report(raw: Any, error: Exception) -> None:
+        log.warning(
+            "follow_up_entry_unreadable",
+            company_id=company_id,
+            entry=str(raw)[:500],
+            error=str(error)[:500],
+        )
+
+    return report
 
 
 # --- 3. deletion hints from the file archive -----------------------------------------------
@@ -324,24 +380,30 @@ async def _approvals(
 async def _deletion_hints(
     client: DineroClient, drafts: list[Draft], result: CycleResult
 ) -> set[uuid.UUID]:
-    """Drafts whose file the archive lists as attached to nothing (a hint, not a verdict).
+    """Drafts whose file the archive lists unattached to them (a hint, not a verdict).
 
     Deleting a draft in Dinero leaves its file in the archive, unattached ("Unused"); so does
     the accountant replacing the draft's file. Unused files are few (what was uploaded but not
-    yet put on a voucher), so this is usually one request however many drafts wait.
+    yet put on a voucher), so this is usually one request however many drafts wait. No date
+    filter is sent: Dinero documents `uploadedAfter` as "limits the search to the given before
+    date" (and `uploadedBefore` the other way round), and a filter read either way must not
+    hide today's files. What decides is each listed file's `Linked`, not the status filter.
     """
-    files = {d.file_guid: d.id for d in drafts if d.file_guid}
+    files = _by_file(drafts)
     if not files:
         return set()
-    after = (min(d.since for d in drafts) - timedelta(days=1)).date()
+    wanted = sum(len(found) for found in files.values())
+    seen: set[uuid.UUID] = set()
     hints: set[uuid.UUID] = set()
     for page in range(MAX_FILE_PAGES):
-        listed = await client.list_files(
-            uploaded_after=after, file_status="Unused", page=page, page_size=FILES_PAGE
-        )
+        listed = await client.list_files(file_status="Unused", page=page, page_size=FILES_PAGE)
         result.count("files")
-        hints.update(files[f.file_guid] for f in listed if f.file_guid in files)
-        if len(listed) < FILES_PAGE:
+        for archived in listed:
+            for draft in files.get(guid_key(archived.file_guid) or "", ()):
+                seen.add(draft.id)
+                if all(link.voucher_guid != draft.guid for link in archived.linked):
+                    hints.add(draft.id)
+        if len(listed) < FILES_PAGE or len(seen) >= wanted:
             break
     result.hints = len(hints)
     return hints

@@ -97,6 +97,9 @@ class ByHost(httpx.AsyncBaseTransport):
 class World:
     service: Service
     platform: Platform
+    hosts: ByHost
+    """Where the service's requests go, by host: `hosts.routes["dinero.test"]` can be swapped
+    for another stand-in (e.g. a respx double) once the sandbox has set the company up."""
 
     @property
     def services(self) -> Services:
@@ -141,6 +144,7 @@ async def world(database_url: str, **settings: Any) -> AsyncIterator[World]:
                 app=app, client=client, sandbox=dinero.state.sandbox, sandbox_app=dinero
             ),
             platform=platform,
+            hosts=transport,
         )
     cycle.checkpoint_hook = None
     delivery.checkpoint_hook = None
