@@ -106,8 +106,10 @@ def worker(
             await jobs.open_jobs(pool)
             try:
                 log.info("worker_started", mode="standalone")
-                await jobs.job_app.run_worker_async(
-                    concurrency=concurrency or settings.worker_concurrency, name="standalone"
+                await jobs.run_worker(
+                    concurrency=concurrency or settings.worker_concurrency,
+                    name="standalone",
+                    heartbeat_seconds=settings.worker_heartbeat_seconds,
                 )
             finally:
                 await jobs.close_jobs(pool)

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     platform_webhook_secret: SecretStr | None = None
     """Standard Webhooks secret (`whsec_…`) signing them; WEBHOOK_SECRET when unset."""
     worker_concurrency: int = Field(default=4, ge=1, le=64)
+    worker_heartbeat_seconds: float = Field(default=10, ge=0.2, le=300)
+    """How often a worker says it is alive; the jobs of one silent for 3 beats are retried."""
 
     @field_validator("receipt_allowed_hosts", mode="before")
     @classmethod

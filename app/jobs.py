@@ -1,41 +1,29 @@
 """Background jobs on procrastinate, in the same PostgreSQL as everything else.
 
-Tasks are registered on `job_app` by the domain `tasks` modules listed in TASK_MODULES. A job
-deferred with `defer()` is written on the request's own connection, so it commits with the
-request's transaction or not at all.
+Tasks are registered on `job_app` by the domain `tasks` modules that `app.registry` lists and
+loads (with every model) before a queue is opened. A job deferred with `defer()` is written on
+the request's own connection, so it commits with the request's transaction or not at all.
 """
 
 from __future__ import annotations
 
-import importlib
+import asyncio
+import contextlib
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import procrastinate
 import structlog
-from procrastinate import JobContext
 from procrastinate import exceptions as procrastinate_exceptions
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import registry
+
 log = structlog.get_logger(__name__)
 
-TASK_MODULES: tuple[str, ...] = (
-    "app.ops.tasks",
-    "app.chart.tasks",
-    "app.datasources.tasks",
-    "app.exports.tasks",
-    "app.follow_up.tasks",
-    "app.outbox.tasks",
-)
-
 job_app = procrastinate.App(connector=procrastinate.PsycopgConnector())
-
-
-def load_tasks() -> None:
-    for module in TASK_MODULES:
-        importlib.import_module(module)
 
 
 def create_job_pool(conninfo: str, *, max_size: int = 10) -> AsyncConnectionPool:
@@ -49,7 +37,7 @@ def create_job_pool(conninfo: str, *, max_size: int = 10) -> AsyncConnectionPool
 
 
 async def open_jobs(pool: AsyncConnectionPool) -> None:
-    load_tasks()
+    registry.load()
     await pool.open(wait=True)
     await job_app.open_async(pool=pool)
 
@@ -117,12 +105,13 @@ async def defer_once(
     return True
 
 
-async def bring_forward(session: AsyncSession, queueing_lock: str, at: datetime | None) -> None:
+async def bring_forward(session: AsyncSession, queueing_lock: str, at: datetime | None) -> bool:
     """Move the waiting job with this queueing lock to `at` (None: now) if that is sooner.
 
-    procrastinate has no call for this; the waiting job's row is updated directly.
+    procrastinate has no call for this; the waiting job's row is updated directly. True when
+    a job was moved.
     """
-    await session.execute(
+    moved = await session.execute(
         text(
             "UPDATE procrastinate_jobs SET scheduled_at = CAST(:at AS timestamptz) "
             "WHERE queueing_lock = :lock AND status = 'todo' AND scheduled_at IS NOT NULL "
@@ -130,22 +119,68 @@ async def bring_forward(session: AsyncSession, queueing_lock: str, at: datetime 
         ),
         {"at": at, "lock": queueing_lock},
     )
+    return bool(getattr(moved, "rowcount", 0))
 
 
-async def retry_stalled(
-    context: JobContext, task: Any, *, seconds_since_heartbeat: float = 60
-) -> int:
-    """Put back the jobs of `task` whose worker stopped sending heartbeats (it died mid-job).
+async def run_worker(
+    *,
+    concurrency: int,
+    name: str,
+    heartbeat_seconds: float,
+    install_signal_handlers: bool = True,
+) -> None:
+    """Run a worker on every queue, and put back the jobs of workers that died.
 
-    Such a job stays 'doing' and keeps its lock, which would block its company for good.
+    A worker killed mid-job (SIGKILL, a lost machine) leaves its job 'doing', holding its lock,
+    which would block that company's exports, syncs or imports for good. Every worker sends a
+    heartbeat each `heartbeat_seconds`; each also checks as often for jobs whose worker has
+    been silent for STALLED_AFTER_HEARTBEATS of them (or is gone) and retries them. Every task
+    is written to be run again after such a death (each looks in Dinero before repeating a
+    write), so this is safe for all of them.
     """
-    manager = context.app.job_manager
-    stalled = list(
-        await manager.get_stalled_jobs(
-            task_name=task.name, seconds_since_heartbeat=seconds_since_heartbeat
-        )
+    stalled_after = heartbeat_seconds * STALLED_AFTER_HEARTBEATS
+    recovery = asyncio.create_task(
+        _recover_stalled(every=heartbeat_seconds, stalled_after=stalled_after),
+        name="recover-stalled-jobs",
     )
+    try:
+        await job_app.run_worker_async(
+            concurrency=concurrency,
+            name=name,
+            install_signal_handlers=install_signal_handlers,
+            update_heartbeat_interval=heartbeat_seconds,
+            stalled_worker_timeout=stalled_after,
+        )
+    finally:
+        recovery.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await recovery
+
+
+STALLED_AFTER_HEARTBEATS: Final = 3
+"""A worker is taken for dead after this many missed heartbeats."""
+
+
+async def _recover_stalled(*, every: float, stalled_after: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await retry_stalled(stalled_after)
+        except Exception:  # the next round tries again; a worker must not die of this
+            log.warning("stalled_job_check_failed", exc_info=True)
+
+
+async def retry_stalled(stalled_after: float) -> int:
+    """Put back every 'doing' job whose worker sent no heartbeat for `stalled_after` seconds."""
+    manager = job_app.job_manager
+    await manager.prune_stalled_workers(stalled_after)
+    stalled = list(await manager.get_stalled_jobs(seconds_since_heartbeat=stalled_after))
+    retried = 0
     for job in stalled:
-        log.warning("job_stalled_retried", task=task.name, job_id=job.id, **job.task_kwargs)
-        await manager.retry_job(job)
-    return len(stalled)
+        try:
+            await manager.retry_job(job)
+        except procrastinate_exceptions.ProcrastinateException:
+            continue  # another worker put it back first, or it finished meanwhile
+        retried += 1
+        log.warning("job_stalled_retried", task=job.task_name, job_id=job.id, **job.task_kwargs)
+    return retried

@@ -12,7 +12,7 @@ import structlog
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app import jobs, services
+from app import jobs, registry, services
 from app.auth import TokenVerifier
 from app.chart.router import router as chart_router
 from app.companies.router import router as companies_router
@@ -72,10 +72,11 @@ async def _job_queue(
         await jobs.open_jobs(pool)
     if run_worker:
         worker = asyncio.create_task(
-            jobs.job_app.run_worker_async(
+            jobs.run_worker(
                 concurrency=runtime.settings.worker_concurrency,
-                install_signal_handlers=False,
                 name="in-process",
+                heartbeat_seconds=runtime.settings.worker_heartbeat_seconds,
+                install_signal_handlers=False,
             ),
             name="job-worker",
         )
@@ -102,6 +103,7 @@ def create_app(
     dinero_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
     """Build the service. The engine may be handed in (tests share one across apps)."""
+    registry.load()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app import registry
 from app.config import Settings
 from app.connection.gateway import DineroGateway, PostgresPacer
 from app.crypto import TokenCipher
@@ -68,6 +69,7 @@ async def started(
     sessionmaker: async_sessionmaker[AsyncSession] | None = None,
 ) -> AsyncIterator[Services]:
     """Create the services, install them for jobs, and release them on exit."""
+    registry.load()
     own_engine = engine is None
     db_engine = engine or create_engine(runtime.database_url.get_secret_value())
     http = create_http_client(dinero_transport)

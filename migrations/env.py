@@ -8,10 +8,10 @@ from typing import Any
 from alembic import context
 from sqlalchemy import create_engine, pool, text
 
+from app import registry
 from app.db import Base, sqlalchemy_url
-from app.models import import_all_models
 
-import_all_models()
+registry.load()
 
 config = context.config
 target_metadata = Base.metadata

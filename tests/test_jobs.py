@@ -96,3 +96,50 @@ async def test_queue_survives_restart_and_two_workers_run_each_job_once(
     finally:
         await jobs.close_jobs(pool)
     assert calls == Counter({f"job-{i}": 1 for i in range(20)})
+
+
+async def test_the_job_of_a_worker_that_stopped_beating_is_put_back_and_runs(
+    make_database: Callable[[], str],
+) -> None:
+    """A worker killed mid-job leaves it 'doing' under its lock; a live worker retries it once
+    the dead one missed its heartbeats, and leaves a live worker's job alone."""
+    url = libpq_url(make_database())
+    await asyncio.to_thread(upgrade_to_head, url)
+    calls.clear()
+    pool = jobs.create_job_pool(url)
+    await jobs.open_jobs(pool)
+    try:
+        manager = jobs.job_app.job_manager
+        dead = await manager.register_worker()
+        alive = await manager.register_worker()
+        for key, worker in (("orphan", dead), ("busy", alive)):
+            job_id = await record_call.configure(lock=f"lock-{key}").defer_async(key=key)
+            async with pool.connection() as conn:
+                await conn.execute(
+                    "UPDATE procrastinate_jobs SET status = 'doing', worker_id = %s WHERE id = %s",
+                    (worker, job_id),
+                )
+        async with pool.connection() as conn:
+            await conn.execute(
+                "UPDATE procrastinate_workers SET last_heartbeat = now() - interval '10 seconds' "
+                "WHERE id = %s",
+                (dead,),
+            )
+
+        assert await jobs.retry_stalled(3.0) == 1
+        assert await jobs.retry_stalled(3.0) == 0  # once only
+
+        await jobs.job_app.run_worker_async(
+            queues=["tests"], wait=False, install_signal_handlers=False, listen_notify=False
+        )
+        assert calls == Counter({"orphan": 1})
+        async with pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    "SELECT args->>'key', status FROM procrastinate_jobs "
+                    "WHERE task_name = 'tests.record_call' ORDER BY args->>'key'"
+                )
+            ).fetchall()
+        assert rows == [("busy", "doing"), ("orphan", "succeeded")]
+    finally:
+        await jobs.close_jobs(pool)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from procrastinate import JobContext
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import jobs, services
@@ -60,11 +59,3 @@ async def schedule_run(shared: services.Services, company_id: str, seconds: floa
         )
         if not queued:  # one is planned already: bring it forward if this one is sooner
             await jobs.bring_forward(session, _later_lock(company_id), at)
-
-
-@job_app.periodic(cron="* * * * *", periodic_id="recover_stalled_exports")
-@job_app.task(name="exports.recover", queue="housekeeping", pass_context=True)
-async def recover_stalled_runs(context: JobContext, timestamp: int) -> None:
-    """A worker that died mid-export leaves its job 'doing' and its company locked: retry it."""
-    del timestamp
-    await jobs.retry_stalled(context, run_company_job)

@@ -1,5 +1,10 @@
 """The follow-up jobs: one cycle per company at a time, every FOLLOW_UP_INTERVAL_SECONDS while the
-company has drafts in Dinero, and at once when a late receipt arrives."""
+company has drafts in Dinero, and at once when a late receipt arrives.
+
+Each cycle plans the company's next one itself, as a job scheduled at its `next_run_at`, so the
+interval holds to the second; the per-minute schedule only catches companies nobody planned
+(a new draft, a restart after the queue was emptied).
+"""
 
 from __future__ import annotations
 
@@ -32,18 +37,56 @@ async def follow_up_job(company_id: str) -> None:
     """One follow-up cycle for a company (see app/follow_up/cycle.py)."""
     from app.follow_up.cycle import run_company
 
-    await run_company(services.current(), company_id)
+    shared = services.current()
+    await run_company(shared, company_id)
+    await plan_next(shared.sessionmaker, company_id)
 
 
 async def kick(session: AsyncSession, company_id: str) -> bool:
-    """Make sure the company's follow-up runs soon, inside the caller's transaction."""
-    return await jobs.defer_once(
+    """Make sure the company's follow-up runs now, inside the caller's transaction.
+
+    A cycle already planned for later is brought forward to now. True unless one was waiting
+    to run now already.
+    """
+    queued = await jobs.defer_once(
         session,
         follow_up_job,
         queueing_lock=lock(company_id),
         lock=lock(company_id),
         company_id=company_id,
     )
+    if queued:
+        return True
+    return await jobs.bring_forward(session, lock(company_id), None)
+
+
+async def plan_next(sessionmaker: async_sessionmaker[AsyncSession], company_id: str) -> None:
+    """Schedule the company's next cycle at its `next_run_at`, while it has drafts to follow."""
+    async with sessionmaker() as session, session.begin():
+        next_run = await session.scalar(
+            select(FollowUpState.next_run_at)
+            .join(DineroConnection, DineroConnection.company_id == FollowUpState.company_id)
+            .where(
+                FollowUpState.company_id == company_id,
+                DineroConnection.status == ConnectionStatus.CONNECTED,
+                exists().where(
+                    ExportItem.company_id == company_id,
+                    ExportItem.status == ItemStatus.AWAITING_APPROVAL,
+                ),
+            )
+        )
+        if next_run is None:
+            return
+        queued = await jobs.defer_once(
+            session,
+            follow_up_job,
+            queueing_lock=lock(company_id),
+            lock=lock(company_id),
+            schedule_at=next_run,
+            company_id=company_id,
+        )
+        if not queued:  # one is waiting already: make it no later than planned
+            await jobs.bring_forward(session, lock(company_id), next_run)
 
 
 async def enqueue_due(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
@@ -74,9 +117,8 @@ async def enqueue_due(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
 @job_app.periodic(cron="* * * * *", periodic_id="schedule_follow_up")
 @job_app.task(name="follow_up.schedule", queue="housekeeping", pass_context=True)
 async def schedule_follow_up(context: JobContext, timestamp: int) -> None:
-    """Every minute: retry cycles left by a dead worker; enqueue the cycles that are due."""
+    """Every minute: enqueue the cycles that are due."""
     del timestamp
-    await jobs.retry_stalled(context, follow_up_job)
     queued = await enqueue_due(services.current().sessionmaker)
     if queued:
         log.info("follow_up_scheduled", count=queued)

@@ -52,9 +52,8 @@ async def kick_delivery(shared: services.Services) -> None:
 @job_app.periodic(cron="* * * * *", periodic_id="tick_outbox")
 @job_app.task(name="outbox.tick", queue="housekeeping", pass_context=True)
 async def tick_outbox(context: JobContext, timestamp: int) -> None:
-    """Every minute: retry a delivery pass left by a dead worker, kick one when events are due."""
+    """Every minute: kick a delivery pass when events are due."""
     del timestamp
-    await jobs.retry_stalled(context, deliver_job)
     shared = services.current()
     if shared.settings.platform_webhook_url is None:
         return
