@@ -110,6 +110,7 @@ def worker(
                     concurrency=concurrency or settings.worker_concurrency,
                     name="standalone",
                     heartbeat_seconds=settings.worker_heartbeat_seconds,
+                    poll_seconds=settings.worker_poll_seconds,
                 )
             finally:
                 await jobs.close_jobs(pool)

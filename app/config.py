@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     platform_webhook_secret: SecretStr | None = None
     """Standard Webhooks secret (`whsec_…`) signing them; WEBHOOK_SECRET when unset."""
     worker_concurrency: int = Field(default=4, ge=1, le=64)
+    worker_poll_seconds: float = Field(default=1.0, ge=0.05, le=60)
+    """How often an idle worker looks for due jobs (scheduled ones, or ones a lock held back)."""
     worker_heartbeat_seconds: float = Field(default=10, ge=0.2, le=300)
     """How often a worker says it is alive; the jobs of one silent for 3 beats are retried."""
 

@@ -127,9 +127,16 @@ async def run_worker(
     concurrency: int,
     name: str,
     heartbeat_seconds: float,
+    poll_seconds: float,
     install_signal_handlers: bool = True,
 ) -> None:
     """Run a worker on every queue, and put back the jobs of workers that died.
+
+    New jobs wake a worker at once (LISTEN/NOTIFY). Two kinds of job send no notice when they
+    become runnable: one scheduled for later (a backoff, the next ledger-status poll) and one
+    held back by its lock while another job with that lock ran. An idle worker looks for those
+    every `poll_seconds` (procrastinate's default of 5 s would idle a company's exports 5 s
+    between passes).
 
     A worker killed mid-job (SIGKILL, a lost machine) leaves its job 'doing', holding its lock,
     which would block that company's exports, syncs or imports for good. Every worker sends a
@@ -148,6 +155,7 @@ async def run_worker(
             concurrency=concurrency,
             name=name,
             install_signal_handlers=install_signal_handlers,
+            fetch_job_polling_interval=poll_seconds,
             update_heartbeat_interval=heartbeat_seconds,
             stalled_worker_timeout=stalled_after,
         )

@@ -76,6 +76,7 @@ async def _job_queue(
                 concurrency=runtime.settings.worker_concurrency,
                 name="in-process",
                 heartbeat_seconds=runtime.settings.worker_heartbeat_seconds,
+                poll_seconds=runtime.settings.worker_poll_seconds,
                 install_signal_handlers=False,
             ),
             name="job-worker",
