@@ -22,7 +22,7 @@ import asyncio
 import hashlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -618,31 +618,50 @@ async def _ensure_file(
     return {"dinero_file_guid": uploaded.file_guid}
 
 
-async def _archive_since_sent(
-    client: DineroClient, item: ExportItem, file_status: FileStatus = "All"
-) -> AsyncIterator[ArchivedFile]:
-    """The file archive from shortly before the item's uncertain call, page by page."""
+async def _search_archive(
+    client: DineroClient,
+    item: ExportItem,
+    matches: Callable[[ArchivedFile], bool],
+    file_status: FileStatus = "All",
+) -> ArchivedFile | None:
+    """The archived file uploaded since shortly before the item's uncertain call that matches.
+
+    Dinero's own document words the upload-date filters the other way round ("uploadedAfter:
+    limits the search to the given before date"), so which one is the lower bound is not
+    certain. The natural reading is tried first; only when it finds nothing is the documented
+    one tried too (one more request, and only after an uncertain outcome), so the look-up
+    never concludes "not sent" from a filter read the other way.
+    """
     since = ((item.sent_at or datetime.now(UTC)) - UPLOAD_LOOKBACK).date()
-    page = 0
-    while True:
-        files = await client.list_files(
-            uploaded_after=since, file_status=file_status, page=page, page_size=ARCHIVE_PAGE
-        )
-        for stored in files:
-            yield stored
-        if len(files) < ARCHIVE_PAGE:
-            return
-        page += 1
+    for natural in (True, False):
+        page = 0
+        while True:
+            files = await client.list_files(
+                uploaded_after=since if natural else None,
+                uploaded_before=None if natural else since,
+                file_status=file_status,
+                page=page,
+                page_size=ARCHIVE_PAGE,
+            )
+            for stored in files:
+                if stored.uploaded_at.date() >= since and matches(stored):
+                    return stored
+            if len(files) < ARCHIVE_PAGE:
+                break
+            page += 1
+    return None
 
 
 async def _find_upload(
     client: DineroClient, item: ExportItem, filename: str, size: int
 ) -> str | None:
     stem = filename.rsplit(".", 1)[0]
-    async for stored in _archive_since_sent(client, item):
-        if stored.name in (filename, stem) and stored.size == size and stored.file_guid:
-            return stored.file_guid
-    return None
+    found = await _search_archive(
+        client,
+        item,
+        lambda f: f.name in (filename, stem) and f.size == size and bool(f.file_guid),
+    )
+    return found.file_guid if found is not None else None
 
 
 def _purchase_voucher(ctx: Context, item: ExportItem) -> PurchaseVoucherCreate:
@@ -752,21 +771,24 @@ async def _find_voucher(ctx: Context, client: DineroClient, item: ExportItem) ->
     if item.dinero_file_guid is None:
         return False
     if _is_refund(item):
-        async for stored in _archive_since_sent(client, item, "Used"):
-            if stored.file_guid == item.dinero_file_guid and stored.linked:
-                manual = await client.get_manual_voucher(stored.linked[0].voucher_guid)
-                await _created(
-                    ctx,
-                    item,
-                    MANUAL,
-                    manual.guid,
-                    manual.timestamp,
-                    manual.voucher_number,
-                    baseline(manual),
-                )
-                ctx.count("voucher_found")
-                return True
-        return False
+        file_guid = item.dinero_file_guid
+        stored = await _search_archive(
+            client, item, lambda f: f.file_guid == file_guid and bool(f.linked), "Used"
+        )
+        if stored is None:
+            return False
+        manual = await client.get_manual_voucher(stored.linked[0].voucher_guid)
+        await _created(
+            ctx,
+            item,
+            MANUAL,
+            manual.guid,
+            manual.timestamp,
+            manual.voucher_number,
+            baseline(manual),
+        )
+        ctx.count("voucher_found")
+        return True
     guids = await client.purchase_vouchers_by_file(item.dinero_file_guid)
     if not guids:
         return False

@@ -319,15 +319,23 @@ async def test_a_worker_killed_mid_ledger_still_gives_one_booked_item(
     assert (await item_row(service, item_id)).status == ItemStatus.BOOKED
 
 
+@pytest.mark.parametrize("reading", ["sensible", "as_documented"])
+@pytest.mark.parametrize(
+    ("value", "create_path"),
+    [(7700, "v1.2/{org}/vouchers/purchase"), (-4400, "v1/{org}/vouchers/manuel")],
+)
 async def test_timeout_after_dinero_accepted_does_not_duplicate(
-    service: Service, company: str
+    service: Service, company: str, reading: str, value: int, create_path: str
 ) -> None:
+    """The upload and the voucher both reach Dinero but their answers are lost: the look-ups
+    find them, whichever way Dinero reads the archive's upload-date filters (its document
+    words uploadedAfter as an upper bound), for an expense and for a refund."""
+    service.sandbox.configure(uploaded_filters=reading)
     item_id = await add_item(
-        service, company, ItemType.CARD_EXPENSE, 7700, lines=[line(2800, 7700)], receipt=jpeg()
+        service, company, ItemType.CARD_EXPENSE, value, lines=[line(2800, value)], receipt=jpeg()
     )
-    service.sandbox.add_fault(
-        kind="drop", method="POST", path=f"/v1.2/{PRO_ORG}/vouchers/purchase", count=1
-    )
+    path = "/" + create_path.format(org=PRO_ORG)
+    service.sandbox.add_fault(kind="drop", method="POST", path=path, count=1)
     service.sandbox.add_fault(kind="drop", method="POST", path=f"/v1/{PRO_ORG}/files", count=1)
 
     for _ in range(4):
@@ -339,8 +347,12 @@ async def test_timeout_after_dinero_accepted_does_not_duplicate(
                 .values(next_attempt_at=None)  # do not wait out the backoff in a test
             )
 
-    assert len(service.sandbox.drafts(PRO_ORG)) == 1
+    vouchers = (
+        service.sandbox.drafts(PRO_ORG) if value > 0 else service.sandbox.manual_vouchers(PRO_ORG)
+    )
+    assert [v.external_reference for v in vouchers] == [f"bridge:{item_id}"]
     assert len(service.sandbox.files(PRO_ORG)) == 1
+    assert len(service.sandbox.find_requests("POST", path)) == 1
     assert (await item_row(service, item_id)).status == ItemStatus.AWAITING_APPROVAL
 
 
