@@ -13,6 +13,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import jobs, services
+from app.follow_up import tasks as follow_up_tasks
 from app.jobs import job_app
 
 log = structlog.get_logger(__name__)
@@ -31,7 +32,10 @@ async def run_company_job(company_id: str) -> None:
     """Export what is due for one company (see app/exports/runner.py)."""
     from app.exports.runner import run_company
 
-    await run_company(services.current(), company_id)
+    shared = services.current()
+    result = await run_company(shared, company_id)
+    if result.stats.get("created") or result.stats.get("voucher_found"):
+        await follow_up_tasks.plan_first(shared, company_id)  # follow the new drafts
 
 
 async def kick(session: AsyncSession, company_id: str) -> None:

@@ -8,7 +8,7 @@ interval holds to the second; the per-minute schedule only catches companies nob
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import structlog
@@ -58,6 +58,35 @@ async def kick(session: AsyncSession, company_id: str) -> bool:
     if queued:
         return True
     return await jobs.bring_forward(session, lock(company_id), None)
+
+
+async def plan_first(shared: services.Services, company_id: str) -> None:
+    """After drafts were created: make sure a cycle is planned no later than one interval on.
+
+    Without this a company's first cycle would wait for the per-minute schedule.
+    """
+    at = datetime.now(UTC) + timedelta(seconds=shared.settings.follow_up_interval_seconds)
+    async with shared.sessionmaker() as session, session.begin():
+        has_drafts = await session.scalar(
+            select(
+                exists().where(
+                    ExportItem.company_id == company_id,
+                    ExportItem.status == ItemStatus.AWAITING_APPROVAL,
+                )
+            )
+        )
+        if not has_drafts:
+            return
+        queued = await jobs.defer_once(
+            session,
+            follow_up_job,
+            queueing_lock=lock(company_id),
+            lock=lock(company_id),
+            schedule_at=at,
+            company_id=company_id,
+        )
+        if not queued:
+            await jobs.bring_forward(session, lock(company_id), at)
 
 
 async def plan_next(sessionmaker: async_sessionmaker[AsyncSession], company_id: str) -> None:
