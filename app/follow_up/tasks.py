@@ -48,16 +48,23 @@ async def kick(session: AsyncSession, company_id: str) -> bool:
     A cycle already planned for later is brought forward to now. True unless one was waiting
     to run now already.
     """
+    return await _plan(session, company_id, None)
+
+
+async def _plan(session: AsyncSession, company_id: str, at: datetime | None) -> bool:
+    """A cycle at `at` (None: now), or the waiting one moved to `at` if it was later.
+
+    True when a job was queued or moved.
+    """
     queued = await jobs.defer_once(
         session,
         follow_up_job,
         queueing_lock=lock(company_id),
         lock=lock(company_id),
+        schedule_at=at,
         company_id=company_id,
     )
-    if queued:
-        return True
-    return await jobs.bring_forward(session, lock(company_id), None)
+    return queued or await jobs.bring_forward(session, lock(company_id), at)
 
 
 async def plan_first(shared: services.Services, company_id: str) -> None:
@@ -75,18 +82,8 @@ async def plan_first(shared: services.Services, company_id: str) -> None:
                 )
             )
         )
-        if not has_drafts:
-            return
-        queued = await jobs.defer_once(
-            session,
-            follow_up_job,
-            queueing_lock=lock(company_id),
-            lock=lock(company_id),
-            schedule_at=at,
-            company_id=company_id,
-        )
-        if not queued:
-            await jobs.bring_forward(session, lock(company_id), at)
+        if has_drafts:
+            await _plan(session, company_id, at)
 
 
 async def plan_next(sessionmaker: async_sessionmaker[AsyncSession], company_id: str) -> None:
@@ -104,18 +101,8 @@ async def plan_next(sessionmaker: async_sessionmaker[AsyncSession], company_id: 
                 ),
             )
         )
-        if next_run is None:
-            return
-        queued = await jobs.defer_once(
-            session,
-            follow_up_job,
-            queueing_lock=lock(company_id),
-            lock=lock(company_id),
-            schedule_at=next_run,
-            company_id=company_id,
-        )
-        if not queued:  # one is waiting already: make it no later than planned
-            await jobs.bring_forward(session, lock(company_id), next_run)
+        if next_run is not None:
+            await _plan(session, company_id, next_run)
 
 
 async def enqueue_due(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
