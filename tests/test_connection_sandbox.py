@@ -455,6 +455,27 @@ async def test_replayed_callback_is_refused_and_keeps_the_connection(world: Worl
     assert state["last_attempt"] is None  # the replay is not an attempt of its own
 
 
+async def test_a_replayed_callback_leaves_a_newer_pending_approval_pending(world: World) -> None:
+    company = world.new_company()
+    url = await start_oauth(world, company)
+    page = await approve_in_dinero(world, url, button="Afvis")  # declined
+    assert outcome(page) == "oauth_declined"
+    await start_oauth(world, company)  # the admin tries again: a new approval, not yet done
+    assert (await world.connection(company))["status"] == "pending"
+
+    # The first attempt's callback arrives again (back button, a copied link).
+    replay = await world.browser.post(
+        CALLBACK,
+        content=page.request.content,
+        headers={"Content-Type": page.request.headers["Content-Type"]},
+    )
+
+    assert outcome(replay) == "oauth_state_reused"
+    state = await world.connection(company)
+    assert state["status"] == "pending"  # the newer approval can still be finished
+    assert state["last_attempt"]["problem_code"] == "oauth_declined"  # the real outcome
+
+
 async def test_expired_approval_is_refused(world: World) -> None:
     company = world.new_company()
     url = await start_oauth(world, company)

@@ -227,11 +227,13 @@ async def _oauth_callback(request: Request, sessionmaker: SessionFactory) -> Res
         # An unknown state names no company; a platform session the callback carries does.
         attempt_of = company_id if company_id is not None else await _caller_company(request)
         # A reused state's attempt already ended (connected or refused): a replayed callback
-        # must not overwrite how it ended.
-        record = attempt_of is not None and exc.code != "oauth_state_reused"
-        if company_id is not None or record:
+        # must neither overwrite how it ended nor abandon a newer approval still pending.
+        replayed = exc.code == "oauth_state_reused"
+        record = attempt_of is not None and not replayed
+        abandon = company_id is not None and not replayed
+        if abandon or record:
             async with sessionmaker() as session, session.begin():
-                if company_id is not None:
+                if abandon and company_id is not None:
                     await service.abandon_pending(session=session, company_id=company_id)
                 if record and attempt_of is not None:
                     dinero_message = exc.extra.get("dinero_message")
