@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.platform import Platform, running_platform
 from tests.e2e.stack import Stack, running_stack
 
 # Fast enough to watch in a test, the same code paths as production's defaults.
@@ -21,8 +22,17 @@ SANDBOX_CONFIG = {"rate_limit_per_minute": 6000}
 
 
 @pytest.fixture(scope="package")
+def platform() -> Iterator[Platform]:
+    """The platform's webhook endpoint the workers deliver `export_item.updated` to."""
+    with running_platform() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="package")
 def stack(
-    make_database: Callable[[], str], tmp_path_factory: pytest.TempPathFactory
+    make_database: Callable[[], str],
+    tmp_path_factory: pytest.TempPathFactory,
+    platform: Platform,
 ) -> Iterator[Stack]:
     """`dinero-bridge sandbox`, `migrate`, `serve --no-worker` and two `worker`s."""
     directory: Path = tmp_path_factory.mktemp("stack")
@@ -31,6 +41,7 @@ def stack(
         make_database(),
         workers=2,
         sandbox_config=SANDBOX_CONFIG,
+        PLATFORM_WEBHOOK_URL=platform.url,
         **STACK_SETTINGS,
     ) as running:
         yield running

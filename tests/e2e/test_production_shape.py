@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from tests.e2e.conftest import FOLLOW_UP_SECONDS
+from tests.e2e.platform import Platform
 from tests.e2e.stack import API_KEY, PRO_ORG, Stack, eventually, new_company
 from tests.receipts.samples import jpeg
 
@@ -109,7 +110,9 @@ def wait_for_statuses(
     return result
 
 
-def test_every_item_type_exports_and_follow_up_notices_godkend_and_deletion(stack: Stack) -> None:
+def test_every_item_type_exports_and_follow_up_notices_godkend_and_deletion(
+    stack: Stack, platform: Platform
+) -> None:
     company = new_company()
     api = connect_and_map(stack, company)
     dinero = stack.dinero()
@@ -184,6 +187,22 @@ def test_every_item_type_exports_and_follow_up_notices_godkend_and_deletion(stac
     noticed = time.monotonic() - approved_at
     assert noticed <= 2 * FOLLOW_UP_SECONDS + 5, f"noticed after {noticed:.1f} s"
     assert after["card-1"]["dinero"]["voucher_number"] == approve.json()["VoucherNumber"]
+
+    # The platform was told each change, signed, in order per item, by the workers' outbox.
+    expected = {
+        "card-1": ["exporting", "awaiting_approval", "booked"],
+        "card-2": ["exporting", "awaiting_approval", "deleted_in_dinero"],
+        "oop-1": ["exporting", "awaiting_approval"],
+        "reimb-1": ["exporting", "booked"],
+        "topup-1": ["exporting", "booked"],
+    }
+
+    def told() -> dict[str, list[str]] | None:
+        seen = {k: platform.statuses(after[k]["id"]) for k in expected}
+        return seen if seen == expected else None
+
+    eventually(told, timeout=20, what="the platform told of every change")
+    assert platform.forged == 0
 
 
 def _guids(items: dict[str, dict[str, Any]]) -> set[str]:
