@@ -10,8 +10,10 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = structlog.get_logger(__name__)
 
@@ -183,6 +185,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 _HTTP_CODES = {
+    400: "malformed_body",
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
@@ -191,17 +194,32 @@ _HTTP_CODES = {
 }
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (Starlette's 405 names only the first route's).
+
+    OPTIONS is not served (it answers 405 too); HEAD only where a route declares it.
+    """
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.router.routes):
+        if route.methods and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     phrase = HTTPStatus(exc.status_code).phrase
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else phrase
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
     return problem_response(
         status=exc.status_code,
         code=_HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}"),
         title=phrase,
         detail=detail if detail.endswith(".") else detail + ".",
         instance=request.url.path,
-        headers=exc.headers,
+        headers=headers or None,
     )
 
 

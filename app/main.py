@@ -12,7 +12,7 @@ import structlog
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app import jobs, registry, services
+from app import contract, jobs, registry, services
 from app.auth import TokenVerifier
 from app.chart.router import router as chart_router
 from app.companies.router import router as companies_router
@@ -54,6 +54,7 @@ def _document_problem_schema(app: FastAPI) -> None:
             components["Problem"] = Problem.model_json_schema()
             components.pop("HTTPValidationError", None)
             components.pop("ValidationError", None)
+            contract.document(app, schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictBool, model_validator
 
 from app.connection.models import ConnectionMethod, ConnectionStatus
 
+# The rule `_api_key_matches_method` enforces, said in the document: an API key with method
+# api_key (and only then).
+_API_KEY_WITH_ITS_METHOD: dict[str, Any] = {
+    "if": {"required": ["method"], "properties": {"method": {"const": "api_key"}}},
+    "then": {
+        "required": ["api_key"],
+        "properties": {"api_key": {"type": "string", "minLength": 1}},
+    },
+    "else": {"properties": {"api_key": {"type": "null"}}},
+}
+
 
 class ConnectionRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra=_API_KEY_WITH_ITS_METHOD)
+
     organization_id: int = Field(
         gt=0, le=2**53, description="The Dinero Firma ID (shown bottom-left in Dinero)."
     )
@@ -18,7 +31,7 @@ class ConnectionRequest(BaseModel):
     api_key: SecretStr | None = Field(
         default=None, description="Required with method api_key (Dinero's personal integration)."
     )
-    confirm_switch: bool = Field(
+    confirm_switch: StrictBool = Field(
         default=False,
         description="Allow connecting to a different organization than before.",
     )

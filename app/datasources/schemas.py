@@ -7,6 +7,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from app.datasources.types import DataType, DateField
 
@@ -108,7 +109,8 @@ class DataSourcePatch(BaseModel):
         le=MAX_REFRESH_MINUTES,
         description="null: only on demand.",
     )
-    accounting_year: AccountingYearIn | None = Field(
+    # Accepted only to be refused with `accounting_year_immutable`, so not in the document.
+    accounting_year: SkipJsonSchema[AccountingYearIn | None] = Field(
         default=None, description="Cannot be changed: another year is another data source."
     )
 
