@@ -17,6 +17,8 @@ from app.auth import TokenVerifier
 from app.chart.router import router as chart_router
 from app.companies.router import router as companies_router
 from app.connection.router import router as connection_router
+from app.console.devtoken import router as dev_token_router
+from app.console.router import router as console_router
 from app.datasources.router import router as datasources_router
 from app.db import libpq_url
 from app.errors import PROBLEM_RESPONSES, Problem, install_error_handlers
@@ -139,6 +141,8 @@ def create_app(
     app.include_router(datasources_router, responses=PROBLEM_RESPONSES)
     app.include_router(exports_router, responses=PROBLEM_RESPONSES)
     app.include_router(export_webhooks_router)
+    app.include_router(dev_token_router)
+    app.include_router(console_router)
     document_webhooks(app)
     _document_problem_schema(app)
     if runtime.dinero.sandbox if mount_sandbox is None else mount_sandbox:

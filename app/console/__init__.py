@@ -1,0 +1,1 @@
+"""The finance admins' console: a small single-page app at `/console` on the public REST API."""

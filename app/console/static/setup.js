@@ -1,0 +1,207 @@
+// Setup: the four accounts from the synced deposit accounts ("Beholdning"), readiness per
+// export type, the problems to fix, and "sync now" with its progress.
+import { useCallback, useEffect, useState } from "./vendor/hooks.mjs";
+import {
+  Badge,
+  Card,
+  ErrorNotice,
+  ITEM_TYPES,
+  Loading,
+  Notice,
+  PageHeader,
+  html,
+  useI18n,
+  usePolling,
+} from "./ui.js";
+
+const ACCOUNT_FIELDS = ["deposit_account", "out_of_pocket_account", "reimbursement_account", "top_up_account"];
+const SYNC_STEPS = ["queued", "running", "succeeded"];
+
+function formOf(settings) {
+  const form = {};
+  for (const field of ACCOUNT_FIELDS) form[field] = settings[field] == null ? "" : String(settings[field]);
+  return form;
+}
+
+function SyncProgress({ sync }) {
+  const { t, when, number } = useI18n();
+  const active = sync.status === "queued" || sync.status === "running";
+  const reached = SYNC_STEPS.indexOf(sync.status);
+  return html`<div class="sync" data-sync=${sync.status}>
+    <ol class="steps" aria-label=${t("setup.syncProgress")}>
+      ${SYNC_STEPS.map(
+        (step, index) => html`<li key=${step} class=${
+          sync.status === "failed" && index === 2 ? "step failed"
+            : index < reached || sync.status === "succeeded" ? "step done"
+            : index === reached ? "step current" : "step"}>
+          ${t(`setup.sync.${step}`)}</li>`,
+      )}
+    </ol>
+    ${active && html`<div class="bar" role="progressbar" aria-label=${t("setup.syncProgress")}
+      aria-valuetext=${t(`setup.sync.${sync.status}`)}><span></span></div>`}
+    <p class="muted" role="status">
+      ${sync.status === "never" && t("setup.sync.never")}
+      ${sync.status === "succeeded" &&
+      t("setup.sync.doneAt", { when: when(sync.succeeded_at), changes: number(sync.changes || 0) })}
+      ${active && t("setup.sync.busy")}
+    </p>
+    ${sync.status === "failed" &&
+    html`<${Notice} tone="danger" title=${t("setup.sync.failedTitle")}>
+      <p>${sync.error_message || sync.error_code}</p>
+      ${sync.succeeded_at && html`<p class="muted">${t("setup.sync.lastGood", { when: when(sync.succeeded_at) })}</p>`}
+    <//>`}
+  </div>`;
+}
+
+export function SetupPage({ api, canEdit }) {
+  const { t } = useI18n();
+  const [conn, setConn] = useState(null);
+  const [settings, setSettings] = useState(null);
+  const [accounts, setAccounts] = useState([]);
+  const [sync, setSync] = useState(null);
+  const [form, setForm] = useState(null);
+  const [error, setError] = useState(null);
+  const [saveError, setSaveError] = useState(null);
+  const [saved, setSaved] = useState(false);
+  const [busy, setBusy] = useState(false);
+
+  const load = useCallback(async () => {
+    try {
+      const [connection, current, deposit, syncState] = await Promise.all([
+        api.get("/dinero/connection"),
+        api.get("/dinero/settings"),
+        api.get("/deposit-accounts"),
+        api.get("/dinero/sync"),
+      ]);
+      setConn(connection);
+      setSettings(current);
+      setAccounts(deposit);
+      setSync(syncState);
+      setForm((kept) => kept || formOf(current));
+      setError(null);
+    } catch (err) {
+      setError(err);
+    }
+  }, [api]);
+
+  useEffect(() => {
+    load();
+  }, [load]);
+
+  const syncing = sync && (sync.status === "queued" || sync.status === "running");
+  usePolling(async () => {
+    try {
+      const state = await api.get("/dinero/sync");
+      setSync(state);
+      if (state.status === "succeeded" || state.status === "failed") {
+        const [current, deposit] = await Promise.all([api.get("/dinero/settings"), api.get("/deposit-accounts")]);
+        setSettings(current);
+        setAccounts(deposit);
+      }
+    } catch (err) {
+      setError(err);
+    }
+  }, syncing ? 700 : null);
+
+  async function syncNow() {
+    setBusy(true);
+    setError(null);
+    try {
+      setSync(await api.post("/dinero/sync"));
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  async function save(event) {
+    event.preventDefault();
+    setBusy(true);
+    setSaved(false);
+    setSaveError(null);
+    const body = {};
+    for (const field of ACCOUNT_FIELDS) body[field] = form[field] === "" ? null : Number(form[field]);
+    try {
+      const answer = await api.put("/dinero/settings", body);
+      setSettings(answer);
+      setForm(formOf(answer));
+      setSaved(true);
+    } catch (err) {
+      setSaveError(err);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  if (!settings || !sync || !form || !conn) {
+    return html`<${PageHeader} title=${t("setup.title")} />${error ? html`<${ErrorNotice} error=${error} />` : html`<${Loading} />`}`;
+  }
+  const connected = conn.status === "connected";
+
+  return html`
+    <${PageHeader} title=${t("setup.title")} intro=${t("setup.intro")} />
+    ${!connected && html`<${Notice} tone="warning">${t("setup.notConnected")} <a href="#/connect">${t("nav.connect")}</a><//>`}
+    <${ErrorNotice} error=${error} />
+    <div class="grid-2">
+      <${Card} title=${t("setup.accountsTitle")}>
+        ${accounts.length === 0
+          ? html`<p class="muted">${t("setup.noAccounts")}</p>`
+          : html`<form class="stack" onSubmit=${save}>
+          ${ACCOUNT_FIELDS.map(
+            (field) => html`<div class="field" key=${field}>
+              <label for=${`acc-${field}`}>${t(`setup.${field}`)}</label>
+              <select id=${`acc-${field}`} value=${form[field]} disabled=${!canEdit}
+                aria-describedby=${`acc-${field}-hint`}
+                onChange=${(e) => {
+                  const value = e.currentTarget.value;
+                  setForm((current) => ({ ...current, [field]: value }));
+                  setSaved(false);
+                }}>
+                <option value="">${field === "top_up_account" ? t("setup.sameAsReimbursement") : t("setup.notSet")}</option>
+                ${accounts.map(
+                  (account) => html`<option key=${account.account_number} value=${String(account.account_number)}>
+                    ${account.account_number} · ${account.name}${account.is_default ? ` (${t("setup.dineroDefault")})` : ""}
+                  </option>`,
+                )}
+                ${form[field] !== "" && !accounts.some((a) => String(a.account_number) === form[field]) &&
+                html`<option value=${form[field]}>${form[field]} · ${t("setup.unusable")}</option>`}
+              </select>
+              <p class="hint" id=${`acc-${field}-hint`}>${t(`setup.${field}.hint`)}</p>
+            </div>`,
+          )}
+          <${ErrorNotice} error=${saveError} title=${t("setup.saveRefused")} />
+          ${saved && html`<${Notice} tone="success">${t("setup.saved")}<//>`}
+          ${canEdit && html`<div class="row"><button type="submit" class="button button-primary" disabled=${busy}>
+            ${t("setup.save")}</button></div>`}
+        </form>`}
+      <//>
+      <div class="stack">
+        <${Card} title=${t("setup.readinessTitle")}>
+          <ul class="readiness">
+            ${ITEM_TYPES.map((type) => {
+              const ready = settings.exports[type];
+              if (!ready) return null;
+              return html`<li key=${type} data-type=${type} data-ready=${ready.ready ? "true" : "false"}>
+                <span class="readiness-type">${t(`type.${type}`)}</span>
+                ${ready.ready
+                  ? html`<${Badge} tone="success">${t("setup.ready")}<//>`
+                  : html`<${Badge} tone="warning">${t("setup.notReady")}<//>`}
+                ${!ready.ready && ready.message && html`<p class="hint">${ready.message}</p>`}
+              </li>`;
+            })}
+          </ul>
+          ${settings.problems.length > 0 &&
+          html`<${Notice} tone="warning" title=${t("setup.problemsTitle")}>
+            <ul>${settings.problems.map((p, i) => html`<li key=${i}>${p.message}</li>`)}</ul>
+          <//>`}
+        <//>
+        <${Card} title=${t("setup.syncTitle")}
+          actions=${canEdit && connected && html`<button type="button" class="button" onClick=${syncNow}
+            disabled=${busy || syncing}>${t("setup.syncNow")}</button>`}>
+          <p class="hint">${t("setup.syncIntro")}</p>
+          <${SyncProgress} sync=${sync} />
+        <//>
+      </div>
+    </div>`;
+}
