@@ -121,6 +121,11 @@ def service(
     process.start()
     try:
         process.wait_ready()
+        # Ledger items are booked at the first status poll instead of the second, so the
+        # runner's poll backoff does not slow the module down (the runner's handling of
+        # PendingBooking is tested in tests/exports).
+        answer = httpx.patch(f"{url}/sandbox/_sandbox/config", json={"booking_status_polls": 0})
+        assert answer.status_code == 200, answer.text
         yield Service(url=url, process=process)
     except BaseException:
         sys.stderr.write(process.tail(80) + "\n")
