@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-FUZZ_MAX_EXAMPLES=${FUZZ_MAX_EXAMPLES:-10}
+FUZZ_MAX_EXAMPLES=${FUZZ_MAX_EXAMPLES:-30}
 FUZZ_TIME_LIMIT=${FUZZ_TIME_LIMIT:-170}
 
 data_dir=$(mktemp -d "${TMPDIR:-/tmp}/dinero-bridge-fuzz.XXXXXX")
@@ -50,12 +50,17 @@ fi
 
 export FUZZ_BASE_URL="http://127.0.0.1:$port"
 export FUZZ_TOKEN="$(.venv/bin/dinero-bridge dev-token --company demo --role admin --hours 1)"
+# The demo company connected to the sandbox Dinero (API key), its chart synced and mapped, so
+# categories, deposit accounts and data sources have something to show and change.
+.venv/bin/python tests/fuzz/prepare.py "$FUZZ_BASE_URL" "$FUZZ_TOKEN"
+
 status=0
+started=$SECONDS
 timeout --signal=INT --kill-after=10 "$FUZZ_TIME_LIMIT" \
   .venv/bin/schemathesis --config-file tests/fuzz/schemathesis.toml run openapi.yaml \
     --checks all --phases examples,coverage,fuzzing,stateful \
     --max-examples "$FUZZ_MAX_EXAMPLES" --no-color \
-  || status=$?
+  | tee "$data_dir/schemathesis.txt" || status=$?
 if [ "$status" -ne 0 ]; then
   if [ "$status" -eq 124 ]; then echo "fuzz: schemathesis ran past ${FUZZ_TIME_LIMIT}s" >&2; fi
   echo "fuzz: failed (exit $status); the last of serve's log:" >&2
@@ -67,4 +72,6 @@ if grep -q "Traceback\|unhandled_error" "$data_dir/serve.log"; then
   grep -n -A30 "unhandled_error" "$data_dir/serve.log" | head -80 >&2
   exit 1
 fi
-echo "fuzz: passed"
+cases=$(grep -E '^ +[0-9]+ generated, ' "$data_dir/schemathesis.txt" | tail -n 1 | sed 's/^ *//')
+failures=$(grep -cE '^ +❌ ST[0-9]+' "$data_dir/schemathesis.txt" || true)
+echo "fuzz: schemathesis summary: $cases; $failures failures (max $FUZZ_MAX_EXAMPLES examples per operation, $((SECONDS - started)) s)"

@@ -30,6 +30,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 
 from app.deps import company_admin, company_member, get_principal
 from app.errors import PROBLEM_JSON, PROBLEM_RESPONSES
+from app.exports.schemas import MAX_ITEMS_PER_REQUEST
 
 PROBLEM_REF: Final = "#/components/schemas/Problem"
 BEARER_SCHEME: Final = "bearerJWT"
@@ -414,9 +415,37 @@ _WEBHOOK_HEADERS: Final[list[dict[str, Any]]] = [
 ]
 
 
+EXPORT_REQUESTED: Final = "export.requested"
+MAX_EVENT_TYPE_LENGTH: Final = 200
+
+
 def _document_webhook(operation: dict[str, Any]) -> None:
     operation["description"] = operation.get("description", "").rstrip() + WEBHOOK_DESCRIPTION
     operation["parameters"] = _WEBHOOK_HEADERS
+    # Only `export.requested` must carry a company and items; any other type is acknowledged
+    # (202 `ignored`) whatever else the body holds.
+    body = operation["requestBody"]["content"]["application/json"]
+    envelope: dict[str, Any] = body["schema"]
+    fields = {k: v for k, v in envelope.get("properties", {}).items() if k != "type"}
+    if "items" in fields:
+        fields["items"] = {**fields["items"], "maxItems": MAX_ITEMS_PER_REQUEST}
+    body["schema"] = {
+        "type": "object",
+        "required": ["type"],
+        "properties": {
+            "type": {
+                "type": "string",
+                "maxLength": MAX_EVENT_TYPE_LENGTH,
+                "description": f"`{EXPORT_REQUESTED}`; a webhook of another type is "
+                "acknowledged (202, `ignored`) and nothing else in it is read.",
+            }
+        },
+        "if": {"required": ["type"], "properties": {"type": {"const": EXPORT_REQUESTED}}},
+        "then": {
+            "required": [name for name in envelope.get("required", []) if name != "type"],
+            "properties": fields,
+        },
+    }
 
 
 # --- the OAuth callback ------------------------------------------------------------------------
@@ -683,6 +712,23 @@ def _document_examples(operations: dict[str, dict[str, Any]]) -> None:
         body["examples"] = examples
 
 
+# --- calendar dates ------------------------------------------------------------------------------
+
+YMD_PATTERN: Final = r"^\d{4}-\d{2}-\d{2}$"
+
+
+def _document_dates(node: object) -> None:
+    """A `YYYY-MM-DD` pattern is checked as a calendar date too (2025-02-30 is refused): say so."""
+    if isinstance(node, dict):
+        if node.get("pattern") == YMD_PATTERN and node.get("type") == "string":
+            node.setdefault("format", "date")
+        for value in node.values():
+            _document_dates(value)
+    elif isinstance(node, list):
+        for value in node:
+            _document_dates(value)
+
+
 # --- the whole document ----------------------------------------------------------------------
 
 OPTIONS_NOTE: Final = (
@@ -728,4 +774,5 @@ def document(app: FastAPI, schema: dict[str, Any]) -> None:
     _document_callback(operations["oauth_callback_post"], form=True)
     _document_links(operations)
     _document_examples(operations)
+    _document_dates(schema)
     schema["info"]["description"] = schema["info"].get("description", "") + OPTIONS_NOTE

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 
 class CategoryOut(BaseModel):
@@ -33,7 +33,7 @@ class CategoryPatch(BaseModel):
     tax_code: str | None = Field(
         default=None, max_length=32, description="One of the tax codes; null clears the default."
     )
-    hidden: bool | None = None
+    hidden: StrictBool | None = None
 
 
 class TaxCodeOut(BaseModel):

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from app.datasources.types import DataType, DateField
@@ -123,7 +123,7 @@ class DataSourcePatch(BaseModel):
 class RefreshRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    full: bool = Field(
+    full: StrictBool = Field(
         default=False,
         description=(
             "Read everything again instead of only the changes, and mark what Dinero no longer "

@@ -77,12 +77,21 @@ def _currency(value: object) -> str:
     return value
 
 
-MinorUnits = Annotated[int, BeforeValidator(_minor_units)]
+# The checks of a BeforeValidator are not in the JSON schema by themselves: said explicitly.
+MinorUnits = Annotated[
+    int,
+    BeforeValidator(_minor_units),
+    Field(json_schema_extra={"minimum": -MAX_MINOR_UNITS, "maximum": MAX_MINOR_UNITS}),
+]
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 Currency = Annotated[
     str,
     BeforeValidator(_currency),
-    Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code in capitals, e.g. DKK, EUR."),
+    Field(
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 code in capitals, e.g. DKK, EUR.",
+        json_schema_extra={"pattern": r"^[A-Z]{3}$"},
+    ),
 ]
 
 
