@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
@@ -120,6 +121,15 @@ class ServiceUnavailable(AppError):
     title = "Service unavailable"
 
 
+class _ProblemJSON(JSONResponse):
+    """JSON whose text may echo a client's unpaired surrogate (e.g. a field name): written as
+    its JSON escape (`\\ud800`) instead of failing to encode as UTF-8."""
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8", "backslashreplace")
+
+
 def problem_response(
     *,
     status: int,
@@ -144,7 +154,7 @@ def problem_response(
         body["errors"] = dict(errors)
     if extra:
         body.update({k: v for k, v in extra.items() if k not in body})
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return _ProblemJSON(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def _field_name(loc: tuple[int | str, ...]) -> str:

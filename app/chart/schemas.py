@@ -9,6 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from app.inputs import SafeStr
+
 
 class CategoryOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -27,10 +29,10 @@ class CategoryOut(BaseModel):
 class CategoryPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(
+    name: SafeStr | None = Field(
         default=None, max_length=255, description="A friendly name; null or empty resets it."
     )
-    tax_code: str | None = Field(
+    tax_code: SafeStr | None = Field(
         default=None, max_length=32, description="One of the tax codes; null clears the default."
     )
     hidden: StrictBool | None = None

@@ -23,6 +23,7 @@ from app.deps import (
 )
 from app.dinero.errors import DineroError, DineroOAuthError
 from app.errors import AppError, problem_doc, problem_response
+from app.inputs import cleaned_text
 
 log = structlog.get_logger(__name__)
 
@@ -172,6 +173,8 @@ async def _oauth_callback(request: Request, sessionmaker: SessionFactory) -> Res
     if request.method == "POST":
         form = await request.form()
         params.update({k: v for k, v in form.items() if isinstance(v, str)})
+    # Shown to the admin and kept on the connection (error_description): text only.
+    params = {key: cleaned_text(value) for key, value in params.items()}
     gateway: DineroGateway = request.app.state.dinero
     company_id: str | None = None
     try:

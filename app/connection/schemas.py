@@ -5,9 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictBool, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 
 from app.connection.models import ConnectionMethod, ConnectionStatus
+from app.inputs import text_problem
 
 # The rule `_api_key_matches_method` enforces, said in the document: an API key with method
 # api_key (and only then).
@@ -35,6 +44,14 @@ class ConnectionRequest(BaseModel):
         default=False,
         description="Allow connecting to a different organization than before.",
     )
+
+    @field_validator("api_key")
+    @classmethod
+    def _api_key_is_text(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and text_problem(value.get_secret_value()) is not None:
+            # Not the key itself: only that it holds what no key does.
+            raise ValueError("the API key holds a NUL or an unpaired surrogate")
+        return value
 
     @model_validator(mode="after")
     def _api_key_matches_method(self) -> ConnectionRequest:

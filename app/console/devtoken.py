@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from app.auth import issue_token
 from app.errors import Conflict, Forbidden, problem_doc
+from app.inputs import SafeStr
 
 router = APIRouter(tags=["development"])
 
@@ -23,7 +24,7 @@ DEV_TOKEN_HOURS = 8
 class DevTokenRequest(BaseModel):
     model_config = {"extra": "forbid"}
 
-    company_id: str = Field(
+    company_id: SafeStr = Field(
         default="demo", min_length=1, max_length=128, description="The token's company."
     )
     role: Literal["admin", "member"] = "admin"

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, 
 from pydantic.json_schema import SkipJsonSchema
 
 from app.datasources.types import DataType, DateField
+from app.inputs import SafeStr
 
 YMD = r"^\d{4}-\d{2}-\d{2}$"
 MIN_REFRESH_MINUTES = 5
@@ -56,7 +57,7 @@ def _unique(types: list[DataType]) -> list[DataType]:
 class DataSourceCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(
+    title: SafeStr | None = Field(
         default=None,
         min_length=1,
         max_length=200,
@@ -93,7 +94,7 @@ class DataSourcePatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(
+    title: SafeStr | None = Field(
         default=None, min_length=1, max_length=200, description="null: the default title."
     )
     data_types: list[DataType] | None = Field(

@@ -43,6 +43,7 @@ from app.exports.tasks import kick
 
 # The runner's queueing lock: a waiting runner for the company makes the kick unnecessary.
 from app.exports.tasks import run_lock as run_queueing_lock
+from app.inputs import escaped_text, is_safe_text
 from app.receipts import ReceiptError, ReceiptFetcher, decode_inline
 from app.receipts.errors import TOO_LARGE, describe_size
 
@@ -117,9 +118,10 @@ class _Problem:
 
 
 def _raw_external_id(raw: object) -> str | None:
+    """A refused item's external_id, kept with its reason only if it can be stored as text."""
     if isinstance(raw, Mapping):
         value = raw.get("external_id")
-        if isinstance(value, str) and 0 < len(value) <= 255:
+        if isinstance(value, str) and 0 < len(value) <= 255 and is_safe_text(value):
             return value
     return None
 
@@ -139,7 +141,8 @@ def _field(loc: Iterable[int | str]) -> str:
 def _schema_refusal(index: int, raw: object, exc: ValidationError) -> Refusal:
     errors: dict[str, str] = {}
     for err in exc.errors(include_url=False, include_input=False):
-        errors.setdefault(_field(err["loc"]), err["msg"])
+        # A message may quote the input ("found `\x00` at 2"): kept, escaped, with the reason.
+        errors.setdefault(escaped_text(_field(err["loc"])), escaped_text(err["msg"]))
     return Refusal(
         index=index,
         external_id=_raw_external_id(raw),
@@ -451,9 +454,13 @@ def _split_by_category(
 
 
 def request_hash(body: object) -> str:
-    """SHA-256 of the body's canonical JSON (sorted keys, no spaces): equal bodies, equal hash."""
+    """SHA-256 of the body's canonical JSON (sorted keys, no spaces): equal bodies, equal hash.
+
+    The caller has refused JSON nested too deep to encode (`app.inputs.too_deep`). An unpaired
+    surrogate (in a field the request does not use) is hashed as its code point, not a crash.
+    """
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def export_status(statuses: Iterable[ItemStatus]) -> ExportStatus:

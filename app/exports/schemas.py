@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from app.exports.models import ItemStatus, ItemType
+from app.inputs import SafeStrictStr, checked_if_text
 
 MAX_MINOR_UNITS = 10**15
 """Largest absolute amount accepted, in minor units (10 trillion DKK): far beyond any expense."""
@@ -112,11 +113,11 @@ class LineIn(BaseModel):
     account_number: StrictInt | None = Field(
         default=None, ge=1, le=99_999_999, description="A Dinero account number, instead."
     )
-    tax_code: StrictStr | None = Field(
+    tax_code: SafeStrictStr | None = Field(
         default=None, min_length=1, max_length=32, description="A tax code, e.g. I25; or none."
     )
     amount: MinorUnits = Field(description="In the item's currency, minor units.")
-    description: StrictStr | None = Field(default=None, max_length=1000)
+    description: SafeStrictStr | None = Field(default=None, max_length=1000)
 
     @model_validator(mode="after")
     def _one_target(self) -> LineIn:
@@ -130,16 +131,16 @@ class LineIn(BaseModel):
 class ReceiptIn(BaseModel):
     """A receipt: a link on an allowed host, or the file itself in base64 (not both)."""
 
-    url: StrictStr | None = Field(
+    url: SafeStrictStr | None = Field(
         default=None,
         max_length=2048,
         description="An https link on one of RECEIPT_ALLOWED_HOSTS.",
     )
-    content_base64: StrictStr | None = Field(
+    content_base64: SafeStrictStr | None = Field(
         default=None, description="The file, standard base64 (at most 10 MB decoded)."
     )
-    filename: StrictStr | None = Field(default=None, max_length=255)
-    content_type: StrictStr | None = Field(default=None, max_length=100)
+    filename: SafeStrictStr | None = Field(default=None, max_length=255)
+    content_type: SafeStrictStr | None = Field(default=None, max_length=100)
 
     @model_validator(mode="after")
     def _one_source(self) -> ReceiptIn:
@@ -151,19 +152,21 @@ class ReceiptIn(BaseModel):
 
 
 class EmployeeIn(BaseModel):
-    id: StrictStr | StrictInt | None = Field(default=None, description="The platform's id.")
-    name: StrictStr | None = Field(default=None, max_length=255)
+    id: Annotated[StrictStr | StrictInt | None, BeforeValidator(checked_if_text)] = Field(
+        default=None, description="The platform's id."
+    )
+    name: SafeStrictStr | None = Field(default=None, max_length=255)
 
 
 class ExportItemIn(BaseModel):
     """An expense, reimbursement or wallet top-up to export; unique per company and type."""
 
-    external_id: StrictStr = Field(
+    external_id: SafeStrictStr = Field(
         min_length=1, max_length=255, description="The platform's id of the item."
     )
     type: ItemType
     date: IsoDate = Field(description="The voucher date, YYYY-MM-DD.")
-    description: StrictStr | None = Field(default=None, max_length=2000)
+    description: SafeStrictStr | None = Field(default=None, max_length=2000)
     amount: Money
     settled_amount: Money | None = Field(
         default=None,
@@ -193,7 +196,7 @@ class WebhookEnvelope(BaseModel):
     """The signed webhook's body for `export.requested` (items are checked one by one)."""
 
     type: Literal["export.requested"]
-    company_id: StrictStr = Field(min_length=1, max_length=128)
+    company_id: SafeStrictStr = Field(min_length=1, max_length=128)
     items: list[Any] = Field(min_length=1, max_length=MAX_ITEMS_PER_REQUEST)
 
 
