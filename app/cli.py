@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 import structlog
 import typer
+from pydantic import ValidationError
 
 from app.config import ConfigurationError, Settings
 from app.logging import configure_logging
@@ -21,8 +22,22 @@ cli = typer.Typer(
 log = structlog.get_logger("app.cli")
 
 
+def _load_settings() -> Settings:
+    """Settings from the environment; a value that is not valid ends the command (exit 2)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        # Only the field and the reason: the input may be a secret.
+        reasons = "\n  - ".join(
+            f"{'.'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors(include_input=False, include_url=False)
+        )
+        typer.echo(f"error: the configuration is not valid:\n  - {reasons}", err=True)
+        raise typer.Exit(code=2) from None
+
+
 def _settings() -> Settings:
-    settings = Settings()
+    settings = _load_settings()
     configure_logging(settings.log_level, settings.log_format)
     return settings
 
@@ -154,7 +169,7 @@ def dev_token(
     from app.auth import issue_token
     from app.runtime import load_dev_secrets
 
-    settings = Settings()
+    settings = _load_settings()
     if settings.is_production:
         typer.echo("error: dev-token is for development only", err=True)
         raise typer.Exit(code=2)

@@ -8,13 +8,32 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 VISMA_AUTHORIZE_URL = "https://connect.visma.com/connect/authorize"
 VISMA_TOKEN_URL = "https://connect.visma.com/connect/token"  # noqa: S105 - a URL
 DINERO_LEGACY_TOKEN_URL = "https://authz.dinero.dk/dineroapi/oauth/token"  # noqa: S105
 DINERO_API_URL = "https://api.dinero.dk"
+
+DEFAULT_MAX_REQUEST_BYTES = 10 * 13_981_016 + 1024 * 1024
+"""140,858,736 bytes: the largest legitimate export, one item with its ten inline receipts at the
+10 MB maximum (13,981,016 bytes each in base64) and 1 MiB of JSON around them."""
+DEFAULT_JWT_MAX_LIFETIME_SECONDS = 24 * 3600
+
+
+def standard_webhooks_key(secret: str) -> bytes | None:
+    """The key of a Standard Webhooks secret (`whsec_` + standard base64), or None if it has none.
+
+    Strict: a character outside the standard alphabet (`-`, `_`, spaces…) is refused rather
+    than skipped, as the library would do, silently signing with another key.
+    """
+    body = secret.removeprefix("whsec_").rstrip("=")
+    try:
+        key = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+    except (ValueError, binascii.Error):
+        return None
+    return key or None
 
 
 class Settings(BaseSettings):
@@ -41,9 +60,23 @@ class Settings(BaseSettings):
 
     auth_jwt_secret: SecretStr | None = None
     auth_jwks_url: str | None = None
+    auth_jwt_audience: str | None = None
+    """When set, a bearer token must carry this `aud`."""
+    auth_jwt_issuer: str | None = None
+    """When set, a bearer token must carry this `iss`."""
+    auth_jwt_max_lifetime_seconds: int = Field(
+        default=DEFAULT_JWT_MAX_LIFETIME_SECONDS, ge=60, le=30 * 24 * 3600
+    )
+    """A bearer token whose `exp` is further than this from its `iat` (or from now) is refused."""
     webhook_secret: SecretStr | None = None
     token_encryption_keys: SecretStr | None = None
     receipt_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    receipt_proxy_url: str | None = None
+    """A proxy for receipt downloads only; HTTP(S)_PROXY from the environment is never used."""
+    max_request_bytes: int = Field(
+        default=DEFAULT_MAX_REQUEST_BYTES, ge=64 * 1024, le=2 * 1024 * 1024 * 1024
+    )
+    """The largest request body the intake routes take (413 beyond); other routes take 1 MiB."""
     frontend_url: str | None = None
 
     public_url: str | None = None
@@ -78,17 +111,21 @@ class Settings(BaseSettings):
             raise ValueError("PLATFORM_WEBHOOK_URL must be an http(s) URL")
         return value
 
-    @field_validator("platform_webhook_secret")
+    @field_validator("receipt_proxy_url")
     @classmethod
-    def _signing_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            raw = value.get_secret_value().removeprefix("whsec_")
-            try:
-                key = base64.b64decode(raw + "==", validate=False)
-            except (ValueError, binascii.Error):
-                key = b""
-            if not key:
-                raise ValueError("PLATFORM_WEBHOOK_SECRET must be whsec_ followed by base64")
+    def _proxy_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("RECEIPT_PROXY_URL must be an http(s) URL")
+        return value
+
+    @field_validator("webhook_secret", "platform_webhook_secret")
+    @classmethod
+    def _signing_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is not None and standard_webhooks_key(value.get_secret_value()) is None:
+            name = (info.field_name or "webhook_secret").upper()
+            raise ValueError(
+                f"{name} must be whsec_ followed by a non-empty key in standard base64"
+            )
         return value
 
     @cached_property

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Request, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -47,14 +48,44 @@ SessionFactoryDep = Annotated[SessionFactory, Depends(get_session_factory)]
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
+_PRINCIPAL = "principal"
+"""Where a principal verified before the body was read is kept for the request (scope state)."""
+
+
 async def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    verified: Principal | None = getattr(request.state, _PRINCIPAL, None)
+    if verified is not None:
+        return verified
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Send 'Authorization: Bearer <token>'.", code="token_missing")
     verifier: TokenVerifier = request.app.state.token_verifier
-    return await verifier.verify(credentials.credentials)
+    principal = await verifier.verify(credentials.credentials)
+    setattr(request.state, _PRINCIPAL, principal)
+    return principal
+
+
+class AuthenticatedBeforeBody(APIRoute):
+    """A company route whose bearer token (and path company) is checked before its body is read.
+
+    FastAPI reads and parses a request's body before it resolves any dependency, so without
+    this a large body sent with no token or another company's would be read in full just to
+    answer 401 or 404. The principal is kept for `get_principal`, so it is verified once.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def authenticated_first(request: Request) -> Response:
+            principal = await get_principal(request, await _bearer(request))
+            company = request.path_params.get("company")
+            if company is not None and company != principal.company_id:
+                raise NotFound("No such company.", code="company_not_found")
+            return await handler(request)
+
+        return authenticated_first
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -24,6 +24,7 @@ from app.db import libpq_url
 from app.errors import PROBLEM_RESPONSES, Problem, install_error_handlers
 from app.exports.router import router as exports_router
 from app.exports.router import webhooks_router as export_webhooks_router
+from app.limits import BodyLimitMiddleware
 from app.middleware import RequestContextMiddleware
 from app.ops.router import router as ops_router
 from app.outbox.webhooks_doc import document_webhooks
@@ -133,6 +134,9 @@ def create_app(
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    # Inside the request-id middleware (a 413 is logged and counted like any answer), outside
+    # everything that reads a body or checks a token.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=runtime.settings.max_request_bytes)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(ops_router)
     app.include_router(companies_router, responses=PROBLEM_RESPONSES)

@@ -134,6 +134,9 @@ def _text_fields() -> list[Field]:
         for key in ("anyOf", "oneOf", "allOf"):
             for member in schema.get(key, []):
                 yield from walk(member, name, seen)
+        for key in ("then", "else"):  # a conditional part (the webhook's export.requested)
+            if key in schema:
+                yield from walk(schema[key], name, seen)
         if schema.get("type") == "string" and "const" not in schema:
             yield name
         for prop, sub in schema.get("properties", {}).items():

@@ -264,8 +264,9 @@ _RECORDS_200: dict[int | str, dict[str, Any]] = {
         },
     },
     406: problem_doc("The Accept header allows none of JSON, NDJSON and CSV."),
+    400: problem_doc("The cursor is not one this API gave out (`invalid_cursor`)."),
     422: problem_doc(
-        "Not valid: `cursor_invalid`, `data_type_not_in_source`, `date_field_required`, "
+        "Not valid: `data_type_not_in_source`, `date_field_required`, "
         "`date_field_not_available`, `csv_needs_one_data_type`."
     ),
 }

@@ -37,6 +37,7 @@ from app.dinero.errors import DineroError, DineroUnauthorized
 from app.dinero.models import AccountingYear
 from app.dinero.pacing import Lane
 from app.errors import AppError, NotFound, ValidationFailed
+from app.inputs import InvalidCursor
 
 log = structlog.get_logger(__name__)
 
@@ -497,19 +498,24 @@ def encode_cursor(data_source_id: UUID, seq: int) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
+MAX_SEQ = 2**63 - 1
+"""`seq` is a bigint: a cursor past it cannot be a position."""
+
+
 def decode_cursor(data_source_id: UUID, cursor: str | None) -> int:
-    """The position a cursor stands for (0: the beginning)."""
+    """The position a cursor stands for (0: the beginning); anything else is 400."""
     if cursor is None or cursor == "":
         return 0
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         prefix, _, seq = base64.urlsafe_b64decode(padded).decode("ascii").partition(".")
-        position = int(seq)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise invalid("cursor_invalid", "cursor", "The cursor is not one this API gave.") from exc
-    if prefix != data_source_id.hex[:8] or position < 0:
-        raise invalid("cursor_invalid", "cursor", "The cursor belongs to another data source.")
-    return position
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidCursor() from None
+    if not (seq.isascii() and seq.isdigit() and len(seq) <= 19) or int(seq) > MAX_SEQ:
+        raise InvalidCursor()
+    if prefix != data_source_id.hex[:8]:
+        raise InvalidCursor("The cursor belongs to another data source.")
+    return int(seq)
 
 
 __all__ = [

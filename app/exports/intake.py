@@ -16,6 +16,7 @@ import asyncio
 import functools
 import hashlib
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -503,7 +504,8 @@ async def _existing_export(
     idempotency_key: str | None,
 ) -> Export | None:
     if webhook_id is not None:
-        condition = Export.webhook_id == webhook_id
+        # Per company: another company's webhook with the same id is another webhook.
+        condition = (Export.company_id == company_id) & (Export.webhook_id == webhook_id)
     elif idempotency_key is not None:
         condition = (Export.company_id == company_id) & (Export.idempotency_key == idempotency_key)
     else:
@@ -517,11 +519,17 @@ async def _existing_export(
 async def _replay_or_conflict(
     session: AsyncSession, export: Export, *, request_hash: str, idempotency_key: str | None
 ) -> Outcome:
-    if idempotency_key is not None and export.request_hash != request_hash:
+    if export.request_hash != request_hash:
+        if idempotency_key is not None:
+            raise Conflict(
+                "This Idempotency-Key was already used for a different request. Use a new key "
+                "for a new request, or send exactly the same body to get the first answer again.",
+                code="idempotency_key_reused",
+            )
         raise Conflict(
-            "This Idempotency-Key was already used for a different request. Use a new key for "
-            "a new request, or send exactly the same body to get the first answer again.",
-            code="idempotency_key_reused",
+            "This webhook-id was already used for this company with a different body; nothing "
+            "was stored. A retry must carry the same body, and a new webhook a new webhook-id.",
+            code="webhook_id_reused",
         )
     return await _replay(session, export)
 
@@ -830,10 +838,24 @@ def _webhook(secret: str) -> Webhook:
     return Webhook(secret)
 
 
-def verify_webhook(body: bytes, headers: Mapping[str, str], *, secret: str) -> str:
-    """Check a Standard Webhooks signature; returns the webhook id. Nothing is read before this."""
+@dataclass(frozen=True, slots=True)
+class WebhookHeaders:
+    """The Standard Webhooks headers of a request, checked for shape (not yet for signature)."""
+
+    id: str
+    timestamp: str
+    signature: str
+
+
+_WEBHOOK_ID: Final = re.compile(r"[\x21-\x7e]{1,255}")
+"""Printable ASCII, as the ids senders generate (`msg_…`); stored per company."""
+_UNIX_SECONDS: Final = re.compile(r"[0-9]{1,12}")
+
+
+def check_webhook_headers(headers: Mapping[str, str]) -> WebhookHeaders:
+    """Presence, id, and a timestamp within tolerance: all from the headers, before any body."""
     webhook_id = headers.get("webhook-id", "")
-    timestamp = headers.get("webhook-timestamp", "")
+    timestamp = headers.get("webhook-timestamp", "").strip()
     signature = headers.get("webhook-signature", "")
     missing = [
         name
@@ -851,35 +873,38 @@ def verify_webhook(body: bytes, headers: Mapping[str, str], *, secret: str) -> s
             title="Webhook not signed",
             errors={name: "Missing." for name in missing},
         )
-    if len(webhook_id) > 255:
+    if not _WEBHOOK_ID.fullmatch(webhook_id):
         raise AppError(
-            "The webhook-id header is longer than 255 characters.",
+            "The webhook-id header must be 1-255 printable ASCII characters.",
             code="webhook_id_invalid",
-            errors={"webhook-id": "At most 255 characters."},
+            errors={"webhook-id": "1-255 printable ASCII characters."},
         )
-    try:
-        sent_at = int(timestamp)
-    except ValueError:
+    if not _UNIX_SECONDS.fullmatch(timestamp):
         raise AppError(
             "The webhook-timestamp header must be Unix seconds.",
             code="webhook_timestamp_invalid",
             errors={"webhook-timestamp": "Not an integer number of seconds."},
-        ) from None
-    if abs(time.time() - sent_at) > WEBHOOK_TOLERANCE_SECONDS:
+        )
+    if abs(time.time() - int(timestamp)) > WEBHOOK_TOLERANCE_SECONDS:
         raise AppError(
             "The webhook-timestamp is more than 5 minutes away from now, so the webhook may be "
             "a replay; it was not accepted (check the sender's clock).",
             code="webhook_timestamp_stale",
             errors={"webhook-timestamp": "More than 5 minutes from now."},
         )
+    return WebhookHeaders(id=webhook_id, timestamp=timestamp, signature=signature)
+
+
+def verify_webhook_signature(body: bytes, signed: WebhookHeaders, *, secret: str) -> None:
+    """Check the Standard Webhooks signature of `body` (401 `webhook_signature_invalid`)."""
     try:
         text = body.decode("utf-8")
         _webhook(secret).verify(
             text,
             {
-                "webhook-id": webhook_id,
-                "webhook-timestamp": timestamp,
-                "webhook-signature": signature,
+                "webhook-id": signed.id,
+                "webhook-timestamp": signed.timestamp,
+                "webhook-signature": signed.signature,
             },
             json_parse=False,
         )
@@ -892,7 +917,13 @@ def verify_webhook(body: bytes, headers: Mapping[str, str], *, secret: str) -> s
             status=401,
             title="Webhook signature invalid",
         ) from exc
-    return webhook_id
+
+
+def verify_webhook(body: bytes, headers: Mapping[str, str], *, secret: str) -> str:
+    """Check a Standard Webhooks request (headers, then signature); returns the webhook id."""
+    signed = check_webhook_headers(headers)
+    verify_webhook_signature(body, signed, secret=secret)
+    return signed.id
 
 
 # --- Retry -----------------------------------------------------------------------------------

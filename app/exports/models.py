@@ -94,7 +94,7 @@ class Export(Base):
     __tablename__ = "exports"
     __table_args__ = (
         UniqueConstraint("company_id", "idempotency_key"),
-        UniqueConstraint("webhook_id"),
+        UniqueConstraint("company_id", "webhook_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)

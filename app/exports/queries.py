@@ -9,13 +9,13 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import NotFound, ValidationFailed
+from app.errors import NotFound
 from app.exports.intake import export_status
 from app.exports.models import Export, ExportItem, ItemStatus, ItemType
 from app.exports.schemas import (
@@ -34,6 +34,7 @@ from app.exports.schemas import (
     RejectedItem,
     WaitingOut,
 )
+from app.inputs import InvalidCursor
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -174,23 +175,23 @@ class Cursor:
 
     @classmethod
     def decode(cls, token: str) -> Cursor:
+        """The position a cursor stands for; anything else is 400 `invalid_cursor`."""
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            created_at, item_id = json.loads(raw)
-            cursor = cls(created_at=datetime.fromisoformat(created_at), id=uuid.UUID(item_id))
-        except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
-            raise ValidationFailed(
-                "The cursor is not one this API gave out; start again without it.",
-                code="cursor_invalid",
-                errors={"cursor": "Not a cursor from next_cursor."},
-            ) from None
-        if cursor.created_at.tzinfo is None:
-            raise ValidationFailed(
-                "The cursor is not one this API gave out; start again without it.",
-                code="cursor_invalid",
-                errors={"cursor": "Not a cursor from next_cursor."},
-            )
-        return cursor
+            decoded = json.loads(raw)
+            if not (
+                isinstance(decoded, list)
+                and len(decoded) == 2
+                and all(isinstance(part, str) for part in decoded)
+            ):
+                raise InvalidCursor()
+            moment = datetime.fromisoformat(decoded[0])
+            if moment.tzinfo is None:
+                raise InvalidCursor()
+            # In UTC, as the database compares it; a moment outside the calendar is no cursor.
+            return cls(created_at=moment.astimezone(UTC), id=uuid.UUID(decoded[1]))
+        except (binascii.Error, ValueError, TypeError, OverflowError, RecursionError):
+            raise InvalidCursor() from None
 
 
 async def list_items(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Annotated, Any
 
@@ -10,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from app.deps import CompanyAdmin, CompanyMember, SessionDep
+from app.deps import AuthenticatedBeforeBody, CompanyAdmin, CompanyMember, SessionDep
 from app.errors import ValidationFailed, problem_doc
 from app.exports import intake, queries
 from app.exports.models import ItemStatus, ItemType
@@ -23,20 +22,26 @@ from app.exports.schemas import (
     WebhookEnvelope,
     WebhookIgnored,
 )
+from app.inputs import is_safe_text, json_too_deep_error, parse_json_body, too_deep
 from app.receipts import ReceiptFetcher
 from app.runtime import Runtime
 
-router = APIRouter(tags=["exports"])
-"""Company-scoped routes (bearer token)."""
+router = APIRouter(tags=["exports"], route_class=AuthenticatedBeforeBody)
+"""Company-scoped routes (bearer token, checked before a body is read)."""
 webhooks_router = APIRouter(tags=["webhooks"])
 """The platform's signed webhooks (no bearer token)."""
 
 COMPANY = "/v1/companies/{company}"
 REPLAYED_HEADER = "Idempotent-Replayed"
+MAX_EVENT_TYPE_LENGTH = 200
 
 _REJECTED_422 = (
-    "The body is malformed, or no item can be exported (`items_rejected`: each item's reason "
-    "is in `rejected`, nothing was stored)."
+    "The body is malformed (`json_too_deep`: nested more than 32 levels), or no item can be "
+    "exported (`items_rejected`: each item's reason is in `rejected`, nothing was stored)."
+)
+_TOO_LARGE_413 = problem_doc(
+    "The body is larger than MAX_REQUEST_BYTES (`payload_too_large`, with `max_bytes`); "
+    "refused from its declared length before anything is read."
 )
 
 
@@ -69,6 +74,7 @@ def _accepted(outcome: intake.Outcome) -> JSONResponse:
         409: problem_doc(
             "The Idempotency-Key was used before with a different body (`idempotency_key_reused`)."
         ),
+        413: _TOO_LARGE_413,
         422: problem_doc(_REJECTED_422),
     },
 )
@@ -90,13 +96,21 @@ async def create_export(
     ] = None,
 ) -> JSONResponse:
     """Export items: stored and queued at once (202); bad items are refused one by one."""
+    if idempotency_key is not None and not is_safe_text(idempotency_key):
+        raise ValidationFailed(
+            "The Idempotency-Key header holds characters that cannot be stored.",
+            errors={"Idempotency-Key": "Printable text only."},
+        )
+    payload = await request.json()
+    if too_deep(payload):
+        raise json_too_deep_error()
     outcome = await intake.accept_export(
         session=session,
         company_id=access.company.id,
         source="api",
         # ExportRequest leaves items unvalidated (see there): intake checks each one.
         raw_items=body.items,
-        request_hash=intake.request_hash(await request.json()),
+        request_hash=intake.request_hash(payload),
         rules=rules,
         idempotency_key=idempotency_key,
     )
@@ -145,9 +159,13 @@ _WEBHOOK_BODY: dict[str, Any] = {
         400: problem_doc(
             "Standard Webhooks headers missing or malformed (`webhook_headers_missing`, "
             "`webhook_id_invalid`, `webhook_timestamp_invalid`), or the timestamp is more than "
-            "5 minutes from now (`webhook_timestamp_stale`)."
+            "5 minutes from now (`webhook_timestamp_stale`); checked before the body is read."
         ),
         401: problem_doc("The signature does not match (`webhook_signature_invalid`)."),
+        409: problem_doc(
+            "This company sent this webhook-id before with a different body (`webhook_id_reused`)."
+        ),
+        413: _TOO_LARGE_413,
         422: problem_doc(_REJECTED_422),
     },
 )
@@ -156,23 +174,23 @@ async def receive_expense_webhook(
 ) -> JSONResponse | WebhookIgnored:
     """The platform's signed webhook (Standard Webhooks): verified, stored, then answered 202.
 
-    A replay (same webhook-id) answers the first 202 again with nothing new stored. A verified
-    webhook of another type than `export.requested` is acknowledged with `ignored` (202), so the
-    sender does not retry it forever.
+    A replay (same webhook-id, same company, same body) answers the first 202 again with nothing
+    new stored; the same webhook-id with another body is refused (409). A verified webhook of
+    another type than `export.requested` is acknowledged with `ignored` (202), so the sender does
+    not retry it forever.
     """
+    signed = intake.check_webhook_headers(request.headers)  # before a byte of the body is read
     raw = await request.body()
     runtime: Runtime = request.app.state.runtime
-    webhook_id = intake.verify_webhook(
-        raw, request.headers, secret=runtime.webhook_secret.get_secret_value()
-    )
-    try:
-        payload = json.loads(raw)
-    except ValueError:
-        raise ValidationFailed(
-            "The webhook body is not JSON.", code="invalid_json", errors={"body": "Not JSON."}
-        ) from None
+    intake.verify_webhook_signature(raw, signed, secret=runtime.webhook_secret.get_secret_value())
+    payload = parse_json_body(raw)
     kind = payload.get("type") if isinstance(payload, dict) else None
     if isinstance(kind, str) and kind != intake.EXPORT_REQUESTED:
+        if not is_safe_text(kind) or len(kind) > MAX_EVENT_TYPE_LENGTH:
+            raise ValidationFailed(
+                f"The webhook's type must be text of at most {MAX_EVENT_TYPE_LENGTH} characters.",
+                errors={"type": "Not a usable event type."},
+            )
         return WebhookIgnored(
             status="ignored", type=kind, detail=f"Webhooks of type {kind!r} are not handled here."
         )
@@ -192,7 +210,7 @@ async def receive_expense_webhook(
         raw_items=envelope.items,
         request_hash=intake.request_hash(payload),
         rules=rules,
-        webhook_id=webhook_id,
+        webhook_id=signed.id,
     )
     return _accepted(outcome)
 
@@ -213,6 +231,7 @@ async def get_export(export_id: uuid.UUID, access: CompanyMember, session: Sessi
     f"{COMPANY}/export-items",
     response_model=ItemPage,
     operation_id="list_export_items",
+    responses={400: problem_doc("The cursor is not one this API gave out (`invalid_cursor`).")},
 )
 async def list_export_items(
     access: CompanyMember,

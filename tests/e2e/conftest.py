@@ -17,6 +17,7 @@ STACK_SETTINGS = {
     "FOLLOW_UP_INTERVAL_SECONDS": str(FOLLOW_UP_SECONDS),
     "WORKER_HEARTBEAT_SECONDS": "0.5",
     "WORKER_CONCURRENCY": "4",
+    "MAX_REQUEST_BYTES": str(4 * 1024 * 1024),  # the body-flood test streams past it
 }
 SANDBOX_CONFIG = {"rate_limit_per_minute": 6000}
 

@@ -121,8 +121,6 @@ async def test_the_item_feed_pages_newest_first_and_filters(
 @pytest.mark.parametrize(
     ("params", "field"),
     [
-        ({"cursor": "nonsense"}, "cursor"),
-        ({"cursor": "WyJ4IiwieSJd"}, "cursor"),
         ({"limit": 0}, "limit"),
         ({"limit": 201}, "limit"),
         ({"status": "lost"}, "status.0"),
