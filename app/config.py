@@ -104,6 +104,17 @@ class Settings(BaseSettings):
             return [h.strip().lower() for h in value.split(",") if h.strip()]
         return value
 
+    @field_validator("receipt_allowed_hosts")
+    @classmethod
+    def _exact_hosts(cls, value: list[str]) -> list[str]:
+        if not value:
+            return value
+        from app.receipts.fetch import parse_allowed_host
+
+        for entry in value:
+            parse_allowed_host(entry)  # a pattern, a URL or a bad port is refused at start-up
+        return value
+
     @field_validator("platform_webhook_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -32,13 +33,47 @@ def create_http_client(transport: httpx.AsyncBaseTransport | None = None) -> htt
     )
 
 
+def create_receipt_http_client(
+    *, proxy: str | None = None, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """The client receipts are downloaded with, apart from the one that talks to Dinero.
+
+    Receipt hosts are third parties: nothing one of them sets may reach another, or Dinero. So
+    no cookie is ever kept (a jar whose policy allows no domain), no proxy or certificate
+    setting is taken from the environment (`trust_env=False`; RECEIPT_PROXY_URL only), and no
+    redirect is followed by the client (the fetcher checks every hop against the allow-list).
+    """
+    return httpx.AsyncClient(
+        transport=transport,
+        proxy=proxy,
+        trust_env=False,
+        # The jar itself (httpx would copy a Cookies into a default jar, dropping the policy).
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+        timeout=httpx.Timeout(connect=5.0, read=15.0, write=15.0, pool=10.0),
+        limits=httpx.Limits(max_connections=20, max_keepalive_connections=5),
+        headers={"User-Agent": "dinero-bridge/0.1 (receipt download)"},
+        follow_redirects=False,
+    )
+
+
 @dataclass
 class Services:
     runtime: Runtime
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     http: httpx.AsyncClient
+    """Dinero (and the platform's webhooks, the JWKS)."""
     dinero: DineroGateway
+    _receipt_http: httpx.AsyncClient | None = field(default=None, repr=False)
+
+    @property
+    def receipt_http(self) -> httpx.AsyncClient:
+        """Receipt downloads only (`create_receipt_http_client`), made on first use."""
+        if self._receipt_http is None:
+            self._receipt_http = create_receipt_http_client(
+                proxy=self.runtime.settings.receipt_proxy_url
+            )
+        return self._receipt_http
 
     @property
     def settings(self) -> Settings:
@@ -87,7 +122,11 @@ async def started(
         ),
     )
     services = Services(
-        runtime=runtime, engine=db_engine, sessionmaker=maker, http=http, dinero=gateway
+        runtime=runtime,
+        engine=db_engine,
+        sessionmaker=maker,
+        http=http,
+        dinero=gateway,
     )
     previous = _current
     install(services)
@@ -95,6 +134,8 @@ async def started(
         yield services
     finally:
         install(previous)
+        if services._receipt_http is not None:
+            await services._receipt_http.aclose()
         await http.aclose()
         if own_engine:
             await db_engine.dispose()

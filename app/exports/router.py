@@ -25,6 +25,7 @@ from app.exports.schemas import (
 from app.inputs import is_safe_text, json_too_deep_error, parse_json_body, too_deep
 from app.receipts import ReceiptFetcher
 from app.runtime import Runtime
+from app.services import Services
 
 router = APIRouter(tags=["exports"], route_class=AuthenticatedBeforeBody)
 """Company-scoped routes (bearer token, checked before a body is read)."""
@@ -50,7 +51,8 @@ def get_receipt_rules(request: Request) -> intake.ReceiptRules:
     rules: intake.ReceiptRules | None = getattr(request.app.state, "receipt_rules", None)
     if rules is None:
         runtime: Runtime = request.app.state.runtime
-        fetcher = ReceiptFetcher(request.app.state.http, runtime.settings.receipt_allowed_hosts)
+        services: Services = request.app.state.services
+        fetcher = ReceiptFetcher(services.receipt_http, runtime.settings.receipt_allowed_hosts)
         rules = intake.ReceiptRules(fetcher=fetcher)
         request.app.state.receipt_rules = rules
     return rules

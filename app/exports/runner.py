@@ -365,14 +365,25 @@ async def _transient(ctx: Context, item: ExportItem, exc: Exception, *, count: b
     log.info(
         "export_item_retry_later", item_id=str(item.id), delay=delay.total_seconds(), error=str(exc)
     )
+    if isinstance(exc, ReceiptError):
+        # The receipt host failed, not Dinero: say so (its message names the host).
+        waiting_code, waiting_message = (
+            "receipt_host_unavailable",
+            f"The receipt could not be downloaded; trying again shortly ({exc.message})",
+        )
+    else:
+        waiting_code, waiting_message = (
+            "dinero_unavailable",
+            f"Dinero did not answer as expected; trying again shortly ({exc}).",
+        )
     await save(
         ctx.services,
         item,
         attempts=attempts,
         next_attempt_at=datetime.now(UTC) + delay,
         failure_message=None,
-        waiting_code="dinero_unavailable",
-        waiting_message=f"Dinero did not answer as expected; trying again shortly ({exc}).",
+        waiting_code=waiting_code,
+        waiting_message=waiting_message,
     )
 
 
@@ -587,7 +598,9 @@ async def receipt_blobs(services: Services, item: ExportItem) -> list[Blob]:
             blobs.append(Blob(content=content, filename=filename, content_type=content_type))
         elif receipt.get("url"):
             if fetcher is None:
-                fetcher = ReceiptFetcher(services.http, services.settings.receipt_allowed_hosts)
+                fetcher = ReceiptFetcher(
+                    services.receipt_http, services.settings.receipt_allowed_hosts
+                )
             blobs.append(await fetcher.fetch(str(receipt["url"])))
     return blobs
 

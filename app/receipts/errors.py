@@ -8,6 +8,7 @@ ReceiptErrorCode = Literal[
     "receipt_host_not_allowed",
     "receipt_download_failed",
     "receipt_too_large",
+    "receipt_too_many_pixels",
     "receipt_unsupported_type",
     "receipt_unreadable",
 ]
@@ -18,6 +19,9 @@ DOWNLOAD_FAILED: Final = "receipt_download_failed"
 """The host did not hand out the file; see `transient` for whether trying later may help."""
 TOO_LARGE: Final = "receipt_too_large"
 """Over Dinero's 6 MB limit after all that can be done, or over the raw download cap."""
+TOO_MANY_PIXELS: Final = "receipt_too_many_pixels"
+"""An image (or scan) that would decode to more pixels or pages than a worker may spend on it:
+refused from its header, before any pixel is decoded (a decompression bomb, or a huge scan)."""
 UNSUPPORTED_TYPE: Final = "receipt_unsupported_type"
 """Not a PDF nor an image this service can read (e.g. HEIC, a Word file, a web page)."""
 UNREADABLE: Final = "receipt_unreadable"
@@ -65,6 +69,7 @@ __all__ = [
     "DOWNLOAD_FAILED",
     "HOST_NOT_ALLOWED",
     "TOO_LARGE",
+    "TOO_MANY_PIXELS",
     "UNREADABLE",
     "UNSUPPORTED_TYPE",
     "ReceiptError",

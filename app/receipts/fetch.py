@@ -2,7 +2,8 @@
 
 A receipt link comes from outside (the expense platform, ultimately an employee's upload), so
 every hop of a download is checked against RECEIPT_ALLOWED_HOSTS: the scheme, the exact host
-name, no user info, redirects followed by hand. The URL is parsed once by httpx and that same
+name and port (a bare host name allows the scheme's default port only), no user info,
+redirects followed by hand. The URL is parsed once by httpx and that same
 parsed URL is what is requested, so the check and the connection can never disagree about the
 host. The body is streamed and abandoned as soon as it passes the raw cap.
 """
@@ -159,17 +160,55 @@ def _media_type(header: str | None) -> str | None:
     return None if media in _GENERIC_TYPES else media
 
 
-def _allowed_host(entry: str) -> str:
-    """One RECEIPT_ALLOWED_HOSTS entry, normalized; a pattern, port or URL fails at start-up."""
-    bare = entry.strip().removeprefix("[").removesuffix("]")
+_DEFAULT_PORTS: Final = {"https": 443, "http": 80}
+
+HostPort = tuple[str, int | None]
+"""An allowed host and port; None: the default port of the link's scheme (443 for https)."""
+
+
+def parse_allowed_host(entry: str) -> HostPort:
+    """One RECEIPT_ALLOWED_HOSTS entry (`host`, `host:port`, `[v6]:port`), normalized; a
+    pattern, a URL or a bad port fails at start-up."""
+    text = entry.strip()
+    if any(c in text for c in "*/@?#\\ %"):
+        raise ValueError(
+            f"RECEIPT_ALLOWED_HOSTS must list exact host names (with an optional :port), "
+            f"got {entry!r}"
+        )
+    port_text: str | None = None
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(f"RECEIPT_ALLOWED_HOSTS: {entry!r} is not a host[:port]")
+        port_text = rest[1:] if rest else None
+    else:
+        host = text
+        is_ip = True
+        try:
+            ipaddress.ip_address(text)  # a bare IPv6 address carries no port
+        except ValueError:
+            is_ip = False
+        if not is_ip and text.count(":") == 1:
+            host, port_text = text.split(":")
+    if port_text is not None and not (port_text.isdigit() and 0 < int(port_text) < 65536):
+        raise ValueError(f"RECEIPT_ALLOWED_HOSTS: {entry!r} has no valid port (1-65535)")
     is_ip = True
     try:
-        ipaddress.ip_address(bare)
+        ipaddress.ip_address(host)
     except ValueError:
         is_ip = False
-    if not is_ip and (":" in bare or any(c in bare for c in "*/@?#\\ %")):
-        raise ValueError(f"RECEIPT_ALLOWED_HOSTS must list exact host names, got {entry!r}")
-    return _normalize_host(bare)
+    if not host or (not is_ip and (":" in host or "[" in host or "]" in host)):
+        raise ValueError(
+            f"RECEIPT_ALLOWED_HOSTS must list exact host names (with an optional :port), "
+            f"got {entry!r}"
+        )
+    return _normalize_host(host), None if port_text is None else int(port_text)
+
+
+def _render(entry: HostPort) -> str:
+    host, port = entry
+    shown = f"[{host}]" if ":" in host else host
+    return shown if port is None else f"{shown}:{port}"
 
 
 def _normalize_host(host: str) -> str:
@@ -211,7 +250,7 @@ class ReceiptFetcher:
         deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
     ) -> None:
         self._client = client
-        self._allowed_hosts = frozenset(_allowed_host(h) for h in allowed_hosts if h.strip())
+        self._allowed = frozenset(parse_allowed_host(h) for h in allowed_hosts if h.strip())
         self._schemes = frozenset({"https", "http"} if allow_http else {"https"})
         self._max_bytes = max_bytes
         self._timeout = timeout
@@ -219,7 +258,14 @@ class ReceiptFetcher:
 
     @property
     def allowed_hosts(self) -> frozenset[str]:
-        return self._allowed_hosts
+        """The allow-list as configured: `host`, or `host:port`."""
+        return frozenset(_render(entry) for entry in self._allowed)
+
+    def _is_allowed(self, host: str, url: httpx.URL) -> bool:
+        # httpx gives no port for the scheme's default one.
+        if (host, url.port) in self._allowed:
+            return True
+        return url.port is None and (host, _DEFAULT_PORTS.get(url.scheme)) in self._allowed
 
     def check_url(self, url: str | httpx.URL) -> httpx.URL:
         """The parsed URL if it may be downloaded; else `receipt_host_not_allowed`.
@@ -242,12 +288,14 @@ class ReceiptFetcher:
                 "The receipt link contains a user name or password, which is not allowed.",
             )
         host = _normalize_host(parsed.raw_host.decode("ascii", errors="replace"))
-        if not host or host not in self._allowed_hosts:
-            allowed = ", ".join(sorted(self._allowed_hosts)) or "none (only inline receipts)"
+        if not host or not self._is_allowed(host, parsed):
+            allowed = ", ".join(sorted(self.allowed_hosts)) or "none (only inline receipts)"
+            where = parsed.host or "this link"
+            if parsed.port is not None:
+                where = f"{where}:{parsed.port}"
             raise ReceiptError(
                 HOST_NOT_ALLOWED,
-                f"Receipts may not be downloaded from {parsed.host or 'this link'!r}. "
-                f"Allowed hosts: {allowed}.",
+                f"Receipts may not be downloaded from {where!r}. Allowed hosts: {allowed}.",
             )
         return parsed
 
@@ -385,5 +433,6 @@ __all__ = [
     "ReceiptBlob",
     "ReceiptFetcher",
     "decode_inline",
+    "parse_allowed_host",
     "sniff_content_type",
 ]

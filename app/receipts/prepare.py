@@ -11,6 +11,13 @@ Dinero takes one image or PDF per purchase voucher, at most 6 MB. So:
   as above while the PDF pages keep their content;
 - a PDF over the limit is only compressed losslessly; if it still does not fit, it is refused.
 
+Hostile files cost a bounded amount: every image is opened (header only) and its size checked
+against a decoded-pixel budget before a pixel is decoded, per picture (`MAX_IMAGE_PIXELS`, also
+Pillow's own `Image.MAX_IMAGE_PIXELS`), per receipt over all its frames (`MAX_RECEIPT_PIXELS`,
+`MAX_IMAGE_FRAMES`) and per expense (`MAX_EXPENSE_PIXELS`); past it the receipt is refused as
+`receipt_too_many_pixels`. PDFs are read within pypdf's own decompression limits and at most
+`MAX_PDF_PAGES` pages.
+
 The output is deterministic (same input bytes → same output bytes): the export engine compares
 `sha256` with what it uploaded before. Generated PDFs carry fixed metadata and no dates or
 random ids; JPEG encoding and zlib are deterministic for a given Pillow/zlib build. (A library
@@ -21,22 +28,26 @@ Pure and synchronous (CPU-bound): call it with `asyncio.to_thread`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
 import re
 import unicodedata
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pypdf import PageObject, PasswordType, PdfReader, PdfWriter
+from pypdf.errors import LimitReachedError, PyPdfError
 from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject, NumberObject
 
 from app.dinero import MAX_UPLOAD_BYTES
 from app.receipts.errors import (
     TOO_LARGE,
+    TOO_MANY_PIXELS,
     UNREADABLE,
     UNSUPPORTED_TYPE,
     ReceiptError,
@@ -77,6 +88,57 @@ _IMAGE_TYPES: Final = frozenset(
     {JPEG, PNG, "image/gif", "image/webp", "image/tiff", "image/bmp", "image/avif"}
 )
 """Types whose magic numbers we know: a decoder failure on them means a damaged file."""
+
+MAX_IMAGE_PIXELS: Final = 50_000_000
+"""Decoded pixels of one picture: a 48-megapixel phone photo fits (Pillow holds ~4 bytes each)."""
+MAX_RECEIPT_PIXELS: Final = 60_000_000
+"""All frames of one receipt together (a multi-page scan: six A4 pages at 300 dpi)."""
+MAX_EXPENSE_PIXELS: Final = 120_000_000
+"""All receipts of one expense together."""
+MAX_IMAGE_FRAMES: Final = 50
+"""Pages of one multi-page TIFF scan."""
+MAX_PDF_PAGES: Final = 200
+
+# Pillow's own check, at Image.open: a warning past it, DecompressionBombError past twice it.
+# The budget below refuses past it already, from the header, so the warning says nothing new.
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
+class _PixelBudget:
+    """Decoded pixels left for one expense's receipts, checked before each frame is decoded."""
+
+    def __init__(self) -> None:
+        self.expense = 0
+        self.receipt = 0
+
+    def next_receipt(self) -> None:
+        self.receipt = 0
+
+    def take(self, size: tuple[int, int], label: str) -> None:
+        pixels = size[0] * size[1]
+        if pixels > MAX_IMAGE_PIXELS:
+            raise _too_many_pixels(
+                label, f"is an image of {size[0]} x {size[1]} pixels", MAX_IMAGE_PIXELS
+            )
+        self.receipt += pixels
+        self.expense += pixels
+        if self.receipt > MAX_RECEIPT_PIXELS:
+            raise _too_many_pixels(label, "has pages of more pixels together", MAX_RECEIPT_PIXELS)
+        if self.expense > MAX_EXPENSE_PIXELS:
+            raise ReceiptError(
+                TOO_MANY_PIXELS,
+                f"The receipts of this expense hold more than {MAX_EXPENSE_PIXELS:,} pixels "
+                f"together (at receipt {label}); send smaller scans or photos.",
+            )
+
+
+def _too_many_pixels(label: str, what: str, limit: int) -> ReceiptError:
+    return ReceiptError(
+        TOO_MANY_PIXELS,
+        f"The receipt {label} {what} than the {limit:,} that can be processed; send a smaller "
+        "scan or photo of it.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +259,11 @@ def prepare_receipts(
     if max_bytes <= 0:
         raise ValueError("max_bytes must be positive")
     many = len(blobs) > 1
-    sources = [_open(blob, _label(blob, position, many)) for position, blob in enumerate(blobs, 1)]
+    labels = [_label(blob, position, many) for position, blob in enumerate(blobs, 1)]
+    budget = _PixelBudget()
+    for blob, label in zip(blobs, labels, strict=True):
+        _charge(blob, label, budget)  # every header first: nothing is decoded past the budget
+    sources = [_open(blob, label) for blob, label in zip(blobs, labels, strict=True)]
     if len(sources) == 1 and (sources[0].pdf is not None or len(sources[0].pictures) == 1):
         return _prepare_single(sources[0], max_bytes, base_name)
     if len(sources) == 1:  # a multi-page TIFF scan keeps its own name
@@ -216,7 +282,7 @@ def _prepare_single(source: _Source, max_bytes: int, base_name: str | None) -> P
         filename = sanitize_filename(source.blob.filename, source.media_type, fallback=base_name)
         return PreparedReceipt.of(content, filename, source.media_type, source.page_count)
     if source.pdf is not None:
-        compressed = _compress_pdf(source.pdf)
+        compressed = _compress_pdf(source.pdf, source.label)
         if len(compressed) > max_bytes:
             raise _pdf_too_large(source.label, len(content), len(compressed), max_bytes)
         filename = sanitize_filename(source.blob.filename, PDF, fallback=base_name)
@@ -236,13 +302,29 @@ def _prepare_single(source: _Source, max_bytes: int, base_name: str | None) -> P
     return PreparedReceipt.of(shrunk, filename, JPEG, 1)
 
 
-def _compress_pdf(reader: PdfReader) -> bytes:
+def _compress_pdf(reader: PdfReader, label: str) -> bytes:
     """The same document, losslessly smaller: content streams deflated, duplicates merged."""
-    writer = PdfWriter(clone_from=reader)
-    for page in writer.pages:
-        page.compress_content_streams(level=9)
-    writer.compress_identical_objects(remove_duplicates=True, remove_unreferenced=True)
-    return _written(writer)
+    with _pdf_errors(f"The PDF receipt {label}"):
+        writer = PdfWriter(clone_from=reader)
+        for page in writer.pages:
+            page.compress_content_streams(level=9)
+        writer.compress_identical_objects(remove_duplicates=True, remove_unreferenced=True)
+        return _written(writer)
+
+
+@contextlib.contextmanager
+def _pdf_errors(subject: str) -> Iterator[None]:
+    """pypdf's refusals (its decompression limits, a damaged stream) as the receipt's error."""
+    try:
+        yield
+    except LimitReachedError as exc:
+        raise ReceiptError(
+            TOO_LARGE,
+            f"{subject} expands to more data than can be processed (a compressed stream past "
+            "75 MB); send a smaller PDF.",
+        ) from exc
+    except PyPdfError as exc:
+        raise ReceiptError(UNREADABLE, f"{subject} is damaged and cannot be processed.") from exc
 
 
 def _pdf_too_large(label: str, size: int, compressed: int, max_bytes: int) -> ReceiptError:
@@ -262,7 +344,8 @@ def _combine(sources: list[_Source], max_bytes: int, filename: str) -> PreparedR
     pages = sum(s.page_count for s in sources)
     longest = max((p.long_side for p in pictures), default=0)
     rungs = [_AS_THEY_ARE, *(_ladder(longest) if pictures else [])]
-    combined = _first_fitting(rungs, lambda rung: _build_pdf(sources, rung), max_bytes)
+    with _pdf_errors("One of the PDF receipts"):
+        combined = _first_fitting(rungs, lambda rung: _build_pdf(sources, rung), max_bytes)
     if len(combined) > max_bytes:
         sizes = ", ".join(f"{s.label}: {describe_size(s.blob.size)}" for s in sources)
         shrunk = " even with their images shrunk as far as possible" if pictures else ""
@@ -414,6 +497,38 @@ def _normalize(frame: Image.Image) -> Image.Image:
 # --- opening and validating ------------------------------------------------------------------
 
 
+def _charge(blob: ReceiptBlob, label: str, budget: _PixelBudget) -> None:
+    """Charge an image receipt's frames to the budget, from their headers alone.
+
+    Anything that is not an image opened here is left to `_open`, which says what it is.
+    """
+    budget.next_receipt()
+    if not blob.content or sniff_content_type(blob.content) in (PDF, "text/html"):
+        return
+    try:
+        image = Image.open(io.BytesIO(blob.content), formats=_pillow_formats())
+    except Image.DecompressionBombError as exc:  # past twice MAX_IMAGE_PIXELS: Pillow's own
+        raise _too_many_pixels(label, "is an image of more pixels", MAX_IMAGE_PIXELS) from exc
+    except (OSError, ValueError, SyntaxError, EOFError):
+        return
+    with image:
+        if image.format != "TIFF":
+            budget.take(image.size, label)
+            return
+        for index in range(MAX_IMAGE_FRAMES + 1):
+            try:
+                image.seek(index)  # reads the frame's header (its IFD), not its pixels
+            except (EOFError, OSError, ValueError, SyntaxError):
+                return  # the end, or a damaged IFD (which _open reports)
+            if index == MAX_IMAGE_FRAMES:
+                raise ReceiptError(
+                    TOO_MANY_PIXELS,
+                    f"The receipt {label} is a scan of more than {MAX_IMAGE_FRAMES} pages; "
+                    "send it in parts or as a PDF.",
+                )
+            budget.take(image.size, label)
+
+
 def _open(blob: ReceiptBlob, label: str) -> _Source:
     content = blob.content
     if not content:
@@ -443,10 +558,22 @@ def _open_pdf(content: bytes, label: str) -> PdfReader:
                 UNREADABLE,
                 f"The PDF receipt {label} is password-protected; send it without a password.",
             )
-        if len(reader.pages) == 0:
+        pages = len(reader.pages)
+        if pages == 0:
             raise ReceiptError(UNREADABLE, f"The PDF receipt {label} has no pages.")
+        if pages > MAX_PDF_PAGES:
+            raise ReceiptError(
+                TOO_MANY_PIXELS,
+                f"The PDF receipt {label} has {pages} pages; at most {MAX_PDF_PAGES} can be "
+                "processed.",
+            )
     except ReceiptError:
         raise
+    except LimitReachedError as exc:
+        raise ReceiptError(
+            TOO_MANY_PIXELS,
+            f"The PDF receipt {label} is larger (pages, objects) than can be processed.",
+        ) from exc
     except Exception as exc:  # pypdf raises many types on damaged files
         raise ReceiptError(
             UNREADABLE, f"The PDF receipt {label} is damaged and cannot be opened."
@@ -455,23 +582,25 @@ def _open_pdf(content: bytes, label: str) -> PdfReader:
 
 
 def _open_image(content: bytes, label: str, media_type: str | None) -> list[Image.Image]:
-    """Every page of the image, decoded (so a truncated file fails here, not in Dinero)."""
+    """Every page of the image, decoded (so a truncated file fails here, not in Dinero).
+
+    Its size was charged to the pixel budget already (`_charge`).
+    """
     try:
         image = Image.open(io.BytesIO(content), formats=_pillow_formats())
-        frame_count: int = getattr(image, "n_frames", 1)
-        if image.format == "TIFF" and frame_count > 1:
+        if image.format == "TIFF" and _several_frames(image):
             frames: list[Image.Image] = []
-            for index in range(frame_count):
-                image.seek(index)
+            for index in range(MAX_IMAGE_FRAMES):
+                try:
+                    image.seek(index)
+                except EOFError:
+                    break
                 frames.append(image.copy())
-        else:
-            image.load()  # first frame only: an animated GIF/WebP shows its first picture
-            frames = [image]
-        return frames
+            return frames
+        image.load()  # first frame only: an animated GIF/WebP shows its first picture
+        return [image]
     except Image.DecompressionBombError as exc:
-        raise ReceiptError(
-            TOO_LARGE, f"The receipt {label} is an image with too many pixels to process."
-        ) from exc
+        raise _too_many_pixels(label, "is an image of more pixels", MAX_IMAGE_PIXELS) from exc
     except UnidentifiedImageError as exc:
         if media_type in _IMAGE_TYPES:
             raise _damaged(label) from exc
@@ -479,6 +608,16 @@ def _open_image(content: bytes, label: str, media_type: str | None) -> list[Imag
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         # Pillow reports truncated or corrupt data as OSError/SyntaxError/ValueError.
         raise _damaged(label) from exc
+
+
+def _several_frames(image: Image.Image) -> bool:
+    """Whether a TIFF has a second page (found by seeking to it, not by counting them all)."""
+    try:
+        image.seek(1)
+    except EOFError:
+        return False
+    image.seek(0)
+    return True
 
 
 @functools.cache

@@ -15,7 +15,9 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
+import respx
 from PIL import Image
 from sqlalchemy import select, text, update
 
@@ -34,6 +36,8 @@ from tests.sandboxed import (
     sandboxed_service,
 )
 
+RECEIPT_HOST = "receipts.example.com"
+
 
 class Killed(BaseException):
     """The worker died here (not an Exception: nothing in the runner may catch it)."""
@@ -48,7 +52,9 @@ def exports_db(make_database: Callable[[], str]) -> str:
 
 @pytest.fixture
 async def service(exports_db: str) -> AsyncIterator[Service]:
-    async with sandboxed_service(exports_db, dinero_rate_limit_per_minute=10_000) as svc:
+    async with sandboxed_service(
+        exports_db, dinero_rate_limit_per_minute=10_000, receipt_allowed_hosts=[RECEIPT_HOST]
+    ) as svc:
         yield svc
     runner.checkpoint_hook = None
 
@@ -561,3 +567,89 @@ async def test_an_export_lists_its_items_with_their_dinero_references(
     assert {i["external_id"]: i["dinero"] for i in feed.json()["items"]} == {
         k: v["dinero"] for k, v in listed.items()
     }
+
+
+RECEIPT_LINK = f"https://{RECEIPT_HOST}/r/1.jpg?sig=secret-signature"
+
+
+async def _linked_expense(services: Services, company: str) -> uuid.UUID:
+    item_id = uuid.uuid4()
+    async with services.sessionmaker() as session, session.begin():
+        export = Export(
+            company_id=company, source="api", created_at=datetime.now(UTC), item_ids=[str(item_id)]
+        )
+        session.add(export)
+        await session.flush()
+        session.add(
+            ExportItem(
+                id=item_id,
+                company_id=company,
+                export_id=export.id,
+                external_id="exp_link",
+                type=ItemType.CARD_EXPENSE,
+                status=ItemStatus.QUEUED,
+                step=Step.NEW,
+                voucher_date=date(2026, 11, 3),
+                description="Taxa",
+                currency="DKK",
+                amount_minor=10000,
+                dkk_amount_minor=10000,
+                lines=[
+                    {
+                        "category_id": None,
+                        "account_number": 2800,
+                        "tax_code": "I25",
+                        "amount": 10000,
+                        "dkk_amount": 10000,
+                        "description": None,
+                    }
+                ],
+                receipts=[{"url": RECEIPT_LINK, "filename": "1.jpg", "content_type": "image/jpeg"}],
+            )
+        )
+    return item_id
+
+
+async def _item(services: Services, item_id: uuid.UUID) -> ExportItem:
+    async with services.sessionmaker() as session:
+        return (
+            await session.execute(select(ExportItem).where(ExportItem.id == item_id))
+        ).scalar_one()
+
+
+async def test_a_failing_receipt_host_is_named_as_such_and_the_export_goes_on_once_it_answers(
+    service: Service, company: str
+) -> None:
+    """The receipt host is faked with respx; Dinero (the sandbox) is not reached through it."""
+    services = shared(service)
+    item_id = await _linked_expense(services, company)
+
+    with respx.mock(assert_all_called=True) as hosts:
+        route = hosts.get(RECEIPT_LINK)
+        route.side_effect = [
+            httpx.Response(503),
+            httpx.Response(200, content=jpeg(), headers={"Set-Cookie": "s=1; Path=/"}),
+        ]
+        await runner.run_company(services, company)
+        waiting = await item_row(service, item_id)
+
+        async with services.sessionmaker() as session, session.begin():
+            await session.execute(
+                update(ExportItem).where(ExportItem.id == item_id).values(next_attempt_at=None)
+            )
+        await runner.run_company(services, company)
+        done = await item_row(service, item_id)
+
+    assert waiting.status == ItemStatus.QUEUED
+    assert waiting.waiting_code == "receipt_host_unavailable"
+    assert waiting.waiting_message is not None
+    assert RECEIPT_HOST in waiting.waiting_message
+    assert "Dinero" not in waiting.waiting_message
+    assert "secret-signature" not in waiting.waiting_message
+    assert route.call_count == 2
+    assert all("cookie" not in call.request.headers for call in route.calls)
+    assert done.status == ItemStatus.AWAITING_APPROVAL
+    (draft,) = service.sandbox.drafts(PRO_ORG)
+    files = {f.guid: f for f in service.sandbox.files(PRO_ORG)}
+    assert draft.file_guid is not None
+    assert files[draft.file_guid].content == jpeg()

@@ -155,7 +155,7 @@ async def test_a_listed_ip_address_and_http_for_tests_can_be_allowed(
     client: httpx.AsyncClient, hosts: respx.MockRouter
 ) -> None:
     hosts.get("http://127.0.0.1:8080/a.png").respond(200, content=png())
-    fetcher = ReceiptFetcher(client, ["127.0.0.1"], allow_http=True)
+    fetcher = ReceiptFetcher(client, ["127.0.0.1:8080"], allow_http=True)
 
     blob = await fetcher.fetch("http://127.0.0.1:8080/a.png")
 
@@ -203,9 +203,13 @@ async def test_more_than_three_redirects_are_refused(
     assert last.call_count == 0
 
 
-@pytest.mark.parametrize("entry", ["*.expenses.test", "files.expenses.test:8443", "https://x.test"])
-def test_the_allow_list_takes_exact_host_names_only(client: httpx.AsyncClient, entry: str) -> None:
-    with pytest.raises(ValueError, match="exact host names"):
+@pytest.mark.parametrize(
+    "entry", ["*.expenses.test", "https://x.test", "files.expenses.test:99999", "a.test:x"]
+)
+def test_the_allow_list_takes_exact_host_names_and_ports_only(
+    client: httpx.AsyncClient, entry: str
+) -> None:
+    with pytest.raises(ValueError, match="RECEIPT_ALLOWED_HOSTS"):
         ReceiptFetcher(client, [entry])
 
 
