@@ -11,10 +11,14 @@ import httpx
 import jwt
 from pydantic import SecretStr
 
+from app.config import DEFAULT_JWT_MAX_LIFETIME_SECONDS
 from app.errors import AppError, Unauthorized
+from app.inputs import text_problem
 
 Role = Literal["admin", "member"]
 JWKS_MIN_REFRESH_SECONDS = 60.0
+MAX_COMPANY_ID_LENGTH = 128
+"""As long as `companies.id` (and the path's `{company}`) may be."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,9 @@ class TokenVerifier:
         jwks_url: str | None,
         http: httpx.AsyncClient | None = None,
         leeway_seconds: int = 30,
+        audience: str | None = None,
+        issuer: str | None = None,
+        max_lifetime_seconds: int = DEFAULT_JWT_MAX_LIFETIME_SECONDS,
     ) -> None:
         if secret is None and jwks_url is None:
             raise ValueError("a JWT secret or a JWKS URL is required")
@@ -47,6 +54,12 @@ class TokenVerifier:
         self._jwks_url = jwks_url
         self._http = http
         self._leeway = leeway_seconds
+        self._audience = audience
+        self._issuer = issuer
+        self._max_lifetime = max_lifetime_seconds
+        self._required = ["exp", "sub", "company_id", "role"]
+        self._required += ["aud"] if audience is not None else []
+        self._required += ["iss"] if issuer is not None else []
         self._jwks: jwt.PyJWKSet | None = None
         self._jwks_fetched_at = 0.0
         self._jwks_lock = asyncio.Lock()
@@ -64,7 +77,9 @@ class TokenVerifier:
                 key,
                 algorithms=algorithms,
                 leeway=self._leeway,
-                options={"require": ["exp", "sub", "company_id", "role"]},
+                audience=self._audience,
+                issuer=self._issuer,
+                options={"require": self._required},
             )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthorized(
@@ -74,20 +89,41 @@ class TokenVerifier:
             raise Unauthorized(
                 f"The bearer token lacks the '{exc.claim}' claim.", code="token_invalid"
             ) from exc
+        except jwt.InvalidAudienceError as exc:
+            raise Unauthorized(
+                "The bearer token was issued for another audience (aud).",
+                code="token_audience_invalid",
+            ) from exc
+        except jwt.InvalidIssuerError as exc:
+            raise Unauthorized(
+                "The bearer token was issued by another issuer (iss).",
+                code="token_issuer_invalid",
+            ) from exc
         except jwt.InvalidTokenError as exc:
             raise Unauthorized(
                 "The bearer token is not valid (bad signature or malformed).",
                 code="token_invalid",
             ) from exc
+        self._check_lifetime(claims)
         role = claims.get("role")
         if role not in ("admin", "member"):
             raise Unauthorized(
                 "The bearer token's role must be 'admin' or 'member'.", code="token_invalid"
             )
-        company_id = claims.get("company_id")
-        if not isinstance(company_id, str | int) or str(company_id) == "":
-            raise Unauthorized("The bearer token has no usable company_id.", code="token_invalid")
-        return Principal(subject=str(claims["sub"]), company_id=str(company_id), role=role)
+        return Principal(
+            subject=str(claims["sub"]), company_id=_company_id(claims.get("company_id")), role=role
+        )
+
+    def _check_lifetime(self, claims: dict[str, Any]) -> None:
+        """Refuse a token meant to live longer than the bound, from its `iat` (else from now)."""
+        expires = int(claims["exp"])  # PyJWT checked it is an integer date
+        issued = int(claims["iat"]) if "iat" in claims else int(time.time())
+        if expires - issued > self._max_lifetime:
+            raise Unauthorized(
+                f"The bearer token is valid for longer than {self._max_lifetime} seconds "
+                "(AUTH_JWT_MAX_LIFETIME_SECONDS); issue a shorter-lived one.",
+                code="token_lifetime_too_long",
+            )
 
     async def _signing_key(self, token: str) -> Any:
         try:
@@ -131,6 +167,21 @@ class TokenVerifier:
             return self._jwks
 
 
+def _company_id(value: object) -> str:
+    """The company_id claim as the company's id: a string (or a whole number, not a boolean) of
+    1-128 characters that can be stored as text."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise Unauthorized("The bearer token's company_id must be a string.", code="token_invalid")
+    company_id = value if isinstance(value, str) else str(value)
+    if not 0 < len(company_id) <= MAX_COMPANY_ID_LENGTH or text_problem(company_id):
+        raise Unauthorized(
+            f"The bearer token's company_id must be 1-{MAX_COMPANY_ID_LENGTH} characters of "
+            "text (no NUL, valid Unicode).",
+            code="token_invalid",
+        )
+    return company_id
+
+
 def _find_key(jwks: jwt.PyJWKSet, kid: str | None) -> Any:
     for jwk in jwks.keys:
         if kid is None or jwk.key_id == kid:
@@ -145,14 +196,20 @@ def issue_token(
     role: Role,
     subject: str = "dev-user",
     ttl_seconds: int = 8 * 3600,
+    audience: str | None = None,
+    issuer: str | None = None,
 ) -> str:
     """An HS256 token in the platform's format (development and tests)."""
     now = int(time.time())
-    payload = {
+    payload: dict[str, Any] = {
         "sub": subject,
         "company_id": company_id,
         "role": role,
         "iat": now,
         "exp": now + ttl_seconds,
     }
+    if audience is not None:
+        payload["aud"] = audience
+    if issuer is not None:
+        payload["iss"] = issuer
     return jwt.encode(payload, secret.get_secret_value(), algorithm="HS256")

@@ -176,12 +176,26 @@ def dev_token(
     if role not in ("admin", "member"):
         typer.echo("error: --role must be admin or member", err=True)
         raise typer.Exit(code=2)
+    if not 0 < hours * 3600 <= settings.auth_jwt_max_lifetime_seconds:
+        typer.echo(
+            "error: --hours must be more than 0 and at most AUTH_JWT_MAX_LIFETIME_SECONDS "
+            f"({settings.auth_jwt_max_lifetime_seconds} s); longer tokens are refused",
+            err=True,
+        )
+        raise typer.Exit(code=2)
     secret = settings.auth_jwt_secret
     if secret is None:
         secret = SecretStr(load_dev_secrets(settings.data_dir)[0]["auth_jwt_secret"])
     chosen: Literal["admin", "member"] = "admin" if role == "admin" else "member"
     typer.echo(
-        issue_token(secret=secret, company_id=company, role=chosen, ttl_seconds=hours * 3600)
+        issue_token(
+            secret=secret,
+            company_id=company,
+            role=chosen,
+            ttl_seconds=hours * 3600,
+            audience=settings.auth_jwt_audience,
+            issuer=settings.auth_jwt_issuer,
+        )
     )
 
 

@@ -121,7 +121,12 @@ def create_app(
             app.state.dinero = shared.dinero
             app.state.http = shared.http
             app.state.token_verifier = TokenVerifier(
-                secret=runtime.jwt_secret, jwks_url=runtime.jwks_url, http=shared.http
+                secret=runtime.jwt_secret,
+                jwks_url=runtime.jwks_url,
+                http=shared.http,
+                audience=runtime.settings.auth_jwt_audience,
+                issuer=runtime.settings.auth_jwt_issuer,
+                max_lifetime_seconds=runtime.settings.auth_jwt_max_lifetime_seconds,
             )
             async with _job_queue(runtime, open_job_queue=open_job_queue, run_worker=run_worker):
                 yield

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx
 import jwt
@@ -14,6 +15,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from app.auth import issue_token
 from app.companies.models import Company
 from app.deps import CompanyAdmin
 from app.main import create_app
@@ -154,3 +156,117 @@ async def test_rs256_tokens_verified_with_jwks(
     assert again.status_code == 200
     assert jwks_route.call_count == 1  # cached
     assert wrong_alg.status_code == 401
+
+
+def _token(claims: dict[str, Any], secret: str | None = None) -> dict[str, str]:
+    now = int(time.time())
+    payload = {"sub": "u", "company_id": "acme", "role": "admin", "iat": now, "exp": now + 60}
+    payload.update(claims)
+    token = jwt.encode(
+        {k: v for k, v in payload.items() if v is not None},
+        secret or JWT_SECRET.get_secret_value(),
+        algorithm="HS256",
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize(
+    "company_id",
+    [True, False, None, 1.5, ["acme"], "", "ac\x00me", "ac\ud800me", "x" * 129, 10**200],
+)
+async def test_a_company_id_claim_that_is_no_company_id_is_refused(
+    client: httpx.AsyncClient, db: AsyncSession, company_id: Any
+) -> None:
+    claims = {"company_id": company_id}
+    if company_id is None:
+        claims = {"company_id": {}}  # present but an object
+    for path in ("/v1/companies/True", "/v1/companies/acme"):
+        response = await client.get(path, headers=_token(claims))
+        assert response.status_code == 401, (company_id, response.text)
+        assert response.json()["code"] == "token_invalid"
+    assert (await db.execute(select(Company))).first() is None
+
+
+async def test_a_numeric_company_id_claim_is_that_number_as_text(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/companies/4711", headers=_token({"company_id": 4711}))
+    assert response.status_code == 200
+    assert response.json()["id"] == "4711"
+
+
+@pytest.mark.parametrize(
+    ("claims", "code"),
+    [
+        ({"exp": int(time.time()) + 25 * 3600}, "token_lifetime_too_long"),
+        ({"iat": None, "exp": int(time.time()) + 25 * 3600}, "token_lifetime_too_long"),
+        (
+            {"iat": int(time.time()) - 20 * 3600, "exp": int(time.time()) + 5 * 3600},
+            ("token_lifetime_too_long"),
+        ),
+        ({"exp": 10**30}, "token_lifetime_too_long"),
+    ],
+)
+async def test_a_token_living_longer_than_the_bound_is_refused(
+    client: httpx.AsyncClient, claims: dict[str, Any], code: str
+) -> None:
+    response = await client.get("/v1/companies/acme", headers=_token(claims))
+    assert response.status_code == 401, response.text
+    assert response.json()["code"] == code
+
+
+async def test_a_day_long_token_is_within_the_default_bound(client: httpx.AsyncClient) -> None:
+    now = int(time.time())
+    response = await client.get(
+        "/v1/companies/acme", headers=_token({"iat": now, "exp": now + 24 * 3600})
+    )
+    assert response.status_code == 200
+
+
+async def test_audience_issuer_and_lifetime_are_configurable(
+    database_url: str, engine: AsyncEngine, connection: AsyncConnection
+) -> None:
+    runtime = make_runtime(
+        database_url,
+        auth_jwt_audience="dinero-bridge",
+        auth_jwt_issuer="https://platform.example",
+        auth_jwt_max_lifetime_seconds=600,
+    )
+    app = create_app(runtime, engine=engine, open_job_queue=False, mount_sandbox=False)
+    bind_to_connection(app, connection)
+    right = {"aud": "dinero-bridge", "iss": "https://platform.example"}
+    now = int(time.time())
+    cases: list[tuple[dict[str, Any], int, str | None]] = [
+        (right, 200, None),
+        ({"iss": right["iss"]}, 401, "token_invalid"),  # no aud
+        ({"aud": right["aud"]}, 401, "token_invalid"),  # no iss
+        (right | {"aud": "another-app"}, 401, "token_audience_invalid"),
+        (right | {"iss": "https://evil.example"}, 401, "token_issuer_invalid"),
+        (right | {"exp": now + 601}, 401, "token_lifetime_too_long"),
+    ]
+    async with running(app) as http:
+        for claims, status, code in cases:
+            response = await http.get("/v1/companies/acme", headers=_token(claims))
+            assert response.status_code == status, (claims, response.text)
+            if code is not None:
+                assert response.json()["code"] == code
+        issued = issue_token(
+            secret=JWT_SECRET,
+            company_id="acme",
+            role="member",
+            ttl_seconds=600,
+            audience="dinero-bridge",
+            issuer="https://platform.example",
+        )
+        ok = await http.get("/v1/companies/acme", headers={"Authorization": f"Bearer {issued}"})
+    assert ok.status_code == 200
+
+
+def test_dev_token_refuses_a_lifetime_the_service_would_refuse() -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+
+    result = CliRunner().invoke(
+        cli, ["dev-token", "--hours", "48"], env={"AUTH_JWT_SECRET": "s" * 40}
+    )
+    assert result.exit_code == 2
+    assert "AUTH_JWT_MAX_LIFETIME_SECONDS" in result.output
