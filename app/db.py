@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -48,16 +49,63 @@ class TimestampMixin:
     )
 
 
+HANDLES_FILE = ".handle_pids.json"
+"""pgserver's list of the processes using a data directory's server (the last one stops it)."""
+
+
+def forget_dead_handles(pgdata: Path) -> list[int]:
+    """Drop the processes that died without saying so from pgserver's list of users; returns them.
+
+    pgserver stops the server when its last user exits, and knows its users only from this
+    list. A process killed (SIGKILL, a crash, a lost terminal) stays in it for good, so the
+    server would never be stopped again. A pid that is gone, or that now belongs to a process
+    started after the list was last written (a reused pid), is no user. Called before joining,
+    under pgserver's own lock.
+    """
+    import psutil  # type: ignore[import-untyped]  # pgserver's dependency, no stubs
+    from pgserver.postgres_server import PostgresServer
+
+    path = pgdata / HANDLES_FILE
+    with PostgresServer._lock:
+        if not path.exists():
+            return []
+        try:
+            pids = [int(pid) for pid in json.loads(path.read_text())]
+        except (ValueError, TypeError):
+            pids = []
+        written_at = path.stat().st_mtime
+        alive: list[int] = []
+        for pid in pids:
+            try:
+                if psutil.Process(pid).create_time() <= written_at + 1:
+                    alive.append(pid)
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+        dead = [pid for pid in pids if pid not in alive]
+        if dead:
+            path.write_text(json.dumps(alive))
+        return dead
+
+
 def start_embedded_postgres(data_dir: Path) -> str:
     """Start (or join) the embedded PostgreSQL in `data_dir/postgres`; return a libpq URL.
 
     pgserver keeps one server per data directory and shares it between processes; it is
-    stopped when the last process using it exits.
+    stopped when the last process using it exits. A server left running by a process that was
+    killed is reused, and (its dead user forgotten) stopped when this process exits.
     """
     import pgserver
 
     pgdata = (data_dir / "postgres").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    dead = forget_dead_handles(pgdata)
+    if dead:
+        log.warning(
+            "embedded_postgres_left_running",
+            detail="processes that exited uncleanly were still listed as its users; the "
+            "server is reused and stopped when the last process using it exits",
+            dead_pids=dead,
+        )
     server = pgserver.get_server(pgdata, cleanup_mode="stop")
     exists = server.psql(
         f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE}';"  # noqa: S608
@@ -84,7 +132,14 @@ def redacted(url: str) -> str:
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    options: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
+    # hide_parameters: an error's message (and so its log line) names the statement, never the
+    # values bound to it (employee names, descriptions, receipt bytes, tokens).
+    options: dict[str, Any] = {
+        "pool_pre_ping": True,
+        "pool_size": 10,
+        "max_overflow": 10,
+        "hide_parameters": True,
+    }
     options.update(kwargs)
     return create_async_engine(sqlalchemy_url(url), **options)
 

@@ -212,15 +212,30 @@ def json_item(record: StoredRecord) -> str:
 
 CSV_META_COLUMNS = ("key", "deleted", "deleted_at")
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""How a spreadsheet recognises a formula (OWASP's CSV injection list)."""
+
+
+def neutralized(text: str) -> str:
+    """Text a spreadsheet opening the CSV shows as text, never runs as a formula.
+
+    A cell starting like a formula (`=HYPERLINK(…)`, `+1+cmd|…`, `@SUM(…)`) gets a leading
+    apostrophe, which spreadsheets take to mean "text". Numbers are written as numbers and never
+    pass through here, so `-1234.50` stays a negative amount.
+    """
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
 
 def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, Decimal | int | str):
+    if isinstance(value, Decimal | int):
         return str(value)
-    return dumps_exact(value)
+    if isinstance(value, str):
+        return neutralized(value)
+    return neutralized(dumps_exact(value))
 
 
 def csv_header(spec: TypeSpec) -> str:
@@ -237,7 +252,7 @@ def csv_rows(spec: TypeSpec, records: Sequence[StoredRecord]) -> str:
         doc = loads_exact(record.doc)
         writer.writerow(
             [
-                record.key,
+                neutralized(record.key),
                 "true" if record.deleted else "false",
                 "" if record.deleted_at is None else _utc(record.deleted_at),
                 *(_cell(field(doc, name)) for name in spec.fields),

