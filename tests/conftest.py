@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import ssl
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -36,6 +37,44 @@ from app.runtime import Runtime, resolve
 JWT_SECRET = SecretStr("test-secret-that-is-long-enough-for-hs256")
 WEBHOOK_SECRET = SecretStr("whsec_dGVzdC13ZWJob29rLXNlY3JldC0xMjM0NTY3OA==")
 ENCRYPTION_KEY = SecretStr("r6Q3pJcTtH2kqC0m6bJXc6GJw8b8a2mXq0L0c5bQ8yI=")
+
+
+def _share_ssl_contexts() -> None:
+    """One SSLContext per trust setting for every httpx client the tests build.
+
+    httpx builds a new context for each client that is given no transport, reading the whole CA
+    bundle each time (~25 ms). Each app lifespan builds two such clients (Dinero's and the
+    receipt downloads'), and the suite starts a few hundred apps: ~10 s of a run went to
+    re-reading the same certificates. httpx documents a shared context as the way to avoid
+    this (`verify=ssl_context`); the context is the one httpx would build, keyed by everything
+    its construction reads (`trust_env` and, when trusted, SSL_CERT_FILE / SSL_CERT_DIR), so
+    verification is unchanged. Anything but the default `verify=True` without `cert` is built
+    as before.
+    """
+    from httpx._config import create_ssl_context as build
+    from httpx._transports import default as transports
+
+    shared: dict[tuple[bool, str | None, str | None], ssl.SSLContext] = {}
+
+    def create_ssl_context(
+        verify: ssl.SSLContext | str | bool = True, cert: Any = None, trust_env: bool = True
+    ) -> ssl.SSLContext:
+        if verify is not True or cert is not None:
+            return build(verify=verify, cert=cert, trust_env=trust_env)
+        key = (
+            trust_env,
+            os.environ.get("SSL_CERT_FILE") if trust_env else None,
+            os.environ.get("SSL_CERT_DIR") if trust_env else None,
+        )
+        context = shared.get(key)
+        if context is None:
+            context = shared[key] = build(verify=True, trust_env=trust_env)
+        return context
+
+    transports.create_ssl_context = create_ssl_context  # type: ignore[attr-defined]
+
+
+_share_ssl_contexts()
 
 
 def _docker_available() -> bool:
