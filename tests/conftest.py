@@ -4,6 +4,11 @@ transaction that is rolled back.
 The database is, in order of preference: `TEST_DATABASE_URL` (a fresh database is created on
 that server and dropped afterwards), a testcontainers PostgreSQL when a Docker engine answers,
 or an embedded PostgreSQL (pgserver) in a temporary directory.
+
+The real Alembic migrations run once per session, into a template database; every migrated
+database a test or module asks for (`make_migrated_database`) is a copy of it (`CREATE
+DATABASE ... TEMPLATE`). `make_database` still gives an empty one, for the tests that run the
+migrations themselves (tests/test_migrations.py, the multi-process tests' `migrate`).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import shutil
 import ssl
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -97,14 +102,18 @@ def _admin_url(url: str, dbname: str) -> str:
 
 
 @contextlib.contextmanager
-def _fresh_database_on(server_url: str) -> Iterator[str]:
-    """Create a throw-away database on an existing server; drop it afterwards."""
+def _fresh_database_on(server_url: str, *, template: str | None = None) -> Iterator[str]:
+    """Create a throw-away database on an existing server (empty, or a copy of `template`);
+    drop it afterwards."""
     from sqlalchemy.engine import make_url
 
     name = f"dinero_bridge_test_{uuid.uuid4().hex[:10]}"
     maintenance = _admin_url(server_url, "postgres")
+    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template is not None:
+        create += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
     with psycopg.connect(maintenance, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        conn.execute(create)
     try:
         yield (
             make_url(libpq_url(server_url)).set(database=name).render_as_string(hide_password=False)
@@ -146,16 +155,41 @@ def postgres_server() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def database_url(postgres_server: str) -> Iterator[str]:
-    """A database migrated to head with the real Alembic migrations."""
+def migrated_template(postgres_server: str) -> Iterator[str]:
+    """The name of a database the real Alembic migrations brought to head, copied by
+    `make_migrated_database` and never used itself (a template may have no connections)."""
+    from sqlalchemy.engine import make_url
+
     with _fresh_database_on(postgres_server) as url:
         upgrade_to_head(url)
-        yield url
+        name = make_url(url).database
+        assert name is not None
+        yield name
+
+
+@pytest.fixture(scope="session")
+def make_migrated_database(
+    postgres_server: str, migrated_template: str
+) -> Iterator[Callable[[], str]]:
+    """Factory for fresh databases at head: copies of the migrated template, dropped at the end."""
+    stack = contextlib.ExitStack()
+
+    def make() -> str:
+        return stack.enter_context(_fresh_database_on(postgres_server, template=migrated_template))
+
+    with stack:
+        yield make
+
+
+@pytest.fixture(scope="session")
+def database_url(make_migrated_database: Callable[[], str]) -> str:
+    """A database migrated to head (a copy of the template the real migrations built)."""
+    return make_migrated_database()
 
 
 @pytest.fixture(scope="session")
 def make_database(postgres_server: str) -> Iterator[Any]:
-    """Factory for extra empty databases (migration tests, readiness)."""
+    """Factory for extra empty databases (migration tests, readiness, `migrate`)."""
     stack = contextlib.ExitStack()
 
     def make() -> str:

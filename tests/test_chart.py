@@ -18,7 +18,6 @@ from app import services
 from app.chart.sync import sync_chart
 from app.db import create_engine
 from app.exports.models import Export, ExportItem, ItemStatus, ItemType, Step
-from app.migrations_util import upgrade_to_head
 from app.sandbox import SandboxConfig
 from tests.conftest import bearer
 from tests.sandboxed import (
@@ -34,9 +33,8 @@ VISIBLE_DEPOSIT = [55000, 55010, 55020, 55030, 55040, 55050, 55060, 55070, 55080
 
 
 @pytest.fixture(scope="module")
-def chart_db(make_database: Callable[[], str]) -> str:
-    url = make_database()
-    upgrade_to_head(url)
+def chart_db(make_migrated_database: Callable[[], str]) -> str:
+    url = make_migrated_database()
     return url
 
 

@@ -27,7 +27,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from app.connection.models import OAuthState
 from app.crypto import TokenCipher
 from app.db import create_engine, libpq_url
-from app.migrations_util import upgrade_to_head
 from app.sandbox import API_KEY
 from tests.test_connection_sandbox import (
     World,
@@ -40,10 +39,11 @@ from tests.test_connection_sandbox import (
 
 
 @pytest.fixture(scope="module")
-async def committed(make_database: Callable[[], str]) -> AsyncIterator[tuple[str, AsyncEngine]]:
+async def committed(
+    make_migrated_database: Callable[[], str],
+) -> AsyncIterator[tuple[str, AsyncEngine]]:
     """A database of this module's own: a dump sees committed data only."""
-    url = make_database()
-    await asyncio.to_thread(upgrade_to_head, url)
+    url = make_migrated_database()
     engine = create_engine(url)
     yield url, engine
     await engine.dispose()

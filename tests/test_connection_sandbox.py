@@ -13,7 +13,6 @@ file is the counterpart that talks to a Dinero that actually issues, checks and 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import hashlib
@@ -36,7 +35,6 @@ from app.connection.gateway import DineroGateway, ReauthRequired
 from app.connection.models import ConnectionStatus, DineroConnection, OAuthState
 from app.db import create_engine
 from app.main import create_app
-from app.migrations_util import upgrade_to_head
 from app.sandbox import (
     API_KEY,
     CLIENT_ID,
@@ -308,10 +306,11 @@ async def connect_with_api_key(
 
 
 @pytest.fixture(scope="module")
-async def committed(make_database: Callable[[], str]) -> AsyncIterator[tuple[str, AsyncEngine]]:
+async def committed(
+    make_migrated_database: Callable[[], str],
+) -> AsyncIterator[tuple[str, AsyncEngine]]:
     """A database of this module's own, where requests really commit."""
-    url = make_database()
-    await asyncio.to_thread(upgrade_to_head, url)
+    url = make_migrated_database()
     engine = create_engine(url)
     yield url, engine
     await engine.dispose()

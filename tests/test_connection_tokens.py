@@ -26,7 +26,6 @@ from app.connection.gateway import (
 from app.connection.models import ConnectionMethod, ConnectionStatus, DineroConnection
 from app.crypto import TokenCipher
 from app.db import create_engine, create_sessionmaker
-from app.migrations_util import upgrade_to_head
 from app.runtime import DineroEndpoints
 
 TOKEN_URL = "https://connect.dinero.test/connect/token"
@@ -49,10 +48,9 @@ def endpoints() -> DineroEndpoints:
 
 
 @pytest.fixture(scope="module")
-async def committed_engine(make_database: Callable[[], str]) -> AsyncIterator[AsyncEngine]:
+async def committed_engine(make_migrated_database: Callable[[], str]) -> AsyncIterator[AsyncEngine]:
     """A database of its own: these tests need real, committed, concurrent transactions."""
-    url = make_database()
-    await asyncio.to_thread(upgrade_to_head, url)
+    url = make_migrated_database()
     engine = create_engine(url)
     yield engine
     await engine.dispose()

@@ -16,7 +16,6 @@ from app import jobs
 from app.db import libpq_url
 from app.deps import CompanyAdmin, SessionDep
 from app.errors import AppError
-from app.migrations_util import upgrade_to_head
 from tests.conftest import bearer
 
 calls: Counter[str] = Counter()
@@ -70,10 +69,9 @@ async def test_job_rolls_back_with_a_failed_request(
 
 
 async def test_queue_survives_restart_and_two_workers_run_each_job_once(
-    make_database: Callable[[], str],
+    make_migrated_database: Callable[[], str],
 ) -> None:
-    url = libpq_url(make_database())
-    await asyncio.to_thread(upgrade_to_head, url)
+    url = libpq_url(make_migrated_database())
     calls.clear()
 
     pool = jobs.create_job_pool(url)
@@ -99,12 +97,11 @@ async def test_queue_survives_restart_and_two_workers_run_each_job_once(
 
 
 async def test_the_job_of_a_worker_that_stopped_beating_is_put_back_and_runs(
-    make_database: Callable[[], str],
+    make_migrated_database: Callable[[], str],
 ) -> None:
     """A worker killed mid-job leaves it 'doing' under its lock; a live worker retries it once
     the dead one missed its heartbeats, and leaves a live worker's job alone."""
-    url = libpq_url(make_database())
-    await asyncio.to_thread(upgrade_to_head, url)
+    url = libpq_url(make_migrated_database())
     calls.clear()
     pool = jobs.create_job_pool(url)
     await jobs.open_jobs(pool)

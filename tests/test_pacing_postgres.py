@@ -25,7 +25,6 @@ from app.connection.models import RateBudget
 from app.db import create_engine, create_sessionmaker
 from app.dinero import DineroClient, StaticTokenProvider
 from app.dinero.pacing import Lane, Pacer, PacerBusy
-from app.migrations_util import upgrade_to_head
 from app.sandbox import SandboxConfig, create_sandbox_app, ratelimit
 from app.sandbox.config import RateLimitWindow
 
@@ -53,9 +52,8 @@ class Recorder:
 
 
 @pytest.fixture(scope="module")
-async def pacing_url(make_database: Callable[[], str]) -> str:
-    url = make_database()
-    await asyncio.to_thread(upgrade_to_head, url)
+async def pacing_url(make_migrated_database: Callable[[], str]) -> str:
+    url = make_migrated_database()
     return url
 
 

@@ -28,7 +28,6 @@ from app import jobs
 from app.datasources import importer, tasks
 from app.db import create_engine, libpq_url
 from app.main import create_app
-from app.migrations_util import upgrade_to_head
 from app.sandbox import (
     API_KEY,
     Sandbox,
@@ -187,10 +186,11 @@ class World:
 
 
 @pytest.fixture(scope="package")
-async def committed(make_database: Callable[[], str]) -> AsyncIterator[tuple[str, AsyncEngine]]:
+async def committed(
+    make_migrated_database: Callable[[], str],
+) -> AsyncIterator[tuple[str, AsyncEngine]]:
     """A database of this package's own, where requests and jobs really commit."""
-    url = make_database()
-    await asyncio.to_thread(upgrade_to_head, url)
+    url = make_migrated_database()
     engine = create_engine(url)
     pool = jobs.create_job_pool(libpq_url(url))
     await pool.open(wait=True)

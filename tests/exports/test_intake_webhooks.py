@@ -21,7 +21,6 @@ from app.exports import intake
 from app.exports.intake import Candidate, ReceiptRules, Refusal
 from app.exports.models import Export, ExportItem
 from app.main import create_app
-from app.migrations_util import upgrade_to_head
 from app.receipts import ReceiptFetcher
 from tests.conftest import make_runtime, running
 from tests.exports.intake_support import (
@@ -172,9 +171,8 @@ async def test_a_malformed_webhook_is_422_and_nothing_is_stored(
 
 
 @pytest.fixture(scope="module")
-def committed_db(make_database: Callable[[], str]) -> str:
-    url = make_database()
-    upgrade_to_head(url)
+def committed_db(make_migrated_database: Callable[[], str]) -> str:
+    url = make_migrated_database()
     return url
 
 

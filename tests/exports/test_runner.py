@@ -23,7 +23,6 @@ from sqlalchemy import select, text, update
 
 from app.exports import runner
 from app.exports.models import Export, ExportItem, ItemStatus, ItemType, ReceiptBlob, Step
-from app.migrations_util import upgrade_to_head
 from app.services import Services
 from tests.conftest import bearer
 from tests.sandboxed import (
@@ -44,9 +43,8 @@ class Killed(BaseException):
 
 
 @pytest.fixture(scope="module")
-def exports_db(make_database: Callable[[], str]) -> str:
-    url = make_database()
-    upgrade_to_head(url)
+def exports_db(make_migrated_database: Callable[[], str]) -> str:
+    url = make_migrated_database()
     return url
 
 

@@ -29,7 +29,6 @@ from app.exports.models import ExportItem
 from app.follow_up import cycle
 from app.follow_up.cycle import CycleResult
 from app.main import create_app
-from app.migrations_util import upgrade_to_head
 from app.outbox import delivery
 from app.outbox.delivery import DeliveryResult
 from app.outbox.models import OutboxEvent
@@ -108,9 +107,8 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def follow_db(make_database: Callable[[], str]) -> str:
-    url = make_database()
-    upgrade_to_head(url)
+def follow_db(make_migrated_database: Callable[[], str]) -> str:
+    url = make_migrated_database()
     return url
 
 
