@@ -102,10 +102,19 @@ class Process:
             self.popen.wait(timeout=10)
 
     def stop(self) -> None:
+        self.terminate()
+        self.wait_stopped()
+
+    def terminate(self) -> None:
+        """SIGTERM: a clean shutdown, as an orchestrator asks for one."""
         if self.popen is not None and self.popen.poll() is None:
             self.popen.send_signal(signal.SIGTERM)
+
+    def wait_stopped(self, timeout: float = 15) -> None:
+        """Until a terminated process is gone; SIGKILL if it takes longer than `timeout`."""
+        if self.popen is not None and self.popen.poll() is None:
             try:
-                self.popen.wait(timeout=15)
+                self.popen.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
 
@@ -167,6 +176,11 @@ class Stack:
         return base | self.settings
 
     def start_sandbox(self, **config: Any) -> None:
+        self.launch_sandbox()
+        self.sandbox_ready(**config)
+
+    def launch_sandbox(self) -> None:
+        """Start `dinero-bridge sandbox` on a free port, without waiting for it."""
         port = free_port()
         self.dinero_url = f"http://127.0.0.1:{port}"
         self.sandbox = Process(
@@ -177,6 +191,10 @@ class Stack:
             ready_url=f"{self.dinero_url}/_sandbox",
         )
         self.sandbox.start()
+
+    def sandbox_ready(self, **config: Any) -> None:
+        """Until the launched sandbox answers; then apply `config` to it."""
+        assert self.sandbox is not None
         self.sandbox.wait_ready()
         if config:
             answer = httpx.patch(f"{self.dinero_url}/_sandbox/config", json=config, timeout=10)
@@ -217,8 +235,13 @@ class Stack:
         return [p for p in (self.sandbox, self.api, *self.workers) if p is not None]
 
     def stop(self) -> None:
-        for process in reversed(self.processes()):
-            process.stop()
+        """SIGTERM to every process at once, then wait for each (a shutdown's few seconds are
+        spent side by side, not one process after another)."""
+        processes = list(reversed(self.processes()))
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait_stopped()
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name} ---\n{p.tail()}" for p in self.processes())
@@ -269,12 +292,18 @@ def running_stack(
     sandbox_config: dict[str, Any] | None = None,
     **settings: str,
 ) -> Iterator[Stack]:
-    """Sandbox, migrate, `serve --no-worker` and `workers` workers; all stopped afterwards."""
+    """Sandbox, migrate, `serve --no-worker` and `workers` workers; all stopped afterwards.
+
+    The sandbox starts while `migrate` runs (neither needs the other); the API and the workers
+    start once the schema is at head and the sandbox is configured, and are waited for
+    together.
+    """
     stack = Stack(directory=directory, database_url=database_url, settings=dict(settings))
     stack.api_url = f"http://127.0.0.1:{free_port()}"
     try:
-        stack.start_sandbox(**(sandbox_config or {}))
+        stack.launch_sandbox()
         stack.migrate()
+        stack.sandbox_ready(**(sandbox_config or {}))
         stack.start_api()
         for _ in range(workers):
             stack.add_worker()
