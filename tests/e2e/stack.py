@@ -85,6 +85,11 @@ class Process:
                 )
             time.sleep(0.05)
 
+    @property
+    def up(self) -> bool:
+        """Running, and this start is ready (see `wait_ready`)."""
+        return self.alive and self._ready()
+
     def _ready(self) -> bool:
         if self.ready_url is not None:
             try:
