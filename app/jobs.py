@@ -15,6 +15,7 @@ from typing import Any, Final
 import procrastinate
 import structlog
 from procrastinate import exceptions as procrastinate_exceptions
+from procrastinate.jobs import Status
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -188,7 +189,14 @@ async def retry_stalled(stalled_after: float) -> int:
         try:
             await manager.retry_job(job)
         except procrastinate_exceptions.ProcrastinateException:
-            continue  # another worker put it back first, or it finished meanwhile
+            # Most often a twin is waiting already (a kick while this job ran takes the same
+            # queueing lock, which only one waiting job may hold): it does this job's work, so
+            # this one is ended, which frees the execution lock the twin waits for. Or another
+            # worker dealt with it first, and ending it again fails harmlessly.
+            with contextlib.suppress(procrastinate_exceptions.ProcrastinateException):
+                await manager.finish_job(job, status=Status.ABORTED, delete_job=False)
+                log.warning("job_stalled_superseded", task=job.task_name, job_id=job.id)
+            continue
         retried += 1
-        log.warning("job_stalled_retried", task=job.task_name, job_id=job.id, **job.task_kwargs)
+        log.warning("job_stalled_retried", task=job.task_name, job_id=job.id)
     return retried

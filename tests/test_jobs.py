@@ -140,3 +140,45 @@ async def test_the_job_of_a_worker_that_stopped_beating_is_put_back_and_runs(
         assert rows == [("busy", "doing"), ("orphan", "succeeded")]
     finally:
         await jobs.close_jobs(pool)
+
+
+async def test_a_stalled_job_with_a_twin_waiting_is_ended_so_the_twin_runs(
+    make_migrated_database: Callable[[], str],
+) -> None:
+    """A kick while the job ran queued a twin under the same queueing lock; the dead worker's
+    job cannot be put back beside it, so it is ended (aborted) and the twin, which does the
+    same work, gets the execution lock instead of waiting for it for good."""
+    url = libpq_url(make_migrated_database())
+    calls.clear()
+    pool = jobs.create_job_pool(url)
+    await jobs.open_jobs(pool)
+    try:
+        dead = await jobs.job_app.job_manager.register_worker()
+        options = {"lock": "run:acme", "queueing_lock": "run:acme"}
+        stalled = await record_call.configure(**options).defer_async(key="first")
+        async with pool.connection() as conn:
+            await conn.execute(
+                "UPDATE procrastinate_jobs SET status = 'doing', worker_id = %s WHERE id = %s",
+                (dead, stalled),
+            )
+            await conn.execute(
+                "UPDATE procrastinate_workers SET last_heartbeat = now() - interval '10 seconds'"
+            )
+        await record_call.configure(**options).defer_async(key="twin")
+
+        assert await jobs.retry_stalled(3.0) == 0  # not put back: ended
+
+        await jobs.job_app.run_worker_async(
+            queues=["tests"], wait=False, install_signal_handlers=False, listen_notify=False
+        )
+        assert calls == Counter({"twin": 1})
+        async with pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    "SELECT args->>'key', status FROM procrastinate_jobs "
+                    "WHERE task_name = 'tests.record_call' ORDER BY id"
+                )
+            ).fetchall()
+        assert rows == [("first", "aborted"), ("twin", "succeeded")]
+    finally:
+        await jobs.close_jobs(pool)
