@@ -154,8 +154,9 @@ async def test_a_stalled_job_with_a_twin_waiting_is_ended_so_the_twin_runs(
     await jobs.open_jobs(pool)
     try:
         dead = await jobs.job_app.job_manager.register_worker()
-        options = {"lock": "run:acme", "queueing_lock": "run:acme"}
-        stalled = await record_call.configure(**options).defer_async(key="first")
+        stalled = await record_call.configure(
+            lock="run:acme", queueing_lock="run:acme"
+        ).defer_async(key="first")
         async with pool.connection() as conn:
             await conn.execute(
                 "UPDATE procrastinate_jobs SET status = 'doing', worker_id = %s WHERE id = %s",
@@ -164,7 +165,9 @@ async def test_a_stalled_job_with_a_twin_waiting_is_ended_so_the_twin_runs(
             await conn.execute(
                 "UPDATE procrastinate_workers SET last_heartbeat = now() - interval '10 seconds'"
             )
-        await record_call.configure(**options).defer_async(key="twin")
+        await record_call.configure(lock="run:acme", queueing_lock="run:acme").defer_async(
+            key="twin"
+        )
 
         assert await jobs.retry_stalled(3.0) == 0  # not put back: ended
 
