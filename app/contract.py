@@ -54,7 +54,6 @@ CODES: Final[dict[str, str]] = {
     "much); refused before it is read.",
     "json_too_deep": "The JSON nests more than 32 levels.",
     "invalid_cursor": "Not a cursor this API gave out (for this list).",
-    "cursor_invalid": "Not a cursor this API gave out (for this list).",
     # connection
     "api_key_rejected": "Dinero did not accept the API key.",
     "api_key_wrong_organization": "The API key belongs to another Dinero organization.",
@@ -196,7 +195,6 @@ OPERATION_PROBLEMS: Final[dict[str, dict[int, tuple[str, ...]]]] = {
         404: ("data_source_not_found",),
         406: ("not_acceptable",),
         422: (
-            "cursor_invalid",
             "data_type_not_in_source",
             "date_field_required",
             "date_field_not_available",
@@ -208,9 +206,7 @@ OPERATION_PROBLEMS: Final[dict[str, dict[int, tuple[str, ...]]]] = {
         422: ("items_rejected", "json_too_deep"),
     },
     "get_export": {404: ("export_not_found",)},
-    # Cursors: 400 `invalid_cursor` (input hardening), 422 `cursor_invalid` before it; both
-    # listed while the change lands, drop the 422 row once no build answers it.
-    "list_export_items": {400: ("invalid_cursor",), 422: ("cursor_invalid",)},
+    "list_export_items": {400: ("invalid_cursor",)},
     "get_export_item": {404: ("item_not_found",)},
     "retry_export_item": {404: ("item_not_found",), 409: ("item_not_retryable",)},
     "receive_expense_webhook": {
