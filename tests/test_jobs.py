@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import httpx
 from fastapi import FastAPI
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -96,6 +97,43 @@ async def test_queue_survives_restart_and_two_workers_run_each_job_once(
     assert calls == Counter({f"job-{i}": 1 for i in range(20)})
 
 
+async def _claimed_by(pool: AsyncConnectionPool, job_id: int, worker: int) -> None:
+    """As if `worker` had taken the job and was running it."""
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE procrastinate_jobs SET status = 'doing', worker_id = %s WHERE id = %s",
+            (worker, job_id),
+        )
+
+
+async def _silenced(pool: AsyncConnectionPool, worker: int) -> None:
+    """As if `worker` had been killed 10 s ago: its heartbeat stopped then."""
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE procrastinate_workers SET last_heartbeat = now() - interval '10 seconds' "
+            "WHERE id = %s",
+            (worker,),
+        )
+
+
+async def _run_waiting_test_jobs() -> None:
+    await jobs.job_app.run_worker_async(
+        queues=["tests"], wait=False, install_signal_handlers=False, listen_notify=False
+    )
+
+
+async def _recorded_jobs(pool: AsyncConnectionPool) -> list[tuple[str, str]]:
+    """(key, status) of every tests.record_call job, in the order they were deferred."""
+    async with pool.connection() as conn:
+        rows = await (
+            await conn.execute(
+                "SELECT args->>'key', status FROM procrastinate_jobs "
+                "WHERE task_name = 'tests.record_call' ORDER BY id"
+            )
+        ).fetchall()
+    return [(str(key), str(status)) for key, status in rows]
+
+
 async def test_the_job_of_a_worker_that_stopped_beating_is_put_back_and_runs(
     make_migrated_database: Callable[[], str],
 ) -> None:
@@ -111,33 +149,15 @@ async def test_the_job_of_a_worker_that_stopped_beating_is_put_back_and_runs(
         alive = await manager.register_worker()
         for key, worker in (("orphan", dead), ("busy", alive)):
             job_id = await record_call.configure(lock=f"lock-{key}").defer_async(key=key)
-            async with pool.connection() as conn:
-                await conn.execute(
-                    "UPDATE procrastinate_jobs SET status = 'doing', worker_id = %s WHERE id = %s",
-                    (worker, job_id),
-                )
-        async with pool.connection() as conn:
-            await conn.execute(
-                "UPDATE procrastinate_workers SET last_heartbeat = now() - interval '10 seconds' "
-                "WHERE id = %s",
-                (dead,),
-            )
+            await _claimed_by(pool, job_id, worker)
+        await _silenced(pool, dead)
 
         assert await jobs.retry_stalled(3.0) == 1
         assert await jobs.retry_stalled(3.0) == 0  # once only
 
-        await jobs.job_app.run_worker_async(
-            queues=["tests"], wait=False, install_signal_handlers=False, listen_notify=False
-        )
+        await _run_waiting_test_jobs()
         assert calls == Counter({"orphan": 1})
-        async with pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    "SELECT args->>'key', status FROM procrastinate_jobs "
-                    "WHERE task_name = 'tests.record_call' ORDER BY args->>'key'"
-                )
-            ).fetchall()
-        assert rows == [("busy", "doing"), ("orphan", "succeeded")]
+        assert await _recorded_jobs(pool) == [("orphan", "succeeded"), ("busy", "doing")]
     finally:
         await jobs.close_jobs(pool)
 
@@ -157,31 +177,16 @@ async def test_a_stalled_job_with_a_twin_waiting_is_ended_so_the_twin_runs(
         stalled = await record_call.configure(
             lock="run:acme", queueing_lock="run:acme"
         ).defer_async(key="first")
-        async with pool.connection() as conn:
-            await conn.execute(
-                "UPDATE procrastinate_jobs SET status = 'doing', worker_id = %s WHERE id = %s",
-                (dead, stalled),
-            )
-            await conn.execute(
-                "UPDATE procrastinate_workers SET last_heartbeat = now() - interval '10 seconds'"
-            )
+        await _claimed_by(pool, stalled, dead)
+        await _silenced(pool, dead)
         await record_call.configure(lock="run:acme", queueing_lock="run:acme").defer_async(
             key="twin"
         )
 
         assert await jobs.retry_stalled(3.0) == 0  # not put back: ended
 
-        await jobs.job_app.run_worker_async(
-            queues=["tests"], wait=False, install_signal_handlers=False, listen_notify=False
-        )
+        await _run_waiting_test_jobs()
         assert calls == Counter({"twin": 1})
-        async with pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    "SELECT args->>'key', status FROM procrastinate_jobs "
-                    "WHERE task_name = 'tests.record_call' ORDER BY id"
-                )
-            ).fetchall()
-        assert rows == [("first", "aborted"), ("twin", "succeeded")]
+        assert await _recorded_jobs(pool) == [("first", "aborted"), ("twin", "succeeded")]
     finally:
         await jobs.close_jobs(pool)
