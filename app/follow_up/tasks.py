@@ -15,6 +15,8 @@ import structlog
 from procrastinate import JobContext
 from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.selectable import Exists
 
 from app import jobs, services
 from app.connection.models import ConnectionStatus, DineroConnection
@@ -40,6 +42,14 @@ async def follow_up_job(company_id: str) -> None:
     shared = services.current()
     await run_company(shared, company_id)
     await plan_next(shared.sessionmaker, company_id)
+
+
+def has_drafts(company_id: str | InstrumentedAttribute[str]) -> Exists:
+    """The company (a value, or a column to correlate with) has drafts awaiting approval."""
+    return exists().where(
+        ExportItem.company_id == company_id,
+        ExportItem.status == ItemStatus.AWAITING_APPROVAL,
+    )
 
 
 async def kick(session: AsyncSession, company_id: str) -> bool:
@@ -74,15 +84,7 @@ async def plan_first(shared: services.Services, company_id: str) -> None:
     """
     at = datetime.now(UTC) + timedelta(seconds=shared.settings.follow_up_interval_seconds)
     async with shared.sessionmaker() as session, session.begin():
-        has_drafts = await session.scalar(
-            select(
-                exists().where(
-                    ExportItem.company_id == company_id,
-                    ExportItem.status == ItemStatus.AWAITING_APPROVAL,
-                )
-            )
-        )
-        if has_drafts:
+        if await session.scalar(select(has_drafts(company_id))):
             await _plan(session, company_id, at)
 
 
@@ -95,10 +97,7 @@ async def plan_next(sessionmaker: async_sessionmaker[AsyncSession], company_id: 
             .where(
                 FollowUpState.company_id == company_id,
                 DineroConnection.status == ConnectionStatus.CONNECTED,
-                exists().where(
-                    ExportItem.company_id == company_id,
-                    ExportItem.status == ItemStatus.AWAITING_APPROVAL,
-                ),
+                has_drafts(company_id),
             )
         )
         if next_run is not None:
@@ -108,10 +107,6 @@ async def plan_next(sessionmaker: async_sessionmaker[AsyncSession], company_id: 
 async def enqueue_due(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
     """Enqueue a cycle for every connected company with drafts whose next cycle is due."""
     now = datetime.now(UTC)
-    has_drafts = exists().where(
-        ExportItem.company_id == DineroConnection.company_id,
-        ExportItem.status == ItemStatus.AWAITING_APPROVAL,
-    )
     async with sessionmaker() as session, session.begin():
         rows = await session.execute(
             select(DineroConnection.company_id)
@@ -119,7 +114,7 @@ async def enqueue_due(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
             .where(
                 DineroConnection.status == ConnectionStatus.CONNECTED,
                 or_(FollowUpState.next_run_at.is_(None), FollowUpState.next_run_at <= now),
-                has_drafts,
+                has_drafts(DineroConnection.company_id),
             )
             .order_by(FollowUpState.next_run_at.nulls_first())
             .limit(SCHEDULE_BATCH)
