@@ -59,7 +59,7 @@ started=$SECONDS
 timeout --signal=INT --kill-after=10 "$FUZZ_TIME_LIMIT" \
   .venv/bin/schemathesis --config-file tests/fuzz/schemathesis.toml run openapi.yaml \
     --checks all --phases examples,coverage,fuzzing,stateful \
-    --max-examples "$FUZZ_MAX_EXAMPLES" --no-color \
+    --max-examples "$FUZZ_MAX_EXAMPLES" --seed "${FUZZ_SEED:-20261202}" --no-color \
   | tee "$data_dir/schemathesis.txt" || status=$?
 if [ "$status" -ne 0 ]; then
   if [ "$status" -eq 124 ]; then echo "fuzz: schemathesis ran past ${FUZZ_TIME_LIMIT}s" >&2; fi
