@@ -27,7 +27,7 @@ from pydantic.alias_generators import to_pascal
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from app.sandbox.errors import validation_error
+from dinero_sandbox.errors import validation_error
 
 TWO_PLACES = Decimal("0.01")
 UUID_RE = re.compile(

@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
-from app.sandbox.config import Clock, SandboxConfig
+from dinero_sandbox.config import Clock, SandboxConfig
 
 if TYPE_CHECKING:
-    from app.sandbox.sandbox import Sandbox
+    from dinero_sandbox.sandbox import Sandbox
 
 FaultKind = Literal["latency", "error", "timeout", "drop"]
 FAULT_KINDS: tuple[FaultKind, ...] = ("latency", "error", "timeout", "drop")

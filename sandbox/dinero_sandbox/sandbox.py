@@ -14,16 +14,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from app.sandbox import seed
-from app.sandbox.bookkeeping import Writer
-from app.sandbox.chart import VAT_TYPES, VatTypeSpec, category_for, standard_chart
-from app.sandbox.config import Clock, SandboxConfig
-from app.sandbox.errors import DineroError
-from app.sandbox.faults import FaultInjector, FaultRule
-from app.sandbox.ledger import advance
-from app.sandbox.ratelimit import RateLimiter
-from app.sandbox.requestlog import RecordedRequest, RequestLog
-from app.sandbox.state import (
+from dinero_sandbox import seed
+from dinero_sandbox.bookkeeping import Writer
+from dinero_sandbox.chart import VAT_TYPES, VatTypeSpec, category_for, standard_chart
+from dinero_sandbox.config import Clock, SandboxConfig
+from dinero_sandbox.errors import DineroError
+from dinero_sandbox.faults import FaultInjector, FaultRule
+from dinero_sandbox.ledger import advance
+from dinero_sandbox.ratelimit import RateLimiter
+from dinero_sandbox.requestlog import RecordedRequest, RequestLog
+from dinero_sandbox.state import (
     Account,
     AccountingYear,
     ApiKey,
@@ -40,14 +40,14 @@ from app.sandbox.state import (
     RecordKind,
     StoredFile,
 )
-from app.sandbox.tokens import READ_SCOPE, WRITE_SCOPE, TokenStore
-from app.sandbox.vouchers import (
+from dinero_sandbox.tokens import READ_SCOPE, WRITE_SCOPE, TokenStore
+from dinero_sandbox.vouchers import (
     book_purchase_voucher,
     delete_purchase_voucher,
     get_purchase_voucher,
     purchase_lines,
 )
-from app.sandbox.wire import PurchaseVoucherLineCreateModel, raise_if
+from dinero_sandbox.wire import PurchaseVoucherLineCreateModel, raise_if
 
 ACCOUNTANT = "revisor@sandbox.dinero.dk"
 

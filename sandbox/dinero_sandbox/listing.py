@@ -7,8 +7,8 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from app.sandbox.errors import validation_error
-from app.sandbox.state import Record
+from dinero_sandbox.errors import validation_error
+from dinero_sandbox.state import Record
 
 MAX_PAGE_SIZE = 1000
 

@@ -7,16 +7,16 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Path, Request
 
-from app.sandbox.bookkeeping import Writer
-from app.sandbox.errors import NO_PRO, NOT_FOUND, UNAUTHORIZED, DineroError
-from app.sandbox.faults import RECORD_KEY
-from app.sandbox.requestlog import RecordedRequest
-from app.sandbox.state import Login, OrgBooks
-from app.sandbox.tokens import AccessToken, Grant
-from app.sandbox.wire import UUID_RE
+from dinero_sandbox.bookkeeping import Writer
+from dinero_sandbox.errors import NO_PRO, NOT_FOUND, UNAUTHORIZED, DineroError
+from dinero_sandbox.faults import RECORD_KEY
+from dinero_sandbox.requestlog import RecordedRequest
+from dinero_sandbox.state import Login, OrgBooks
+from dinero_sandbox.tokens import AccessToken, Grant
+from dinero_sandbox.wire import UUID_RE
 
 if TYPE_CHECKING:
-    from app.sandbox.sandbox import Sandbox
+    from dinero_sandbox.sandbox import Sandbox
 
 DENIED = "Authorization has been denied for this request."
 

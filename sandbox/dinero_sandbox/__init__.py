@@ -8,11 +8,11 @@ in the service under a prefix when no Dinero client is configured, and in-proces
     sandbox: Sandbox = app.state.sandbox
 """
 
-from app.sandbox.app import create_sandbox_app
-from app.sandbox.config import Clock, FakeClock, SandboxConfig, SystemClock
-from app.sandbox.faults import FaultRule, SandboxConnectionDropped, SandboxTimeout
-from app.sandbox.sandbox import Sandbox
-from app.sandbox.seed import (
+from dinero_sandbox.app import create_sandbox_app
+from dinero_sandbox.config import Clock, FakeClock, SandboxConfig, SystemClock
+from dinero_sandbox.faults import FaultRule, SandboxConnectionDropped, SandboxTimeout
+from dinero_sandbox.sandbox import Sandbox
+from dinero_sandbox.seed import (
     API_KEY,
     CLIENT_ID,
     CLIENT_SECRET,

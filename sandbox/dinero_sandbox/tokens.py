@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from app.sandbox.config import Clock, SandboxConfig
-from app.sandbox.errors import OAuthError
+from dinero_sandbox.config import Clock, SandboxConfig
+from dinero_sandbox.errors import OAuthError
 
 READ_SCOPE = "dineropublicapi:read"
 WRITE_SCOPE = "dineropublicapi:write"

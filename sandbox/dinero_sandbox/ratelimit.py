@@ -6,7 +6,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from app.sandbox.config import Clock, SandboxConfig
+from dinero_sandbox.config import Clock, SandboxConfig
 
 WINDOW = timedelta(seconds=60)
 

@@ -15,8 +15,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 
-from app.sandbox.auth import OrgCtx, check_guid
-from app.sandbox.bookkeeping import (
+from dinero_sandbox.auth import OrgCtx, check_guid
+from dinero_sandbox.bookkeeping import (
     EXCHANGE_RATES,
     ZERO,
     Posting,
@@ -37,15 +37,15 @@ from app.sandbox.bookkeeping import (
     write_entries,
     year_for,
 )
-from app.sandbox.chart import is_purchase_account
-from app.sandbox.errors import (
+from dinero_sandbox.chart import is_purchase_account
+from dinero_sandbox.errors import (
     DUPLICATED_ENTITY,
     DineroError,
     not_found,
     timestamp_outdated,
     validation_error,
 )
-from app.sandbox.state import (
+from dinero_sandbox.state import (
     Booking,
     ManualLine,
     ManualVoucher,
@@ -54,7 +54,7 @@ from app.sandbox.state import (
     PurchaseLine,
     PurchaseVoucher,
 )
-from app.sandbox.wire import (
+from dinero_sandbox.wire import (
     BookModel,
     DineroJSONResponse,
     ManuelVoucherCreateModel,

@@ -10,14 +10,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.sandbox import files, inspect, ledger, oauth, reads, vouchers
-from app.sandbox.auth import RateLimited
-from app.sandbox.config import SandboxConfig
-from app.sandbox.errors import NOT_FOUND, VALIDATION, DineroError, OAuthError
-from app.sandbox.faults import ASGIApp, FaultMiddleware, Receive, Scope, Send
-from app.sandbox.requestlog import RecordMiddleware
-from app.sandbox.sandbox import Sandbox
-from app.sandbox.wire import DineroJSONResponse
+from dinero_sandbox import files, inspect, ledger, oauth, reads, vouchers
+from dinero_sandbox.auth import RateLimited
+from dinero_sandbox.config import SandboxConfig
+from dinero_sandbox.errors import NOT_FOUND, VALIDATION, DineroError, OAuthError
+from dinero_sandbox.faults import ASGIApp, FaultMiddleware, Receive, Scope, Send
+from dinero_sandbox.requestlog import RecordMiddleware
+from dinero_sandbox.sandbox import Sandbox
+from dinero_sandbox.wire import DineroJSONResponse
 
 # Dinero (ASP.NET) binds query parameters case-insensitively; FastAPI does not.
 QUERY_NAMES = {

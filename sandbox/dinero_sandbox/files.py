@@ -20,11 +20,11 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
-from app.sandbox.auth import OrgCtx
-from app.sandbox.errors import LIMIT_EXCEEDED, DineroError, not_found, validation_error
-from app.sandbox.listing import MAX_PAGE_SIZE
-from app.sandbox.state import OrgBooks, StoredFile
-from app.sandbox.wire import DineroJSONResponse, iso_datetime
+from dinero_sandbox.auth import OrgCtx
+from dinero_sandbox.errors import LIMIT_EXCEEDED, DineroError, not_found, validation_error
+from dinero_sandbox.listing import MAX_PAGE_SIZE
+from dinero_sandbox.state import OrgBooks, StoredFile
+from dinero_sandbox.wire import DineroJSONResponse, iso_datetime
 
 router = APIRouter()
 

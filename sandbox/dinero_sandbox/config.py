@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
-    from app.sandbox.faults import FaultRule
+    from dinero_sandbox.faults import FaultRule
 
 
 class Clock(Protocol):

@@ -13,8 +13,8 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Request, Response
 
-from app.sandbox.auth import OrgCtx
-from app.sandbox.bookkeeping import (
+from dinero_sandbox.auth import OrgCtx
+from dinero_sandbox.bookkeeping import (
     ZERO,
     Posting,
     Writer,
@@ -25,9 +25,9 @@ from app.sandbox.bookkeeping import (
     write_entries,
     year_for,
 )
-from app.sandbox.chart import CREDITORS_ACCOUNT
-from app.sandbox.config import SandboxConfig
-from app.sandbox.errors import (
+from dinero_sandbox.chart import CREDITORS_ACCOUNT
+from dinero_sandbox.config import SandboxConfig
+from dinero_sandbox.errors import (
     DUPLICATED_ENTITY,
     LIMIT_EXCEEDED,
     NOT_FOUND,
@@ -35,9 +35,9 @@ from app.sandbox.errors import (
     timestamp_outdated,
     validation_error,
 )
-from app.sandbox.state import LedgerItem, LedgerLine, OrgBooks
-from app.sandbox.vouchers import MANUAL
-from app.sandbox.wire import (
+from dinero_sandbox.state import LedgerItem, LedgerLine, OrgBooks
+from dinero_sandbox.vouchers import MANUAL
+from dinero_sandbox.wire import (
     LEDGER_ITEMS,
     LEDGER_REFS,
     LEDGER_STATUS_REFS,

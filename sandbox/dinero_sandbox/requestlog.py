@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from app.sandbox.faults import (
+from dinero_sandbox.faults import (
     CONTROL_PREFIX,
     RECORD_KEY,
     ASGIApp,
@@ -21,10 +21,10 @@ from app.sandbox.faults import (
     Send,
     relative_path,
 )
-from app.sandbox.wire import iso_datetime, jsonable
+from dinero_sandbox.wire import iso_datetime, jsonable
 
 if TYPE_CHECKING:
-    from app.sandbox.sandbox import Sandbox
+    from dinero_sandbox.sandbox import Sandbox
 
 _ORG_PATH = re.compile(r"^/v\d+(?:\.\d+)?/(\d+)(?:/|$)")
 MAX_JSON_BYTES = 1_000_000

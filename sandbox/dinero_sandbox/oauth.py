@@ -24,10 +24,10 @@ from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
-from app.sandbox.auth import sandbox_of
-from app.sandbox.errors import OAuthError
-from app.sandbox.state import Client
-from app.sandbox.tokens import (
+from dinero_sandbox.auth import sandbox_of
+from dinero_sandbox.errors import OAuthError
+from dinero_sandbox.state import Client
+from dinero_sandbox.tokens import (
     KNOWN_SCOPES,
     LEGACY_SCOPES,
     OFFLINE_SCOPE,
@@ -36,7 +36,7 @@ from app.sandbox.tokens import (
 )
 
 if TYPE_CHECKING:
-    from app.sandbox.sandbox import Sandbox
+    from dinero_sandbox.sandbox import Sandbox
 
 router = APIRouter()
 

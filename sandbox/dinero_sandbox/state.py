@@ -15,8 +15,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from app.sandbox.chart import VatTypeSpec
-from app.sandbox.wire import TWO_PLACES, iso_datetime
+from dinero_sandbox.chart import VatTypeSpec
+from dinero_sandbox.wire import TWO_PLACES, iso_datetime
 
 RecordKind = Literal["contacts", "invoices", "creditnotes", "products", "tradeoffers"]
 RECORD_KINDS: tuple[RecordKind, ...] = (

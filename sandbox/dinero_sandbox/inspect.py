@@ -13,12 +13,12 @@ from typing import Any, cast
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app.sandbox.auth import sandbox_of
-from app.sandbox.faults import FaultRule
-from app.sandbox.sandbox import RUNTIME_SETTINGS, Sandbox
-from app.sandbox.state import RECORD_KINDS, RecordKind
-from app.sandbox.vouchers import voucher_summary
-from app.sandbox.wire import DineroJSONResponse, jsonable, read_json
+from dinero_sandbox.auth import sandbox_of
+from dinero_sandbox.faults import FaultRule
+from dinero_sandbox.sandbox import RUNTIME_SETTINGS, Sandbox
+from dinero_sandbox.state import RECORD_KINDS, RecordKind
+from dinero_sandbox.vouchers import voucher_summary
+from dinero_sandbox.wire import DineroJSONResponse, jsonable, read_json
 
 router = APIRouter(prefix="/_sandbox")
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from app.sandbox.chart import CREDITORS_ACCOUNT, VatTypeSpec
-from app.sandbox.errors import DineroError, validation_error
-from app.sandbox.state import Account, AccountingYear, Entry, Ids, OrgBooks
-from app.sandbox.wire import TWO_PLACES
+from dinero_sandbox.chart import CREDITORS_ACCOUNT, VatTypeSpec
+from dinero_sandbox.errors import DineroError, validation_error
+from dinero_sandbox.state import Account, AccountingYear, Entry, Ids, OrgBooks
+from dinero_sandbox.wire import TWO_PLACES
 
 ZERO = Decimal(0)
 

@@ -10,11 +10,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from app.sandbox.auth import ApiPrincipal, OrgCtx, sandbox_of
-from app.sandbox.chart import RETAINED_EARNINGS_ACCOUNT, category_for, is_purchase_account
-from app.sandbox.errors import validation_error
-from app.sandbox.ledger import advance
-from app.sandbox.listing import (
+from dinero_sandbox.auth import ApiPrincipal, OrgCtx, sandbox_of
+from dinero_sandbox.chart import RETAINED_EARNINGS_ACCOUNT, category_for, is_purchase_account
+from dinero_sandbox.errors import validation_error
+from dinero_sandbox.ledger import advance
+from dinero_sandbox.listing import (
     changed_records,
     envelope,
     free_text,
@@ -24,8 +24,8 @@ from app.sandbox.listing import (
     project,
     requested_fields,
 )
-from app.sandbox.state import Account, AccountingYear, Entry, OrgBooks, Record, vat_wire
-from app.sandbox.wire import (
+from dinero_sandbox.state import Account, AccountingYear, Entry, OrgBooks, Record, vat_wire
+from dinero_sandbox.wire import (
     AccountCreateModel,
     DepositCreateModel,
     DineroJSONResponse,

@@ -17,14 +17,14 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from app.sandbox.bookkeeping import Posting, Writer, round2, write_entries
-from app.sandbox.chart import DEBTORS_ACCOUNT, DEFAULT_BANK_ACCOUNT, SALES_VAT_ACCOUNT
-from app.sandbox.state import OrgBooks, Record, RecordKind
-from app.sandbox.vouchers import book_purchase_voucher, create_purchase_voucher
-from app.sandbox.wire import PurchaseVoucherCreateModelV2, PurchaseVoucherLineCreateModel
+from dinero_sandbox.bookkeeping import Posting, Writer, round2, write_entries
+from dinero_sandbox.chart import DEBTORS_ACCOUNT, DEFAULT_BANK_ACCOUNT, SALES_VAT_ACCOUNT
+from dinero_sandbox.state import OrgBooks, Record, RecordKind
+from dinero_sandbox.vouchers import book_purchase_voucher, create_purchase_voucher
+from dinero_sandbox.wire import PurchaseVoucherCreateModelV2, PurchaseVoucherLineCreateModel
 
 if TYPE_CHECKING:
-    from app.sandbox.sandbox import Sandbox
+    from dinero_sandbox.sandbox import Sandbox
 
 CLIENT_ID = "isv_sandbox"
 CLIENT_SECRET = "sandbox-secret"  # noqa: S105 - the documented demo secret
