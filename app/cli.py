@@ -10,6 +10,7 @@ import typer
 from pydantic import ValidationError
 
 from app.config import ConfigurationError, Settings
+from app.devsandbox import SandboxNotInstalled, sandbox_app, sandbox_installed
 from app.logging import configure_logging
 from app.runtime import Runtime, resolve
 
@@ -58,6 +59,11 @@ def _runtime(settings: Settings, *, public_url: str) -> Runtime:
         log.error("configuration_refused", reason=str(exc))
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
+    if runtime.dinero.sandbox and not sandbox_installed():
+        reason = str(SandboxNotInstalled.missing())
+        log.error("configuration_refused", reason=reason)
+        typer.echo(f"error: {reason}", err=True)
+        raise typer.Exit(code=2)
     for choice in runtime.defaults_chosen:
         log.warning("development_default", choice=choice)
     return runtime
@@ -150,11 +156,13 @@ def sandbox(
     """Run the stand-in Dinero server alone."""
     import uvicorn
 
-    from app.sandbox import create_sandbox_app
-
     settings = _settings()
+    try:
+        application = sandbox_app()
+    except SandboxNotInstalled as exc:
+        raise typer.BadParameter(str(exc)) from exc
     log.info("sandbox_serving", url=f"http://{host}:{port}", env=settings.app_env)
-    uvicorn.run(create_sandbox_app(), host=host, port=port, log_config=None)
+    uvicorn.run(application, host=host, port=port, log_config=None)
 
 
 @cli.command("dev-token")

@@ -21,6 +21,7 @@ from app.console.devtoken import router as dev_token_router
 from app.console.router import router as console_router
 from app.datasources.router import router as datasources_router
 from app.db import libpq_url
+from app.devsandbox import sandbox_app
 from app.errors import PROBLEM_RESPONSES, Problem, install_error_handlers
 from app.exports.router import router as exports_router
 from app.exports.router import webhooks_router as export_webhooks_router
@@ -155,7 +156,5 @@ def create_app(
     document_webhooks(app)
     _document_problem_schema(app)
     if runtime.dinero.sandbox if mount_sandbox is None else mount_sandbox:
-        from app.sandbox import create_sandbox_app
-
-        app.mount(SANDBOX_PREFIX, create_sandbox_app(), name="sandbox")
+        app.mount(SANDBOX_PREFIX, sandbox_app(), name="sandbox")
     return app

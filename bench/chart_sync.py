@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import httpx
+from dinero_sandbox import Sandbox, SandboxConfig, create_sandbox_app
 from fastapi import FastAPI
 from pydantic import SecretStr
 
@@ -27,7 +28,6 @@ from app.auth import issue_token
 from app.chart.sync import CHART_REQUESTS, sync_chart
 from app.main import create_app
 from app.runtime import resolve
-from app.sandbox import Sandbox, SandboxConfig, create_sandbox_app
 from bench.common import JWT_SECRET, service_settings, temp_database
 
 ORG = 100001

@@ -13,11 +13,11 @@ from typing import Any
 
 import httpx
 import pgserver
+from dinero_sandbox import CLIENT_ID, CLIENT_SECRET
 from pydantic import SecretStr
 
 from app.config import Settings
 from app.migrations_util import upgrade_to_head
-from app.sandbox import CLIENT_ID, CLIENT_SECRET
 
 JWT_SECRET = "bench-jwt-secret-" + "x" * 32
 ENCRYPTION_KEY = "r6Q3pJcTtH2kqC0m6bJXc6GJw8b8a2mXq0L0c5bQ8yI="

@@ -33,6 +33,8 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+from dinero_sandbox import SandboxConfig, create_sandbox_app
+from dinero_sandbox.state import Entry
 from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import select
@@ -43,8 +45,6 @@ from app.datasources import importer
 from app.logging import configure_logging
 from app.main import create_app
 from app.runtime import resolve
-from app.sandbox import SandboxConfig, create_sandbox_app
-from app.sandbox.state import Entry
 from bench.common import (
     JWT_SECRET,
     free_port,

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from dinero_sandbox import SandboxConfig, create_sandbox_app
 from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import func, insert, select, text
@@ -50,7 +51,6 @@ from app.exports.models import Export, ExportItem, ItemStatus, ItemType, Receipt
 from app.logging import configure_logging
 from app.main import create_app
 from app.runtime import resolve
-from app.sandbox import SandboxConfig, create_sandbox_app
 from bench.common import JWT_SECRET, free_port, service_settings, wait_until_up
 
 FIRST_ORG = 200001

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 import httpx
+from dinero_sandbox import Sandbox, SandboxConfig, create_sandbox_app
 from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import select, update
@@ -46,7 +47,6 @@ from app.follow_up import cycle
 from app.logging import configure_logging
 from app.main import create_app
 from app.runtime import resolve
-from app.sandbox import Sandbox, SandboxConfig, create_sandbox_app
 from app.services import Services
 from bench.common import JWT_SECRET, service_settings, temp_database
 

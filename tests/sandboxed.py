@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from dinero_sandbox import CLIENT_ID, CLIENT_SECRET, Sandbox, SandboxConfig, create_sandbox_app
 from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import text
@@ -20,7 +21,6 @@ from sqlalchemy import text
 from app import jobs
 from app.db import create_engine
 from app.main import create_app
-from app.sandbox import CLIENT_ID, CLIENT_SECRET, Sandbox, SandboxConfig, create_sandbox_app
 from tests.conftest import bearer, make_runtime, running
 
 DINERO = "http://dinero.test"

@@ -12,13 +12,13 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
+from dinero_sandbox import SandboxConfig
 from sqlalchemy import text
 
 from app import services
 from app.chart.sync import sync_chart
 from app.db import create_engine
 from app.exports.models import Export, ExportItem, ItemStatus, ItemType, Step
-from app.sandbox import SandboxConfig
 from tests.conftest import bearer
 from tests.sandboxed import (
     PRO_ORG,

@@ -21,13 +21,13 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from dinero_sandbox import API_KEY
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.connection.models import OAuthState
 from app.crypto import TokenCipher
 from app.db import create_engine, libpq_url
-from app.sandbox import API_KEY
 from tests.test_connection_sandbox import (
     World,
     connect_with_api_key,

@@ -1,4 +1,4 @@
-"""Connecting a company to Dinero end to end, against the stand-in Dinero (`app.sandbox`).
+"""Connecting a company to Dinero end to end, against the stand-in Dinero (`dinero_sandbox`).
 
 The service runs with its Dinero calls routed in-process to a sandbox app, through a transport
 that checks every API exchange against Dinero's contract (`tests/contract.py`). A "browser"
@@ -27,15 +27,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import httpx
 import pytest
-from fastapi import FastAPI
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-
-from app.connection.gateway import DineroGateway, ReauthRequired
-from app.connection.models import ConnectionStatus, DineroConnection, OAuthState
-from app.db import create_engine
-from app.main import create_app
-from app.sandbox import (
+from dinero_sandbox import (
     API_KEY,
     CLIENT_ID,
     CLIENT_SECRET,
@@ -44,6 +36,14 @@ from app.sandbox import (
     SandboxConfig,
     create_sandbox_app,
 )
+from fastapi import FastAPI
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from app.connection.gateway import DineroGateway, ReauthRequired
+from app.connection.models import ConnectionStatus, DineroConnection, OAuthState
+from app.db import create_engine
+from app.main import create_app
 from tests.conftest import bearer, make_runtime, running
 from tests.contract import ContractTransport
 from tests.sandbox.conftest import parse_form

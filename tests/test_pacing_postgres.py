@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 
 import httpx
 import pytest
+from dinero_sandbox import SandboxConfig, create_sandbox_app, ratelimit
+from dinero_sandbox.config import RateLimitWindow
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -25,8 +27,6 @@ from app.connection.models import RateBudget
 from app.db import create_engine, create_sessionmaker
 from app.dinero import DineroClient, StaticTokenProvider
 from app.dinero.pacing import Lane, Pacer, PacerBusy
-from app.sandbox import SandboxConfig, create_sandbox_app, ratelimit
-from app.sandbox.config import RateLimitWindow
 
 WINDOW = timedelta(seconds=60.5)
 """The default window plus margin."""

@@ -20,6 +20,15 @@ from typing import Any
 
 import httpx
 import pytest
+from dinero_sandbox import (
+    API_KEY,
+    Sandbox,
+    SandboxConfig,
+    SystemClock,
+    create_sandbox_app,
+)
+from dinero_sandbox.reads import primo_entries
+from dinero_sandbox.state import Entry, Record
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -28,15 +37,6 @@ from app import jobs
 from app.datasources import importer, tasks
 from app.db import create_engine, libpq_url
 from app.main import create_app
-from app.sandbox import (
-    API_KEY,
-    Sandbox,
-    SandboxConfig,
-    SystemClock,
-    create_sandbox_app,
-)
-from app.sandbox.reads import primo_entries
-from app.sandbox.state import Entry, Record
 from tests.conftest import bearer, make_runtime, running
 from tests.contract import ContractTransport
 from tests.sandboxed import sandbox_settings

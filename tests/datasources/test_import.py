@@ -11,7 +11,8 @@ from collections import Counter
 from decimal import Decimal
 from typing import Any
 
-from app.sandbox.state import AccountingYear
+from dinero_sandbox.state import AccountingYear
+
 from tests.datasources.conftest import (
     ALL_TYPES,
     ORG,

@@ -11,10 +11,11 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from dinero_sandbox.reads import PRIMO_NAMESPACE
+
 from app import jobs
 from app.datasources import tasks
 from app.dinero.pacing import Lane, PacerBusy
-from app.sandbox.reads import PRIMO_NAMESPACE
 from tests.datasources.conftest import (
     ALL_TYPES,
     ORG,

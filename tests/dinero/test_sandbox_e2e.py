@@ -1,4 +1,4 @@
-"""End to end: the client against the stand-in Dinero (`app.sandbox`), in-process, with every
+"""End to end: the client against the stand-in Dinero (`dinero_sandbox`), in-process, with every
 exchange to the API checked against the contract."""
 
 from __future__ import annotations
@@ -12,6 +12,15 @@ from uuid import uuid4
 
 import httpx
 import pytest
+from dinero_sandbox import (
+    API_KEY,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    FakeClock,
+    Sandbox,
+    SandboxConfig,
+    create_sandbox_app,
+)
 from fastapi import FastAPI
 
 from app.dinero import (
@@ -31,15 +40,6 @@ from app.dinero import (
     RetryPolicy,
     StaticTokenProvider,
     VismaConnectOAuth,
-)
-from app.sandbox import (
-    API_KEY,
-    CLIENT_ID,
-    CLIENT_SECRET,
-    FakeClock,
-    Sandbox,
-    SandboxConfig,
-    create_sandbox_app,
 )
 from tests.dinero.conftest import ContractLog, FakeSleep, RecordingPacer, contract_hooks
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from dinero_sandbox import create_sandbox_app
 from pydantic import SecretStr
 from sqlalchemy import select, text
 from standardwebhooks.webhooks import Webhook
@@ -32,7 +33,6 @@ from app.main import create_app
 from app.outbox import delivery
 from app.outbox.delivery import DeliveryResult
 from app.outbox.models import OutboxEvent
-from app.sandbox import create_sandbox_app
 from app.services import Services
 from tests.conftest import bearer, make_runtime, running
 from tests.exports import test_runner as export_helpers

@@ -12,8 +12,7 @@ import sys
 import time
 
 import httpx
-
-from app.sandbox.seed import API_KEY, PRO_ORGANIZATION
+from dinero_sandbox.seed import API_KEY, PRO_ORGANIZATION
 
 COMPANY = "/v1/companies/demo"
 

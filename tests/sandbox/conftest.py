@@ -16,9 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from fastapi import FastAPI
-
-from app.sandbox import (
+from dinero_sandbox import (
     CLIENT_ID,
     CLIENT_SECRET,
     FakeClock,
@@ -26,6 +24,8 @@ from app.sandbox import (
     SandboxConfig,
     create_sandbox_app,
 )
+from fastapi import FastAPI
+
 from tests.contract import ContractTransport
 
 BASE_URL = "http://dinero.test"

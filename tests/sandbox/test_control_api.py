@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import httpx
-
-from app.sandbox import Sandbox
+from dinero_sandbox import Sandbox
 
 ORG = 100001
 

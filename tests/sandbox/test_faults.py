@@ -10,9 +10,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from fastapi import FastAPI
-
-from app.sandbox import (
+from dinero_sandbox import (
     FakeClock,
     FaultRule,
     Sandbox,
@@ -21,6 +19,8 @@ from app.sandbox import (
     SandboxTimeout,
     create_sandbox_app,
 )
+from fastapi import FastAPI
+
 from tests.contract import ContractTransport
 
 ORG = 100001

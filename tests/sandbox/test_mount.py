@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from dinero_sandbox import FakeClock, Sandbox, SandboxConfig, create_sandbox_app
 from fastapi import FastAPI
 
-from app.sandbox import FakeClock, Sandbox, SandboxConfig, create_sandbox_app
 from tests.contract import ContractTransport
 from tests.sandbox.conftest import (
     authorize_params,

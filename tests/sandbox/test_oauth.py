@@ -6,8 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
-
-from app.sandbox import (
+from dinero_sandbox import (
     API_KEY,
     CLIENT_ID,
     CLIENT_SECRET,
@@ -15,6 +14,7 @@ from app.sandbox import (
     FakeClock,
     Sandbox,
 )
+
 from tests.sandbox.conftest import (
     REDIRECT_URI,
     approve,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import httpx
+from dinero_sandbox import FakeClock, Sandbox
 
-from app.sandbox import FakeClock, Sandbox
 from tests.sandbox.conftest import bearer
 
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from dinero_sandbox import FakeClock, Sandbox
 
-from app.sandbox import FakeClock, Sandbox
 from tests.sandbox.conftest import error_code
 
 ORG = "/v1/100001"

@@ -6,8 +6,8 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+from dinero_sandbox import Sandbox
 
-from app.sandbox import Sandbox
 from tests.sandbox.conftest import error_code
 
 ORG = 100001
