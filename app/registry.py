@@ -20,6 +20,8 @@ MODEL_MODULES: Final[tuple[str, ...]] = (
     "app.exports.models",
     "app.follow_up.models",
     "app.outbox.models",
+    "app.history.models",
+    "app.preview.models",
 )
 """Every module that defines tables on `app.db.Base`."""
 

@@ -1,0 +1,1 @@
+"""Account mapping and category edits kept as history: effective when, made by whom."""

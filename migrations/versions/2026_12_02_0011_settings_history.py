@@ -1,0 +1,125 @@
+"""History of account mappings and categories (who changed what, effective when), and the
+explanation stored with each exported item's lines.
+
+The mappings and categories already stored become each one's first history row (`backfill`,
+effective from the row's last update, nobody named), so an explanation given after the upgrade
+can still say which setting was used and since when.
+
+Revision ID: 0011
+Revises: 0010
+Create Date: 2026-12-02 17:00:00.000000+00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision: str = "0011"
+down_revision: str | None = "0010"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+# The mappings and categories found become their first history rows (effective from their last
+# update, nobody named).
+_BACKFILL_MAPPINGS = """
+INSERT INTO settings_history (company_id, kind, setting, changes, state, changed_at, source)
+SELECT s.company_id, 'mapping', m.key,
+       jsonb_build_object(m.key, jsonb_build_object('from', NULL, 'to', m.value)),
+       m.state, s.updated_at, 'backfill'
+FROM company_settings AS s,
+     LATERAL (
+         SELECT jsonb_build_object(
+             'deposit_account', s.deposit_account,
+             'out_of_pocket_account', s.out_of_pocket_account,
+             'reimbursement_account', s.reimbursement_account,
+             'top_up_account', s.top_up_account
+         ) AS state
+     ) AS whole,
+     LATERAL (SELECT key, value, whole.state FROM jsonb_each(whole.state)) AS m
+WHERE m.value <> 'null'::jsonb
+"""
+
+_BACKFILL_CATEGORIES = """
+INSERT INTO settings_history (company_id, kind, category_id, changes, state, changed_at, source)
+SELECT company_id, 'category', id, '{}'::jsonb,
+       jsonb_build_object(
+           'account_number', account_number, 'account_name', account_name, 'name', name,
+           'tax_code', tax_code, 'hidden', hidden, 'active', active,
+           'inactive_reason', inactive_reason
+       ),
+       updated_at, 'backfill'
+FROM categories
+"""
+
+
+def upgrade() -> None:
+    op.create_table(
+        "settings_history",
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=True), nullable=False),
+        sa.Column("company_id", sa.String(length=128), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("setting", sa.String(length=64), nullable=True),
+        sa.Column("category_id", sa.Uuid(), nullable=True),
+        sa.Column("changes", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("state", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column(
+            "changed_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.Column("changed_by", sa.String(length=255), nullable=True),
+        sa.Column("source", sa.String(length=16), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["category_id"],
+            ["categories.id"],
+            name=op.f("fk_settings_history_category_id_categories"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["company_id"],
+            ["companies.id"],
+            name=op.f("fk_settings_history_company_id_companies"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_settings_history")),
+    )
+    op.create_index(
+        "ix_settings_history_company_changed",
+        "settings_history",
+        ["company_id", "changed_at", "id"],
+    )
+    op.create_index(
+        "ix_settings_history_category_changed",
+        "settings_history",
+        ["category_id", "changed_at", "id"],
+    )
+    op.create_table(
+        "export_explanations",
+        sa.Column("item_id", sa.Uuid(), nullable=False),
+        sa.Column("lines", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column(
+            "recorded_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["item_id"],
+            ["export_items.id"],
+            name=op.f("fk_export_explanations_item_id_export_items"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("item_id", name=op.f("pk_export_explanations")),
+    )
+    op.execute(_BACKFILL_MAPPINGS)
+    op.execute(_BACKFILL_CATEGORIES)
+
+
+def downgrade() -> None:
+    op.drop_table("export_explanations")
+    op.drop_index("ix_settings_history_category_changed", table_name="settings_history")
+    op.drop_index("ix_settings_history_company_changed", table_name="settings_history")
+    op.drop_table("settings_history")
