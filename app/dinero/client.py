@@ -19,7 +19,9 @@ from app.dinero.models import (
     AccountingYear,
     ArchivedFile,
     Contact,
+    CreatedRef,
     DepositAccount,
+    DepositAccountCreate,
     Entry,
     EntryAccount,
     LedgerItem,
@@ -31,6 +33,8 @@ from app.dinero.models import (
     Organization,
     Page,
     Product,
+    PurchaseCreditNote,
+    PurchaseCreditNoteCreate,
     PurchaseVoucher,
     PurchaseVoucherCreate,
     PurchaseVoucherUpdate,
@@ -134,6 +138,8 @@ _UPLOADED = TypeAdapter(UploadedFile)
 _PURCHASE_VOUCHER = TypeAdapter(PurchaseVoucher)
 _SIMILAR = TypeAdapter(SimilarVoucherResult)
 _MANUAL_VOUCHER = TypeAdapter(ManualVoucher)
+_CREDIT_NOTE = TypeAdapter(PurchaseCreditNote)
+_CREATED = TypeAdapter(CreatedRef)
 
 _ANY: Final = {"Accept": "*/*"}
 
@@ -301,6 +307,17 @@ class DineroClient:
         )
         return await self._parsed(call, _DEPOSIT_ACCOUNTS)
 
+    async def create_deposit_account(self, account: DepositAccountCreate) -> None:
+        """Add a deposit account ("Beholdning") to the chart; never retried (Dinero answers 200
+        without a body: read `deposit_accounts` to see it, also after an uncertain outcome)."""
+        call = Call(
+            "POST",
+            self._org("v1", "accounts/deposit"),
+            safe_to_repeat=False,
+            body=account.to_wire(),
+        )
+        await self._send(call)
+
     async def vat_types(self) -> list[VatType]:
         """The organization's VAT types ("Momstyper"), incl. its own partial purchase VAT types."""
         call = Call("GET", self._org("v1", "vatTypes"), safe_to_repeat=True)
@@ -439,6 +456,41 @@ class DineroClient:
             safe_to_repeat=True,
         )
         return await self._parsed(call, _UUIDS)
+
+    # --- purchase credit notes ("Købskreditnotaer") ------------------------------------------
+
+    async def create_purchase_credit_note(self, note: PurchaseCreditNoteCreate) -> CreatedRef:
+        """Create a purchase credit note draft; never retried (give it our `guid` and read it
+        with `get_purchase_credit_note` after an uncertain outcome)."""
+        call = Call(
+            "POST",
+            self._org("v1", "vouchers/purchase/creditnotes"),
+            safe_to_repeat=False,
+            body=note.to_wire(),
+        )
+        return await self._parsed(call, _CREATED)
+
+    async def get_purchase_credit_note(self, guid: UUID) -> PurchaseCreditNote:
+        """A purchase credit note by guid (DineroNotFound when Dinero has none)."""
+        call = Call(
+            "GET", self._org("v1", f"vouchers/purchase/creditnotes/{guid}"), safe_to_repeat=True
+        )
+        return await self._parsed(call, _CREDIT_NOTE)
+
+    async def book_purchase_credit_note(
+        self, guid: UUID, timestamp: str, *, number: int | None = None
+    ) -> PurchaseCreditNote:
+        """Book a purchase credit note draft; consumes a voucher number, so never retried."""
+        body: dict[str, Any] = {"Timestamp": timestamp}
+        if number is not None:
+            body["Number"] = number
+        call = Call(
+            "POST",
+            self._org("v1", f"vouchers/purchase/creditnotes/{guid}/book"),
+            safe_to_repeat=False,
+            body=body,
+        )
+        return await self._parsed(call, _CREDIT_NOTE)
 
     # --- manual vouchers ("Finansbilag") -----------------------------------------------------
 

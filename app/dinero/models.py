@@ -210,6 +210,20 @@ class DepositAccount(DineroModel):
     public_standard_number: int | None = None
 
 
+class DepositAccountCreate(WriteModel):
+    """A new deposit account ("Beholdning") (POST /v1/{org}/accounts/deposit, 200 without body)."""
+
+    number: int
+    """The account number in the chart, usually 55000-55999."""
+    name: str = Field(min_length=1)
+    registration_number: str | None = None
+    account_number: str | None = None
+    """The bank account number (text), not the chart's number."""
+    swift_number: str | None = None
+    iban_number: str | None = None
+    public_standard_number: int | None = None
+
+
 class VatType(DineroModel):
     """A VAT type ("Momstype"), e.g. I25 "Dansk købsmoms" at 0.25."""
 
@@ -418,6 +432,57 @@ class SimilarVoucherResult(DineroModel):
     similar_found: bool
     similar_guid: UUID | None = None
     voucher_number: int | None = None
+
+
+class PurchaseCreditNoteCreate(WriteModel):
+    """A purchase credit note draft (POST /v1/{org}/vouchers/purchase/creditnotes).
+
+    `guid` is ours (chosen before sending), so an uncertain create is found by reading it.
+    Dinero needs `contact_guid` to book one, so it suits credit purchases only; a cash purchase
+    is reversed with a manual voucher (whose `CreditNoteFor` Dinero then reports).
+    """
+
+    guid: UUID | None = None
+    credit_note_for: UUID | None = None
+    file_guid: str | None = None
+    contact_guid: UUID | None = None
+    date: dt.date | None = None
+    currency: str | None = None
+    lines: list[PurchaseVoucherLine] = Field(min_length=1)
+
+
+class PurchaseCreditNote(DineroModel):
+    """A purchase credit note ("Købskreditnota") as Dinero holds it."""
+
+    guid: UUID
+    credit_note_for: UUID | None = None
+    file_guid: str | None = None
+    credit_note_number: int | None = None
+    contact_guid: UUID | None = None
+    date: dt.date | None = None
+    currency: str | None = None
+    lines: NullableList[PurchaseVoucherLineRead] = []
+    timestamp: str | None = None
+    status: str | None = None
+    """Draft, Paid, Editing, Booked, Overdue or Overpaid."""
+    booked_by_type: str | None = None
+    booked_by_username: str | None = None
+    booking_time: str | None = None
+    totals: NullableList[PurchaseVoucherTotal] = []
+
+    @classmethod
+    def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
+        raw = data.get("Date")
+        if isinstance(raw, str) and len(raw) > 10:
+            data = {**data, "Date": raw[:10]}  # a date-time in the spec, a date in its example
+        return data
+
+
+class CreatedRef(DineroModel):
+    """Dinero's CreatedResponseModel: the new object's guid and timestamp."""
+
+    guid: UUID
+    time_stamp: str | None = None
 
 
 # --- manual vouchers ("Finansbilag") -----------------------------------------------------------
@@ -818,7 +883,9 @@ __all__ = [
     "AccountingYear",
     "ArchivedFile",
     "Contact",
+    "CreatedRef",
     "DepositAccount",
+    "DepositAccountCreate",
     "DineroModel",
     "Entry",
     "EntryAccount",
@@ -840,6 +907,8 @@ __all__ = [
     "Page",
     "Pagination",
     "Product",
+    "PurchaseCreditNote",
+    "PurchaseCreditNoteCreate",
     "PurchaseType",
     "PurchaseVoucher",
     "PurchaseVoucherCreate",
