@@ -19,19 +19,29 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Final
 
 import structlog
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.exports.models import ExportItem, ItemStatus, ItemType, LateReceipt, ReceiptBlob, Step
-from app.follow_up.receipts import APPROVED_FIRST
-
-if TYPE_CHECKING:
-    from app.exports.intake import Candidate
+from app import jobs
+from app.exports.models import (
+    ExportItem,
+    InlineReceipt,
+    ItemStatus,
+    ItemType,
+    LateReceipt,
+    Step,
+)
+from app.exports.validation import Candidate
 
 log = structlog.get_logger(__name__)
+
+APPROVED_FIRST: Final = (
+    "The voucher was approved in Dinero before this receipt arrived, so it was not attached: "
+    "attach it to voucher {number} in Dinero by hand."
+)
 
 _RE_EXPORTABLE = (ItemStatus.QUEUED, ItemStatus.EXPORTING, ItemStatus.FAILED)
 
@@ -68,7 +78,7 @@ async def accept(
             continue
         if candidate.blobs:
             await session.execute(
-                insert(ReceiptBlob),
+                insert(InlineReceipt),
                 [
                     {"id": blob_id, "item_id": item.id, "content": content, "created_at": now}
                     for blob_id, content in candidate.blobs
@@ -107,7 +117,5 @@ async def accept(
             receipts=len(receipts),
         )
     if kick_follow_up:
-        from app.follow_up.tasks import kick
-
-        await kick(session, company_id)
+        await jobs.wake_follow_up(session, company_id)
     return taken

@@ -173,7 +173,7 @@ class ExportItem(TimestampMixin, Base):
 
     # Following the draft in Dinero (app/follow_up/): approvals, deletions, edits, late receipts.
     dinero_sent: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    """The draft as Dinero answered its creation (app/follow_up/drafts.py): edits compare to it."""
+    """The draft as Dinero answered its creation (app/exports/drafts.py): edits compare to it."""
     dinero_changes: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     """How the draft in Dinero now differs from `dinero_sent` (edited there), or None."""
     follow_up_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -184,7 +184,7 @@ class ExportItem(TimestampMixin, Base):
     late_receipt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class ReceiptBlob(Base):
+class InlineReceipt(Base):
     """An inline receipt as it arrived (base64-decoded), stored before the request is answered."""
 
     __tablename__ = "export_receipt_blobs"

@@ -1,65 +1,36 @@
-"""The export runner's jobs: one runner per company at a time, kicked whenever work arrives.
-
-Two queueing locks keep the queue small: at most one runner waiting to start now (`kick`) and
-one scheduled for later (`schedule_run`, for backoff and for following ledger bookings); both
-share one execution lock, so a company's runner never runs twice at once.
-"""
+"""The export runner's job: one runner per company at a time, woken whenever work arrives
+(`jobs.wake_exports`, by name); after a pass that made drafts, the follow-up is planned (by
+name too: the exports never import the follow-up)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select
 
 from app import jobs, services
-from app.follow_up import tasks as follow_up_tasks
+from app.exports.runner import run_company
+from app.exports.service import has_drafts
 from app.jobs import job_app
 
 log = structlog.get_logger(__name__)
 
 
-def run_lock(company_id: str) -> str:
-    return f"export-run:{company_id}"
-
-
-def _later_lock(company_id: str) -> str:
-    return f"export-later:{company_id}"
-
-
-@job_app.task(name="exports.run", queue="exports")
+@job_app.task(name=jobs.EXPORTS_RUN, queue="exports")
 async def run_company_job(company_id: str) -> None:
     """Export what is due for one company (see app/exports/runner.py)."""
-    from app.exports.runner import run_company
-
     shared = services.current()
     result = await run_company(shared, company_id)
     if result.stats.get("created") or result.stats.get("voucher_found"):
-        await follow_up_tasks.plan_first(shared, company_id)  # follow the new drafts
+        await plan_follow_up(shared, company_id)  # follow the new drafts
 
 
-async def kick(session: AsyncSession, company_id: str) -> None:
-    """Make sure the company's runner runs soon, inside the caller's transaction."""
-    await jobs.defer_once(
-        session,
-        run_company_job,
-        queueing_lock=run_lock(company_id),
-        lock=run_lock(company_id),
-        company_id=company_id,
-    )
-
-
-async def schedule_run(shared: services.Services, company_id: str, seconds: float) -> None:
-    """Run the company's runner again in `seconds` (or sooner, if one is already planned)."""
-    at = datetime.now(UTC) + timedelta(seconds=max(seconds, 0))
+async def plan_follow_up(shared: services.Services, company_id: str) -> None:
+    """After drafts were created: make sure a follow-up cycle is planned no later than one
+    interval on (without this a company's first cycle would wait for the per-minute schedule).
+    """
+    at = datetime.now(UTC) + timedelta(seconds=shared.settings.follow_up_interval_seconds)
     async with shared.sessionmaker() as session, session.begin():
-        queued = await jobs.defer_once(
-            session,
-            run_company_job,
-            queueing_lock=_later_lock(company_id),
-            lock=run_lock(company_id),
-            schedule_at=at,
-            company_id=company_id,
-        )
-        if not queued:  # one is planned already: bring it forward if this one is sooner
-            await jobs.bring_forward(session, _later_lock(company_id), at)
+        if await session.scalar(select(has_drafts(company_id))):
+            await jobs.wake_follow_up(session, company_id, at)

@@ -48,11 +48,15 @@ from app.dinero.errors import DineroApiError, DineroError, DineroNotFound
 from app.dinero.models import ManualVoucher, PurchaseVoucher, guid_key
 from app.dinero.pacing import Lane, PacerBusy
 from app.dinero.paging import MAX_CHANGES_WINDOW, change_windows
+from app.exports.drafts import baseline, differences
+from app.exports.files import archive_pages
+from app.exports.mapping import MANUAL, PURCHASE
 from app.exports.models import ExportItem, ItemStatus, Step
+from app.exports.service import transition
 from app.follow_up import receipts
-from app.follow_up.drafts import MANUAL, PURCHASE, baseline, differences
 from app.follow_up.models import FollowUpState
 from app.ops.metrics import FOLLOW_UP_REQUESTS
+from app.outbox.tasks import kick_delivery
 from app.services import Services
 
 log = structlog.get_logger(__name__)
@@ -63,20 +67,18 @@ RECHECK_AFTER: Final = timedelta(minutes=30)
 """A draft is read again (edits) at most this often, unless the file archive hints at a change."""
 PACER_MAX_WAIT_SECONDS: Final = 1.0
 EXPORT_MAX_WAIT_SECONDS: Final = 5.0
-FILES_PAGE: Final = 1000
 MAX_FILE_PAGES: Final = 3
 """Pages of Unused files read per cycle at most: listed with no date filter, an archive
 with more leaves a deleted draft whose file lies further on to the 30-minute round."""
 MAX_READS_PER_CYCLE: Final = 500
 TIME_SLICE_SECONDS: Final = 45.0
 
-# Test hook: called at named points; a test raises there to "kill" the worker.
-checkpoint_hook: Callable[[str], Awaitable[None]] | None = None
+Checkpoint = Callable[[str], Awaitable[None]]
+"""Called at named points (tests raise there to "kill" the worker)."""
 
 
-async def checkpoint(name: str) -> None:
-    if checkpoint_hook is not None:
-        await checkpoint_hook(name)
+async def _no_checkpoint(name: str) -> None:
+    del name
 
 
 @dataclass(frozen=True)
@@ -121,10 +123,13 @@ class CycleResult:
         return sum(self.requests.values())
 
 
-async def run_company(services: Services, company_id: str) -> CycleResult:
-    """One cycle (see the module docstring); persists its progress as it goes."""
-    from app.outbox.tasks import kick_delivery
+async def run_company(
+    services: Services, company_id: str, *, checkpoint: Checkpoint | None = None
+) -> CycleResult:
+    """One cycle (see the module docstring); persists its progress as it goes.
 
+    `checkpoint` is awaited at named points (tests "kill" the worker there).
+    """
     result = CycleResult()
     started = datetime.now(UTC)
     deadline = time.monotonic() + TIME_SLICE_SECONDS
@@ -143,7 +148,7 @@ async def run_company(services: Services, company_id: str) -> CycleResult:
         result.drafts = len(drafts)
         if drafts:
             remaining, read_first = await _approvals(
-                services, follow, company_id, drafts, result, started
+                services, follow, company_id, drafts, result, started, checkpoint or _no_checkpoint
             )
             hints = read_first | await _deletion_hints(follow, remaining, result)
             await _reads(services, follow, remaining, hints, result, deadline)
@@ -258,8 +263,14 @@ async def _drafts(services: Services, company_id: str) -> list[Draft]:
 
 
 async def _set_draft(services: Services, item_id: uuid.UUID, **values: Any) -> bool:
-    """Change an item that is still awaiting approval (anything else is not ours to touch)."""
+    """Change an item that is still awaiting approval (anything else is not ours to touch);
+    a `status` among the values is a lifecycle transition (app/exports/service.py)."""
+    status: ItemStatus | None = values.pop("status", None)
     async with services.sessionmaker() as session, session.begin():
+        if status is not None:
+            return await transition(
+                session, item_id, from_=ItemStatus.AWAITING_APPROVAL, to=status, **values
+            )
         done = await session.execute(
             update(ExportItem)
             .where(ExportItem.id == item_id, ExportItem.status == ItemStatus.AWAITING_APPROVAL)
@@ -278,6 +289,7 @@ async def _approvals(
     drafts: list[Draft],
     result: CycleResult,
     now: datetime,
+    checkpoint: Checkpoint,
 ) -> tuple[list[Draft], set[uuid.UUID]]:
     """Book every draft whose entries appeared; returns the drafts still unresolved and the
     ids of those to read at once (an entry carried their file but did not name them)."""
@@ -312,22 +324,17 @@ async def _approvals(
         moment = datetime.now(UTC)
         async with services.sessionmaker() as session, session.begin():
             for guid, number in numbers.items():
-                done = await session.execute(
-                    update(ExportItem)
-                    .where(
-                        ExportItem.id == by_guid[guid].id,
-                        ExportItem.status == ItemStatus.AWAITING_APPROVAL,
-                    )
-                    .values(
-                        status=ItemStatus.BOOKED,
-                        step=Step.BOOKED,
-                        dinero_voucher_number=number,
-                        booked_at=moment,
-                        follow_up_checked_at=moment,
-                        updated_at=moment,
-                    )
-                )
-                if getattr(done, "rowcount", 0):
+                if await transition(
+                    session,
+                    by_guid[guid].id,
+                    from_=ItemStatus.AWAITING_APPROVAL,
+                    to=ItemStatus.BOOKED,
+                    step=Step.BOOKED,
+                    dinero_voucher_number=number,
+                    booked_at=moment,
+                    follow_up_checked_at=moment,
+                    updated_at=moment,
+                ):
                     result.booked += 1
                     result.changed += 1
                 booked.add(guid)
@@ -395,15 +402,14 @@ async def _deletion_hints(
     wanted = sum(len(found) for found in files.values())
     seen: set[uuid.UUID] = set()
     hints: set[uuid.UUID] = set()
-    for page in range(MAX_FILE_PAGES):
-        listed = await client.list_files(file_status="Unused", page=page, page_size=FILES_PAGE)
+    async for listed in archive_pages(client, file_status="Unused", max_pages=MAX_FILE_PAGES):
         result.count("files")
         for archived in listed:
             for draft in files.get(guid_key(archived.file_guid) or "", ()):
                 seen.add(draft.id)
                 if all(link.voucher_guid != draft.guid for link in archived.linked):
                     hints.add(draft.id)
-        if len(listed) < FILES_PAGE or len(seen) >= wanted:
+        if len(seen) >= wanted:
             break
     result.hints = len(hints)
     return hints

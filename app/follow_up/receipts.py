@@ -16,7 +16,6 @@ the archive, invisible to the accountant); the draft still ends with one file, o
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -26,10 +25,12 @@ from sqlalchemy import select, update
 from app.dinero.client import DineroClient
 from app.dinero.errors import DineroApiError, DineroNotFound, DineroStaleVersion
 from app.dinero.models import PurchaseVoucher, PurchaseVoucherUpdate
+from app.exports.checks import Fail
+from app.exports.files import base_name, combined_receipts, receipt_blobs
+from app.exports.late_receipts import APPROVED_FIRST
+from app.exports.mapping import PURCHASE
 from app.exports.models import ExportItem, ItemStatus, LateReceipt
-from app.exports.runner import Fail, receipt_blobs, safe_name
-from app.follow_up.drafts import PURCHASE
-from app.receipts import ReceiptError, prepare_receipts
+from app.receipts import ReceiptError
 from app.services import Services
 
 if TYPE_CHECKING:
@@ -37,16 +38,10 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-APPROVED_FIRST: Final = (
-    "The voucher was approved in Dinero before this receipt arrived, so it was not attached: "
-    "attach it to voucher {number} in Dinero by hand."
-)
 NOT_A_PURCHASE: Final = (
     "The refund's voucher (a manual voucher) is not updated automatically: attach the receipt "
     "to it in Dinero by hand."
 )
-
-_EXTENSIONS: Final = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png"}
 
 
 async def _set(services: Services, item: ExportItem, *statuses: ItemStatus, **values: Any) -> bool:
@@ -204,7 +199,4 @@ async def _not_attached(
 async def _prepare(services: Services, item: ExportItem) -> tuple[bytes, str, str, str]:
     """The voucher's one file from all the item's receipts, named apart from the first one."""
     blobs = await receipt_blobs(services, item)
-    base = f"{safe_name(item.external_id)}-{item.id.hex[:8]}-r{len(item.receipts)}"
-    prepared = await asyncio.to_thread(prepare_receipts, blobs, base_name=base)
-    extension = _EXTENSIONS.get(prepared.content_type, "pdf")
-    return prepared.content, f"{base}.{extension}", prepared.content_type, prepared.sha256
+    return await combined_receipts(blobs, base_name(item, f"-r{len(item.receipts)}"))

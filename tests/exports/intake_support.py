@@ -14,7 +14,7 @@ from standardwebhooks.webhooks import Webhook
 
 from app.chart.models import Category
 from app.companies.service import ensure_company
-from app.exports.models import Export, ExportItem, ReceiptBlob
+from app.exports.models import Export, ExportItem, InlineReceipt
 from tests.conftest import WEBHOOK_SECRET
 
 RECEIPT_HOST = "receipts.example.com"
@@ -109,7 +109,7 @@ async def count_exports(db: AsyncSession, company: str) -> int:
 
 
 async def blobs_of(db: AsyncSession, item_id: uuid.UUID) -> list[bytes]:
-    result = await db.execute(select(ReceiptBlob.content).where(ReceiptBlob.item_id == item_id))
+    result = await db.execute(select(InlineReceipt.content).where(InlineReceipt.item_id == item_id))
     return list(result.scalars())
 
 

@@ -22,7 +22,7 @@ from PIL import Image
 from sqlalchemy import select, text, update
 
 from app.exports import runner
-from app.exports.models import Export, ExportItem, ItemStatus, ItemType, ReceiptBlob, Step
+from app.exports.models import Export, ExportItem, InlineReceipt, ItemStatus, ItemType, Step
 from app.services import Services
 from tests.conftest import bearer
 from tests.sandboxed import (
@@ -54,7 +54,6 @@ async def service(exports_db: str) -> AsyncIterator[Service]:
         exports_db, dinero_rate_limit_per_minute=10_000, receipt_allowed_hosts=[RECEIPT_HOST]
     ) as svc:
         yield svc
-    runner.checkpoint_hook = None
 
 
 @pytest.fixture
@@ -113,7 +112,7 @@ async def add_item(
         session.add(item)
         await session.flush()
         if receipt is not None:
-            blob = ReceiptBlob(item_id=item_id, content=receipt, created_at=datetime.now(UTC))
+            blob = InlineReceipt(item_id=item_id, content=receipt, created_at=datetime.now(UTC))
             session.add(blob)
             await session.flush()
             item.receipts = [
@@ -287,10 +286,8 @@ async def test_a_worker_killed_mid_voucher_still_gives_one_voucher(
         if name == point:
             raise Killed(name)
 
-    runner.checkpoint_hook = kill
     with pytest.raises(Killed):
-        await runner.run_company(shared(service), company)
-    runner.checkpoint_hook = None
+        await runner.run_company(shared(service), company, checkpoint=kill)
     # The restarted worker sees the item where the dead one left it. Backoff is not waited for.
     await settle(service, company)
 
@@ -312,10 +309,8 @@ async def test_a_worker_killed_mid_ledger_still_gives_one_booked_item(
         if name == point:
             raise Killed(name)
 
-    runner.checkpoint_hook = kill
     with pytest.raises(Killed):
-        await runner.run_company(shared(service), company)
-    runner.checkpoint_hook = None
+        await runner.run_company(shared(service), company, checkpoint=kill)
     await settle(service, company)
 
     items = service.sandbox.ledger_items(PRO_ORG)

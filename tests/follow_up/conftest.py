@@ -144,7 +144,6 @@ async def world(database_url: str, **settings: Any) -> AsyncIterator[World]:
             platform=platform,
             hosts=transport,
         )
-    cycle.checkpoint_hook = None
     delivery.checkpoint_hook = None
 
 
@@ -168,9 +167,11 @@ item_row = export_helpers.item_row
 settle = export_helpers.settle
 
 
-async def follow(w: World, company: str) -> CycleResult:
-    """One follow-up cycle, as the job runs it."""
-    return await cycle.run_company(w.services, company)
+async def follow(
+    w: World, company: str, *, checkpoint: cycle.Checkpoint | None = None
+) -> CycleResult:
+    """One follow-up cycle, as the job runs it (`checkpoint`: where a test kills it)."""
+    return await cycle.run_company(w.services, company, checkpoint=checkpoint)
 
 
 async def deliver(w: World) -> DeliveryResult:

@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import select
 
 from app.exports.models import ItemStatus, ItemType, Step
-from app.follow_up import cycle
 from app.follow_up.models import FollowUpState
 from tests.conftest import bearer
 from tests.follow_up.conftest import (
@@ -187,10 +186,8 @@ async def test_a_restart_mid_cycle_loses_no_approval(w: World, company: str) -> 
         if name == "after_entries":
             raise Killed(name)
 
-    cycle.checkpoint_hook = kill
     with pytest.raises(Killed):
-        await follow(w, company)
-    cycle.checkpoint_hook = None
+        await follow(w, company, checkpoint=kill)
     async with w.services.sessionmaker() as session:
         after = (
             await session.execute(

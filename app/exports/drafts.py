@@ -12,9 +12,7 @@ from typing import Any
 
 from app.dinero.models import ManualVoucher, PurchaseVoucher
 from app.dinero.wire import TWO_PLACES
-
-PURCHASE = "purchase_voucher"
-MANUAL = "manual_voucher"
+from app.exports.mapping import MANUAL, PURCHASE
 
 Voucher = PurchaseVoucher | ManualVoucher
 

@@ -1,0 +1,116 @@
+"""Checks before an item goes: what every due item needs of the company's books in Dinero.
+
+An item that cannot go yet *waits* (`Wait`) with a reason a person can act on, and goes by itself
+on a later pass once that is fixed; one that can never go as sent *fails* (`Fail`). Pure: the
+books are read once per pass (app/exports/context.py) into a `Books`, and nothing here touches
+the database or Dinero.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from app.chart.models import Category
+from app.exports.models import ExportItem, Step
+from app.exports.readiness import EXPORT_NEEDS
+
+
+class Wait(Exception):
+    """The item cannot go yet; a person can fix the reason, then it goes by itself."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Fail(Exception):
+    """The item cannot go as sent; it fails with this reason (retry after fixing the source)."""
+
+    def __init__(self, code: str, message: str, dinero_message: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.dinero_message = dinero_message
+
+
+@dataclass(frozen=True)
+class Books:
+    """The company's books as an export sees them: mappings, categories, accounts, years."""
+
+    accounts: Mapping[str, int | None]
+    """The effective mappings (deposit_account, out_of_pocket_account, …) by name."""
+    categories: Mapping[uuid.UUID, Category] = field(default_factory=dict)
+    purchase_accounts: frozenset[int] = frozenset()
+    deposit_accounts: frozenset[int] = frozenset()
+    tax_codes: frozenset[str] = frozenset()
+    years: tuple[tuple[date, date], ...] = ()
+    synced: bool = False
+
+
+def check(books: Books, item: ExportItem) -> None:
+    """Everything that must hold before Dinero hears of the item (raises Wait or Fail)."""
+    if item.step != Step.NEW:
+        return  # already under way: finish it with what was decided then
+    if not books.synced:
+        raise Wait("chart_not_synced", "Waiting for the chart of accounts to sync from Dinero.")
+    for name in EXPORT_NEEDS[item.type.value]:
+        number = books.accounts[name]
+        label = name.replace("_", " ").replace(" account", "")
+        if number is None:
+            raise Wait("mapping_missing", f"Map {_article(label)} {label} account in the settings.")
+        if number not in books.deposit_accounts:
+            raise Wait(
+                "mapping_unavailable",
+                f"The {label} account {number} is hidden in or gone from Dinero: "
+                "choose another in the settings.",
+            )
+    if not any(start <= item.voucher_date <= end for start, end in books.years):
+        raise Wait(
+            "accounting_year_missing",
+            f"Dinero has no open accounting year for {item.voucher_date.isoformat()}: "
+            "create it in Dinero (Indstillinger > Regnskabsår), then sync.",
+        )
+    if item.type.is_expense:
+        for line in item.lines:
+            resolve_line(books, line)
+
+
+def _article(label: str) -> str:
+    return "an" if label[:1] in "aeiou" else "a"
+
+
+def resolve_line(books: Books, line: Mapping[str, Any]) -> tuple[int, str | None]:
+    """The account number and VAT code of an expense line (raises Wait or Fail)."""
+    tax_code: str | None = line.get("tax_code")
+    if line.get("category_id"):
+        category = books.categories.get(uuid.UUID(str(line["category_id"])))
+        if category is None:
+            raise Fail("category_unknown", "The expense's category does not exist.")
+        if not category.active:
+            raise Wait(
+                "category_inactive",
+                f"Category {category.name or category.account_name} "
+                f"(account {category.account_number}) is hidden in or gone from Dinero: "
+                "show the account in Dinero or recategorize the expense.",
+            )
+        account = category.account_number
+        tax_code = tax_code or category.tax_code
+    else:
+        account = int(line["account_number"])
+        if account not in books.purchase_accounts:
+            raise Wait(
+                "account_unavailable",
+                f"Account {account} is not an expense account in Dinero: "
+                "use an account between 2000 and 9399 that is not hidden.",
+            )
+    if tax_code is not None and tax_code not in books.tax_codes:
+        raise Wait(
+            "tax_code_unknown",
+            f"Tax code {tax_code} is not a VAT type in Dinero: use another or add it in Dinero.",
+        )
+    return account, tax_code

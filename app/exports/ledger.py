@@ -1,0 +1,174 @@
+"""Ledger items (reimbursements, top-ups): to the Kassekladde in batches, booked, and followed
+until Dinero says `Booked`. An item's uncertain call is reconciled by its own id (ours)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Final
+
+from app.dinero.client import DineroClient
+from app.dinero.errors import (
+    DineroApiError,
+    DineroNotFound,
+    DineroOutcomeUnknown,
+    DineroRateLimited,
+    DineroTransportError,
+)
+from app.dinero.models import LedgerItem, LedgerItemRef, LedgerItemStatus
+from app.dinero.pacing import PacerBusy
+from app.exports.context import Context, save
+from app.exports.mapping import LEDGER, plan
+from app.exports.models import ExportItem, ItemStatus, Step
+from app.exports.outcomes import dinero_failure, fail, transient
+
+LEDGER_BATCH: Final = 1000
+"""Dinero takes up to 1000 ledger items per call."""
+BOOKING_POLL_SECONDS: Final = 2.0
+
+
+def _request(ctx: Context, item: ExportItem) -> LedgerItem:
+    request = plan(item, ctx.books).request
+    assert isinstance(request, LedgerItem)
+    return request
+
+
+async def ledger_pass(ctx: Context, items: list[ExportItem]) -> None:
+    assert ctx.client is not None
+    client = ctx.client
+    try:
+        uncertain = [i for i in items if i.step in (Step.CREATE_SENT, Step.BOOK_SENT)]
+        if uncertain:
+            await _reconcile(ctx, client, uncertain)
+        new = [i for i in items if i.step == Step.NEW and not i.status.settled]
+        for start in range(0, len(new), LEDGER_BATCH):
+            await _create(ctx, client, new[start : start + LEDGER_BATCH])
+        created = [i for i in items if i.step == Step.CREATED and not i.status.settled]
+        if created:
+            await _book(ctx, client, created)
+    except DineroOutcomeUnknown:
+        ctx.later(BOOKING_POLL_SECONDS)  # the next pass reconciles by our ids
+    except DineroApiError as exc:
+        if not exc.transient:
+            raise
+        pending = [i for i in items if not i.status.settled]
+        for item in pending:
+            await transient(ctx, item, exc, count=not isinstance(exc, DineroRateLimited))
+    except DineroTransportError as exc:
+        for item in [i for i in items if not i.status.settled]:
+            await transient(ctx, item, exc)
+
+
+async def _reconcile(ctx: Context, client: DineroClient, items: list[ExportItem]) -> None:
+    """Ask Dinero about items whose last call has no known outcome, by our own ids."""
+    statuses = await _statuses(client, [i.id for i in items])
+    for item in items:
+        status = statuses.get(item.id)
+        if status is None or status.status is None:
+            if item.step == Step.CREATE_SENT:
+                await save(ctx.services, item, step=Step.NEW)  # never arrived: send again
+            continue
+        if status.is_booked:
+            await _booked(ctx, item, status.voucher_number)
+        elif status.status == "PendingBooking":
+            await save(ctx.services, item, step=Step.BOOK_SENT, dinero_version=status.version)
+            ctx.later(BOOKING_POLL_SECONDS)
+        else:  # Draft: created, booking not (yet) asked for
+            await save(ctx.services, item, step=Step.CREATED, dinero_version=status.version)
+
+
+async def _statuses(
+    client: DineroClient, ids: list[uuid.UUID]
+) -> dict[uuid.UUID, LedgerItemStatus]:
+    """Booking status by our ids; Dinero refuses the whole call if one id is unknown to it."""
+    try:
+        return {s.id: s for s in await client.ledger_item_status(ids)}
+    except DineroNotFound:
+        if len(ids) == 1:
+            return {}
+    found: dict[uuid.UUID, LedgerItemStatus] = {}
+    for one in ids:
+        found.update(await _statuses(client, [one]))
+    return found
+
+
+async def _create(ctx: Context, client: DineroClient, batch: list[ExportItem]) -> None:
+    for item in batch:
+        await save(
+            ctx.services,
+            item,
+            step=Step.CREATE_SENT,
+            status=ItemStatus.EXPORTING,
+            sent_at=datetime.now(UTC),
+            waiting_code=None,
+            waiting_message=None,
+            dinero_kind=LEDGER,
+        )
+    await ctx.checkpoint("before_ledger_create")
+    try:
+        refs = await client.create_ledger_items([_request(ctx, i) for i in batch])
+    except PacerBusy:
+        for item in batch:
+            await save(ctx.services, item, step=Step.NEW)  # certainly not sent
+        raise
+    except DineroApiError as exc:
+        if exc.transient or not exc.status or exc.status >= 500:
+            raise
+        if len(batch) == 1:
+            await fail(ctx, batch[0], dinero_failure(exc))
+            return
+        # One bad item refuses the whole call: find it by sending each alone.
+        for item in batch:
+            await save(ctx.services, item, step=Step.NEW)
+            await _create(ctx, client, [item])
+        return
+    await ctx.checkpoint("after_ledger_create")
+    by_id = {ref.id: ref for ref in refs}
+    for item in batch:
+        ref = by_id.get(item.id)
+        await save(
+            ctx.services,
+            item,
+            step=Step.CREATED,
+            dinero_version=ref.version if ref else None,
+            exported_at=datetime.now(UTC),
+        )
+    ctx.count("ledger_created", len(batch))
+
+
+async def _book(ctx: Context, client: DineroClient, items: list[ExportItem]) -> None:
+    missing = [i for i in items if i.dinero_version is None]
+    if missing:  # the create answer did not carry every version: read them
+        statuses = await _statuses(client, [i.id for i in missing])
+        for item in missing:
+            status = statuses.get(item.id)
+            if status is not None:
+                item.dinero_version = status.version
+    refs = [LedgerItemRef(id=i.id, version=i.dinero_version) for i in items]
+    for item in items:
+        await save(ctx.services, item, step=Step.BOOK_SENT, sent_at=datetime.now(UTC))
+    await ctx.checkpoint("before_book")
+    try:
+        await client.book_ledger_items(refs)
+    except PacerBusy:
+        for item in items:
+            await save(ctx.services, item, step=Step.CREATED)  # certainly not sent
+        raise
+    await ctx.checkpoint("after_book")
+    ctx.later(BOOKING_POLL_SECONDS)  # booking is asynchronous: follow it on the next pass
+
+
+async def _booked(ctx: Context, item: ExportItem, number: int | None) -> None:
+    await save(
+        ctx.services,
+        item,
+        step=Step.BOOKED,
+        status=ItemStatus.BOOKED,
+        dinero_voucher_number=number,
+        booked_at=datetime.now(UTC),
+        attempts=0,
+        next_attempt_at=None,
+        waiting_code=None,
+        waiting_message=None,
+    )
+    ctx.count("booked")

@@ -1,0 +1,234 @@
+"""Mapping: an export item and the company's books become the exact request Dinero receives.
+
+`plan(item, books)` is the one function that decides what Dinero is sent for an item (the
+runner sends its `request`; the posting preview shows it). It is pure: no database, no Dinero;
+an `ExportItem` built in memory and a `Books` are all it needs. Call `checks.check` first for
+the reasons an item would wait; `plan` raises the same `Wait`/`Fail` for a line it cannot map.
+
+- expense (amount > 0): a cash purchase voucher, one line per expense line (account, VAT code,
+  amount incl. VAT), paid from the deposit (card) or out-of-pocket account;
+- refund (amount < 0): a manual voucher reversing the expense: each line puts the money back
+  into the paying account (no VAT) against the expense account with its VAT code;
+- reimbursement / top-up: one ledger item (Kassekladde) with our item id as its id:
+  out-of-pocket against reimbursement, or deposit against top-up. A positive amount debits
+  `account_number` and credits the balancing account; a negative one runs the other way.
+
+Amounts are øre (ints) in the plan's `lines`, kroner with two decimals in the request (exact,
+no rounding happens: øre are whole).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any, Final, Literal
+
+from app.chart.models import NO_VAT
+from app.dinero.models import (
+    LedgerItem,
+    LedgerItemLine,
+    ManualVoucherCreate,
+    ManualVoucherLine,
+    PurchaseVoucherCreate,
+    PurchaseVoucherLine,
+)
+from app.exports.checks import Books, resolve_line
+from app.exports.models import ExportItem, ItemType
+
+PURCHASE: Final = "purchase_voucher"
+MANUAL: Final = "manual_voucher"
+LEDGER: Final = "ledger_item"
+Target = Literal["purchase_voucher", "manual_voucher", "ledger_item"]
+"""What the item becomes in Dinero (stored as the item's `dinero_kind`)."""
+
+Request = PurchaseVoucherCreate | ManualVoucherCreate | LedgerItem
+
+
+@dataclass(frozen=True)
+class PlannedLine:
+    """One line as booked: `amount_minor` øre debit `account_number` (negative: credit)."""
+
+    account_number: int | None
+    """None only for a ledger item whose mapping was removed after it was first sent."""
+    vat_code: str | None
+    amount_minor: int
+    description: str
+    balancing_account_number: int | None = None
+    """The other side, when the line carries one (manual vouchers, ledger items)."""
+    balancing_vat_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What Dinero is sent for one item."""
+
+    target: Target
+    voucher_date: date
+    lines: tuple[PlannedLine, ...]
+    balancing_account_number: int | None
+    """The voucher's paying account (purchase: its deposit account; refund: each line's
+    account); None for ledger items, whose lines carry their own."""
+    file_guid: str | None
+    request: Request
+
+
+def plan(item: ExportItem, books: Books) -> Plan:
+    """The request for `item` (see the module docstring); raises `Wait`/`Fail` when a line
+    cannot be mapped. The file is the one already uploaded (`item.dinero_file_guid`)."""
+    if not item.type.is_expense:
+        return _ledger(item, books)
+    if is_refund(item):
+        return _refund(item, books)
+    return _purchase(item, books)
+
+
+def is_refund(item: ExportItem) -> bool:
+    return item.dkk_amount_minor < 0
+
+
+def money(minor: int) -> Decimal:
+    """Øre as Dinero's kroner with two decimals (exact)."""
+    return (Decimal(minor) / 100).quantize(Decimal("0.01"))
+
+
+def reference(item: ExportItem) -> str:
+    """The voucher's external reference: our item id."""
+    return f"bridge:{item.id}"
+
+
+def text(item: ExportItem, line: dict[str, Any] | None = None) -> str:
+    """A line's description: its own (or the item's), and the employee, within Dinero's 250."""
+    name = (item.employee or {}).get("name")
+    employee = str(name) if name else None
+    parts = [p for p in ((line or {}).get("description") or item.description, employee) if p]
+    return " · ".join(parts)[:250] or item.external_id[:250]
+
+
+def paid_from(books: Books, item: ExportItem) -> int:
+    """The account an expense was paid from: the deposit (card) or out-of-pocket account."""
+    name = "deposit_account" if item.type == ItemType.CARD_EXPENSE else "out_of_pocket_account"
+    number = books.accounts[name]
+    assert number is not None  # checked before (checks.check)
+    return number
+
+
+def _purchase(item: ExportItem, books: Books) -> Plan:
+    planned = []
+    for line in item.lines:
+        account, tax_code = resolve_line(books, line)
+        planned.append(
+            PlannedLine(
+                account_number=account,
+                vat_code=tax_code,
+                amount_minor=int(line["dkk_amount"]),
+                description=text(item, line),
+            )
+        )
+    deposit = paid_from(books, item)
+    request = PurchaseVoucherCreate(
+        purchase_type="cash",
+        voucher_date=item.voucher_date,
+        lines=[
+            PurchaseVoucherLine(
+                amount=money(p.amount_minor),
+                account_number=p.account_number,
+                description=p.description,
+                vat_code=p.vat_code,
+            )
+            for p in planned
+        ],
+        deposit_account_number=deposit,
+        file_guid=item.dinero_file_guid,
+        external_reference=reference(item),
+    )
+    return Plan(
+        target=PURCHASE,
+        voucher_date=item.voucher_date,
+        lines=tuple(planned),
+        balancing_account_number=deposit,
+        file_guid=item.dinero_file_guid,
+        request=request,
+    )
+
+
+def _refund(item: ExportItem, books: Books) -> Plan:
+    """A refund reverses the expense: money back into the paying account, VAT reversed."""
+    paying = paid_from(books, item)
+    planned = []
+    for line in item.lines:
+        account, tax_code = resolve_line(books, line)
+        planned.append(
+            PlannedLine(
+                account_number=paying,
+                vat_code=NO_VAT,
+                amount_minor=-int(line["dkk_amount"]),
+                description=text(item, line),
+                balancing_account_number=account,
+                balancing_vat_code=tax_code,
+            )
+        )
+    request = ManualVoucherCreate(
+        voucher_date=item.voucher_date,
+        lines=[
+            ManualVoucherLine(
+                amount=money(p.amount_minor),
+                description=p.description,
+                account_number=p.account_number,
+                account_vat_code=p.vat_code,
+                balancing_account_number=p.balancing_account_number,
+                balancing_account_vat_code=p.balancing_vat_code,
+            )
+            for p in planned
+        ],
+        file_guid=item.dinero_file_guid,
+        external_reference=reference(item),
+    )
+    return Plan(
+        target=MANUAL,
+        voucher_date=item.voucher_date,
+        lines=tuple(planned),
+        balancing_account_number=paying,
+        file_guid=item.dinero_file_guid,
+        request=request,
+    )
+
+
+def _ledger(item: ExportItem, books: Books) -> Plan:
+    """Reimbursement: out-of-pocket against the reimbursement bank; top-up: wallet against bank."""
+    if item.type == ItemType.REIMBURSEMENT:
+        account = books.accounts["out_of_pocket_account"]
+        balancing = books.accounts["reimbursement_account"]
+    else:
+        account, balancing = books.accounts["deposit_account"], books.accounts["top_up_account"]
+    line = PlannedLine(
+        account_number=account,
+        vat_code=NO_VAT,
+        amount_minor=item.dkk_amount_minor,
+        description=text(item),
+        balancing_account_number=balancing,
+        balancing_vat_code=NO_VAT,
+    )
+    request = LedgerItem(
+        id=item.id,
+        voucher_date=item.voucher_date,
+        lines=[
+            LedgerItemLine(
+                id=item.id,
+                amount=money(line.amount_minor),
+                description=line.description,
+                account_number=line.account_number,
+                account_vat_code=line.vat_code,
+                balancing_account_number=line.balancing_account_number,
+                balancing_account_vat_code=line.balancing_vat_code,
+            )
+        ],
+    )
+    return Plan(
+        target=LEDGER,
+        voucher_date=item.voucher_date,
+        lines=(line,),
+        balancing_account_number=None,
+        file_guid=None,
+        request=request,
+    )
