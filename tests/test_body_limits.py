@@ -257,8 +257,8 @@ async def test_the_default_limit_is_the_largest_legitimate_export(
 ) -> None:
     """Ten inline receipts at the 10 MB cap, in base64, plus 1 MiB of JSON (README says so)."""
     from app.config import DEFAULT_MAX_REQUEST_BYTES
-    from app.exports.intake import MAX_RECEIPT_BYTES
     from app.exports.schemas import MAX_RECEIPTS_PER_ITEM
+    from app.exports.validation import MAX_RECEIPT_BYTES
 
     base64_size = 4 * -(-MAX_RECEIPT_BYTES // 3)
     assert MAX_RECEIPTS_PER_ITEM * base64_size + 1024 * 1024 == DEFAULT_MAX_REQUEST_BYTES

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from app.deps import AuthenticatedBeforeBody, CompanyAdmin, CompanyMember, SessionDep
 from app.errors import ValidationFailed, problem_doc
-from app.exports import intake, queries
+from app.exports import intake, queries, retry, webhooks
 from app.exports.models import ItemStatus, ItemType
 from app.exports.schemas import (
     ExportAccepted,
@@ -22,6 +22,7 @@ from app.exports.schemas import (
     WebhookEnvelope,
     WebhookIgnored,
 )
+from app.exports.validation import ReceiptRules
 from app.inputs import is_safe_text, json_too_deep_error, parse_json_body, too_deep
 from app.receipts import ReceiptFetcher
 from app.runtime import Runtime
@@ -46,19 +47,19 @@ _TOO_LARGE_413 = problem_doc(
 )
 
 
-def get_receipt_rules(request: Request) -> intake.ReceiptRules:
+def get_receipt_rules(request: Request) -> ReceiptRules:
     """Built once per app: the receipt host allow-list, normalized."""
-    rules: intake.ReceiptRules | None = getattr(request.app.state, "receipt_rules", None)
+    rules: ReceiptRules | None = getattr(request.app.state, "receipt_rules", None)
     if rules is None:
         runtime: Runtime = request.app.state.runtime
         services: Services = request.app.state.services
         fetcher = ReceiptFetcher(services.receipt_http, runtime.settings.receipt_allowed_hosts)
-        rules = intake.ReceiptRules(fetcher=fetcher)
+        rules = ReceiptRules(fetcher=fetcher)
         request.app.state.receipt_rules = rules
     return rules
 
 
-ReceiptRulesDep = Annotated[intake.ReceiptRules, Depends(get_receipt_rules)]
+ReceiptRulesDep = Annotated[ReceiptRules, Depends(get_receipt_rules)]
 
 
 def _accepted(outcome: intake.Outcome) -> JSONResponse:
@@ -181,13 +182,13 @@ async def receive_expense_webhook(
     another type than `export.requested` is acknowledged with `ignored` (202), so the sender does
     not retry it forever.
     """
-    signed = intake.check_webhook_headers(request.headers)  # before a byte of the body is read
+    signed = webhooks.check_webhook_headers(request.headers)  # before a byte of the body is read
     raw = await request.body()
     runtime: Runtime = request.app.state.runtime
-    intake.verify_webhook_signature(raw, signed, secret=runtime.webhook_secret.get_secret_value())
+    webhooks.verify_webhook_signature(raw, signed, secret=runtime.webhook_secret.get_secret_value())
     payload = parse_json_body(raw)
     kind = payload.get("type") if isinstance(payload, dict) else None
-    if isinstance(kind, str) and kind != intake.EXPORT_REQUESTED:
+    if isinstance(kind, str) and kind != webhooks.EXPORT_REQUESTED:
         if not is_safe_text(kind) or len(kind) > MAX_EVENT_TYPE_LENGTH:
             raise ValidationFailed(
                 f"The webhook's type must be text of at most {MAX_EVENT_TYPE_LENGTH} characters.",
@@ -287,5 +288,5 @@ async def retry_export_item(
     item_id: uuid.UUID, access: CompanyAdmin, session: SessionDep
 ) -> ItemOut:
     """Export a failed item again; an item deleted in Dinero is exported as a new voucher."""
-    item = await intake.retry_item(session=session, company_id=access.company.id, item_id=item_id)
+    item = await retry.retry_item(session=session, company_id=access.company.id, item_id=item_id)
     return queries.item_out(item)

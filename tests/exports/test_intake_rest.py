@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.exports.intake import allocate
+from app.exports.allocation import allocate
 from app.exports.models import Export, ExportItem, ItemStatus, Step
 from app.runtime import Runtime
 from tests.conftest import bearer, make_runtime

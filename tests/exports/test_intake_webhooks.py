@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.companies.models import Company
 from app.db import create_engine
 from app.exports import intake
-from app.exports.intake import Candidate, ReceiptRules, Refusal
 from app.exports.models import Export, ExportItem
+from app.exports.validation import Candidate, ReceiptRules, Refusal
 from app.main import create_app
 from app.receipts import ReceiptFetcher
 from tests.conftest import make_runtime, running

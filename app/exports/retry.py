@@ -1,0 +1,72 @@
+"""Retrying an export item: a failed one queued again, one deleted in Dinero exported anew."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Final
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import jobs
+from app.errors import Conflict, NotFound
+from app.exports.models import ExportItem, ItemStatus, Step
+from app.exports.service import transition
+
+log = structlog.get_logger(__name__)
+
+RETRYABLE: Final = frozenset({ItemStatus.FAILED, ItemStatus.DELETED_IN_DINERO})
+
+
+async def retry_item(*, session: AsyncSession, company_id: str, item_id: uuid.UUID) -> ExportItem:
+    """Queue a failed item again (or, deleted in Dinero, export it again as a new voucher)."""
+    item = (
+        await session.execute(
+            select(ExportItem)
+            .where(ExportItem.id == item_id, ExportItem.company_id == company_id)
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    if item is None:
+        raise NotFound("No such export item.", code="item_not_found")
+    if item.status not in RETRYABLE:
+        raise Conflict(
+            f"The item is {item.status.value.replace('_', ' ')}; only failed items, or items "
+            "deleted in Dinero, can be retried.",
+            code="item_not_retryable",
+            extra={"item_status": item.status.value},
+        )
+    if item.status == ItemStatus.DELETED_IN_DINERO:
+        # The voucher is gone from Dinero: export again from the start, as a new voucher.
+        item.step = Step.NEW
+        item.dinero_file_guid = None
+        item.dinero_kind = None
+        item.dinero_guid = None
+        item.dinero_timestamp = None
+        item.dinero_version = None
+        item.dinero_voucher_number = None
+        item.sent_at = None
+        item.exported_at = None
+        item.booked_at = None
+        item.dinero_sent = None
+        item.dinero_changes = None
+        item.follow_up_checked_at = None
+    await session.flush()
+    await transition(
+        session,
+        item.id,
+        from_=item.status,
+        to=ItemStatus.QUEUED,
+        failure_code=None,
+        failure_message=None,
+        dinero_message=None,
+        waiting_code=None,
+        waiting_message=None,
+        attempts=0,
+        next_attempt_at=None,
+    )
+    await session.refresh(item)
+    await jobs.wake_exports(session, company_id)
+    log.info("export_item_retried", item_id=str(item.id), company_id=company_id)
+    return item
