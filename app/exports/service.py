@@ -4,14 +4,15 @@ Every path that changes an item's `status` (the runner, the follow-up, a retry) 
 `transition()`, which refuses a move the table below does not list. The outbox trigger on
 `export_items` (app/outbox) turns each committed change into the platform's event, as before.
 
-Adding a status is one line in `TRANSITIONS` (plus the enum member and its migration): the
-statuses it may be reached from name it in their rows, its own row says where it may go.
+Adding a status is one line in `LIFECYCLE` (plus the enum member and its migration): its row
+says where it may go and where it may be reached from; `TRANSITIONS` is derived from the rows.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -34,16 +35,44 @@ _Q, _E, _A, _B, _F, _D = (
 INITIAL: Final = ItemStatus.QUEUED
 """The status an item is stored with at intake."""
 
-TRANSITIONS: Final[Mapping[ItemStatus, frozenset[ItemStatus]]] = {
+
+@dataclass(frozen=True)
+class Row:
+    """One status's line in the table: where it may go, and (for a status added later without
+    touching the other lines) where it may be reached from."""
+
+    to: frozenset[ItemStatus] = frozenset()
+    reached_from: frozenset[ItemStatus] = frozenset()
+
+
+LIFECYCLE: Final[Mapping[ItemStatus, Row]] = {
     # queued/exporting: waiting (back to queued before anything was sent), sending, failing, done.
     # A retried item keeps an uncertain step, so queued can end at once when Dinero has it.
-    _Q: frozenset({_Q, _E, _A, _B, _F}),
-    _E: frozenset({_Q, _E, _A, _B, _F}),
-    _A: frozenset({_B, _D}),  # the follow-up: approved, or deleted in Dinero
-    _B: frozenset(),  # booked books are not touched
-    _F: frozenset({_Q}),  # retry
-    _D: frozenset({_Q}),  # retry: exported again as a new voucher
+    _Q: Row(to=frozenset({_Q, _E, _A, _B, _F})),
+    _E: Row(to=frozenset({_Q, _E, _A, _B, _F})),
+    _A: Row(to=frozenset({_B, _D})),  # the follow-up: approved, or deleted in Dinero
+    _B: Row(),  # booked books are not touched
+    _F: Row(to=frozenset({_Q})),  # retry
+    _D: Row(to=frozenset({_Q})),  # retry: exported again as a new voucher
+    # app/reversals: undone in Dinero (a refusal puts it back), then exported again (replace).
+    ItemStatus.REVERSING: Row(
+        to=frozenset({ItemStatus.REVERSED, _A, _B}), reached_from=frozenset({_A, _B})
+    ),
+    ItemStatus.REVERSED: Row(to=frozenset({_Q})),
 }
+"""The lifecycle, one line per status. A new status is one line here, e.g.
+`ItemStatus.REVERSING: Row(to=frozenset({...}), reached_from=frozenset({_A, _B}))`."""
+
+
+def _transitions(rows: Mapping[ItemStatus, Row]) -> dict[ItemStatus, frozenset[ItemStatus]]:
+    moves: dict[ItemStatus, set[ItemStatus]] = {status: set(row.to) for status, row in rows.items()}
+    for status, row in rows.items():
+        for source in row.reached_from:
+            moves[source].add(status)
+    return {status: frozenset(targets) for status, targets in moves.items()}
+
+
+TRANSITIONS: Final[Mapping[ItemStatus, frozenset[ItemStatus]]] = _transitions(LIFECYCLE)
 """Allowed moves: status -> the statuses it may become (itself only where listed)."""
 
 
