@@ -166,6 +166,8 @@ OPERATION_PROBLEMS: Final[dict[str, dict[int, tuple[str, ...]]]] = {
     "list_deposit_accounts": {},
     "get_dinero_settings": {},
     "put_dinero_settings": {422: ("account_not_deposit",)},
+    "list_settings_history": {400: ("invalid_cursor",)},
+    "list_category_history": {400: ("invalid_cursor",), 404: ("category_not_found",)},
     "create_data_source": {
         409: ("not_connected", "reauth_required"),
         422: (
@@ -605,7 +607,26 @@ LINKS: Final[dict[tuple[str, str], dict[str, dict[str, Any]]]] = {
     ("connect", "200"): {"ReadConnection": _link("read_connection", "The connection now.")},
     ("request_chart_sync", "202"): {"GetSync": _link("get_chart_sync", "How the sync goes.")},
     ("put_dinero_settings", "200"): {
-        "GetSettings": _link("get_dinero_settings", "The settings now.")
+        "GetSettings": _link("get_dinero_settings", "The settings now."),
+        "GetHistory": _link("list_settings_history", "Every mapping and category change."),
+    },
+    ("list_settings_history", "200"): {
+        "NextPage": _link(
+            "list_settings_history", "The next page.", cursor="$response.body#/next_cursor"
+        ),
+    },
+    ("list_category_history", "200"): {
+        "NextPage": _link(
+            "list_category_history",
+            "The next page.",
+            category_id="$request.path.category_id",
+            cursor="$response.body#/next_cursor",
+        ),
+    },
+    ("update_category", "200"): {
+        "GetHistory": _link(
+            "list_category_history", "The category's changes.", category_id="$response.body#/id"
+        ),
     },
 }
 

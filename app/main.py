@@ -25,6 +25,7 @@ from app.devsandbox import sandbox_app
 from app.errors import PROBLEM_RESPONSES, Problem, install_error_handlers
 from app.exports.router import router as exports_router
 from app.exports.router import webhooks_router as export_webhooks_router
+from app.history.router import router as history_router
 from app.limits import BodyLimitMiddleware
 from app.middleware import RequestContextMiddleware
 from app.ops.router import router as ops_router
@@ -148,6 +149,7 @@ def create_app(
     app.include_router(companies_router, responses=PROBLEM_RESPONSES)
     app.include_router(connection_router, responses=PROBLEM_RESPONSES)
     app.include_router(chart_router, responses=PROBLEM_RESPONSES)
+    app.include_router(history_router, responses=PROBLEM_RESPONSES)
     app.include_router(datasources_router, responses=PROBLEM_RESPONSES)
     app.include_router(exports_router, responses=PROBLEM_RESPONSES)
     app.include_router(export_webhooks_router)

@@ -47,6 +47,8 @@ MATRIX: dict[str, Guard] = {
     "list_deposit_accounts": "member",
     "get_dinero_settings": "member",
     "put_dinero_settings": "admin",
+    "list_settings_history": "member",
+    "list_category_history": "member",
     # data sources
     "create_data_source": "admin",
     "list_data_sources": "member",

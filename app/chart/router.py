@@ -112,7 +112,9 @@ async def update_category(
 ) -> CategoryOut:
     """Rename a category, hide it from employees, or set its default tax code."""
     changes = body.model_dump(exclude_unset=True)
-    category = await service.update_category(session, access.company.id, category_id, changes)
+    category = await service.update_category(
+        session, access.company.id, category_id, changes, changed_by=access.principal.subject
+    )
     await kick(session, access.company.id)  # items waiting on this category may go now
     return _category_out(category)
 
@@ -189,6 +191,8 @@ async def put_dinero_settings(
     body: SettingsIn, access: CompanyAdmin, session: SessionDep
 ) -> SettingsOut:
     """Set the account mappings; each must be one of the synced deposit accounts."""
-    await service.put_settings(session, access.company.id, body.model_dump())
+    await service.put_settings(
+        session, access.company.id, body.model_dump(), changed_by=access.principal.subject
+    )
     await kick(session, access.company.id)  # items waiting for a mapping may go now
     return await _settings_out(session, access.company.id)
