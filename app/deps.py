@@ -24,7 +24,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
     Services only flush; this is the one place a request commits.
     """
-    async with request.app.state.sessionmaker() as session:
+    async with request.app.state.services.sessionmaker() as session:
         try:
             yield session
             await session.commit()
@@ -38,7 +38,7 @@ SessionFactory = Callable[[], AsyncSession]
 
 def get_session_factory(request: Request) -> SessionFactory:
     """For flows that need several short transactions in one request (the OAuth callback)."""
-    factory: SessionFactory = request.app.state.sessionmaker
+    factory: SessionFactory = request.app.state.services.sessionmaker
     return factory
 
 

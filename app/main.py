@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import structlog
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import contract, jobs, registry, services
@@ -23,9 +24,10 @@ from app.datasources.router import router as datasources_router
 from app.db import libpq_url
 from app.devsandbox import sandbox_app
 from app.errors import PROBLEM_RESPONSES, Problem, install_error_handlers
+from app.exports.readiness import exported_to_dinero
 from app.exports.router import router as exports_router
 from app.exports.router import webhooks_router as export_webhooks_router
-from app.history.router import router as history_router
+from app.exports.settings_router import router as export_settings_router
 from app.limits import BodyLimitMiddleware
 from app.middleware import RequestContextMiddleware
 from app.ops.router import router as ops_router
@@ -44,7 +46,6 @@ DESCRIPTION = (
 
 def _document_problem_schema(app: FastAPI) -> None:
     """Put the Problem schema into the OpenAPI components (routes refer to it by $ref)."""
-    from fastapi.openapi.utils import get_openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -118,10 +119,6 @@ def create_app(
             runtime, engine=engine, dinero_transport=dinero_transport
         ) as shared:
             app.state.services = shared
-            app.state.engine = shared.engine
-            app.state.sessionmaker = shared.sessionmaker
-            app.state.dinero = shared.dinero
-            app.state.http = shared.http
             app.state.token_verifier = TokenVerifier(
                 secret=runtime.jwt_secret,
                 jwks_url=runtime.jwks_url,
@@ -140,6 +137,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    # The connection asks the exports before pointing a company at other books.
+    app.state.export_history = exported_to_dinero
     install_error_handlers(app)
     # Inside the request-id middleware (a 413 is logged and counted like any answer), outside
     # everything that reads a body or checks a token.
@@ -149,7 +148,7 @@ def create_app(
     app.include_router(companies_router, responses=PROBLEM_RESPONSES)
     app.include_router(connection_router, responses=PROBLEM_RESPONSES)
     app.include_router(chart_router, responses=PROBLEM_RESPONSES)
-    app.include_router(history_router, responses=PROBLEM_RESPONSES)
+    app.include_router(export_settings_router, responses=PROBLEM_RESPONSES)
     app.include_router(datasources_router, responses=PROBLEM_RESPONSES)
     app.include_router(exports_router, responses=PROBLEM_RESPONSES)
     app.include_router(export_webhooks_router)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib
 from typing import Final
 
+from sqlalchemy.orm import configure_mappers
+
 MODEL_MODULES: Final[tuple[str, ...]] = (
     "app.companies.models",
     "app.connection.models",
@@ -22,6 +24,7 @@ MODEL_MODULES: Final[tuple[str, ...]] = (
     "app.outbox.models",
     "app.history.models",
     "app.preview.models",
+    "app.reversals.models",
 )
 """Every module that defines tables on `app.db.Base`."""
 
@@ -32,6 +35,7 @@ TASK_MODULES: Final[tuple[str, ...]] = (
     "app.exports.tasks",
     "app.follow_up.tasks",
     "app.outbox.tasks",
+    "app.reversals.tasks",
 )
 """Every module that registers jobs on `app.jobs.job_app`."""
 
@@ -40,8 +44,6 @@ def load_models() -> None:
     """Import every model module, so the metadata and the mappers are complete."""
     for module in MODEL_MODULES:
         importlib.import_module(module)
-    from sqlalchemy.orm import configure_mappers
-
     configure_mappers()
 
 

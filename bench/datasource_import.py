@@ -179,21 +179,21 @@ async def run(url: str, dinero: str, settings: importer.ImportSettings) -> dict[
 
         async def streamed() -> None:
             outcome = await importer.run_data_source(
-                engine=app.state.engine,
-                sessionmaker=app.state.sessionmaker,
-                gateway=app.state.dinero,
+                engine=app.state.services.engine,
+                sessionmaker=app.state.services.sessionmaker,
+                gateway=app.state.services.dinero,
                 data_source_id=waiting.pop(0),
                 settings=settings,
             )
             assert outcome.result == "done", outcome
 
-        async with app.state.sessionmaker() as session:
+        async with app.state.services.sessionmaker() as session:
             connection = (
                 await session.execute(
                     select(DineroConnection).where(DineroConnection.company_id == COMPANY)
                 )
             ).scalar_one()
-        client = app.state.dinero.client_for(connection)
+        client = app.state.services.dinero.client_for(connection)
         held: list[int] = []
 
         async def in_memory() -> None:

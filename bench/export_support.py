@@ -46,8 +46,7 @@ from app import jobs
 from app.auth import issue_token
 from app.chart.sync import sync_chart
 from app.config import Settings
-from app.exports import tasks
-from app.exports.models import Export, ExportItem, ItemStatus, ItemType, ReceiptBlob, Step
+from app.exports.models import Export, ExportItem, InlineReceipt, ItemStatus, ItemType, Step
 from app.logging import configure_logging
 from app.main import create_app
 from app.runtime import resolve
@@ -450,7 +449,7 @@ async def store_items(
 ) -> None:
     """Store items as the intake does (export + item + inline receipt rows), in bulk."""
     company = company_of(org)
-    maker = app.state.sessionmaker
+    maker = app.state.services.sessionmaker
     kinds = [ItemType.REIMBURSEMENT] * reimbursements + [ItemType.CARD_EXPENSE] * expenses
     for start in range(0, len(kinds), chunk):
         part = kinds[start : start + chunk]
@@ -523,19 +522,19 @@ async def store_items(
             )
             await session.execute(insert(ExportItem), items)
             if blobs:
-                await session.execute(insert(ReceiptBlob), blobs)
+                await session.execute(insert(InlineReceipt), blobs)
 
 
 async def reset_pacing(app: FastAPI) -> None:
     """Forget the setup's reservations (connect, chart sync), so each run starts with a full
     budget; the stand-in's limiter was off during the setup, so it has counted nothing."""
-    async with app.state.engine.begin() as conn:
+    async with app.state.services.engine.begin() as conn:
         await conn.execute(text("DELETE FROM dinero_request_slots"))
         await conn.execute(text("DELETE FROM dinero_rate_budgets"))
 
 
 async def open_items(app: FastAPI, companies: list[str]) -> dict[str, int]:
-    async with app.state.sessionmaker() as session:
+    async with app.state.services.sessionmaker() as session:
         rows = await session.execute(
             select(ExportItem.company_id, func.count())
             .where(ExportItem.company_id.in_(companies), ExportItem.status.in_(OPEN_STATUSES))
@@ -545,7 +544,7 @@ async def open_items(app: FastAPI, companies: list[str]) -> dict[str, int]:
 
 
 async def item_outcomes(app: FastAPI, companies: list[str]) -> dict[str, int]:
-    async with app.state.sessionmaker() as session:
+    async with app.state.services.sessionmaker() as session:
         rows = await session.execute(
             select(ExportItem.status, func.count())
             .where(ExportItem.company_id.in_(companies))
@@ -592,9 +591,9 @@ async def run_worker_until_settled(
             **options,
         )
     )
-    async with app.state.sessionmaker() as session, session.begin():
+    async with app.state.services.sessionmaker() as session, session.begin():
         for company in companies:
-            await tasks.kick(session, company)
+            await jobs.wake_exports(session, company)
     finished: dict[str, float] = {}
     samples: list[tuple[float, int, float]] = []
     timed_out = False

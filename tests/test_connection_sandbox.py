@@ -138,7 +138,7 @@ class World:
 
     @property
     def gateway(self) -> DineroGateway:
-        gateway: DineroGateway = self.service.state.dinero
+        gateway: DineroGateway = self.service.state.services.dinero
         return gateway
 
     def new_company(self) -> str:

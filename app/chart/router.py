@@ -3,29 +3,25 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from fastapi import APIRouter
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import jobs
 from app.chart import service
 from app.chart.models import Category, ChartSync
 from app.chart.schemas import (
     CategoryOut,
     CategoryPatch,
     DepositAccountOut,
-    ExportReadiness,
-    MappingProblemOut,
-    SettingsIn,
-    SettingsOut,
     SyncOut,
     TaxCodeOut,
 )
 from app.chart.tasks import request_sync
 from app.connection.gateway import NotConnected
-from app.connection.models import ConnectionStatus, get_connection
+from app.connection.models import ConnectionStatus, DineroConnection, get_connection
 from app.deps import CompanyAdmin, CompanyMember, SessionDep
 from app.errors import problem_doc
-from app.exports.tasks import kick
 
 router = APIRouter(tags=["chart"])
 
@@ -46,18 +42,35 @@ def _category_out(category: Category) -> CategoryOut:
     )
 
 
-def _sync_out(state: ChartSync | None) -> SyncOut:
-    if state is None:
+def _requested_at(state: ChartSync | None, connection: DineroConnection | None) -> datetime | None:
+    """When a sync was last asked for: by the admin or the schedule, or by connecting.
+
+    Connecting enqueues a sync (`jobs.request_chart_sync`) without writing the chart's state,
+    so a connection made since the last sync started is a request too.
+    """
+    requested = state.requested_at if state is not None else None
+    connected = connection.connected_at if connection is not None else None
+    if connected is not None and (requested is None or connected > requested):
+        started = state.started_at if state is not None else None
+        if started is None or connected > started:
+            return connected
+    return requested
+
+
+def _sync_out(state: ChartSync | None, connection: DineroConnection | None) -> SyncOut:
+    requested_at = _requested_at(state, connection)
+    if state is None and requested_at is None:
         return SyncOut(status="never")
-    status = state.status
-    waiting = state.requested_at is not None and (
-        state.started_at is None or state.requested_at > state.started_at
-    )
+    status = state.status if state is not None else "never"
+    started_at = state.started_at if state is not None else None
+    waiting = requested_at is not None and (started_at is None or requested_at > started_at)
     if waiting and status != "running":
         status = "queued"
+    if state is None:
+        return SyncOut(status=status, requested_at=requested_at)
     return SyncOut(
         status=status,
-        requested_at=state.requested_at,
+        requested_at=requested_at,
         started_at=state.started_at,
         finished_at=state.finished_at,
         succeeded_at=state.succeeded_at,
@@ -80,13 +93,14 @@ async def request_chart_sync(access: CompanyAdmin, session: SessionDep) -> SyncO
     if connection is None or connection.status != ConnectionStatus.CONNECTED:
         raise NotConnected("Connect Dinero before syncing the chart of accounts.")
     await request_sync(session, access.company.id)
-    return _sync_out(await session.get(ChartSync, access.company.id))
+    return _sync_out(await session.get(ChartSync, access.company.id), connection)
 
 
 @router.get(f"{COMPANY}/dinero/sync", response_model=SyncOut, operation_id="get_chart_sync")
 async def get_chart_sync(access: CompanyMember, session: SessionDep) -> SyncOut:
     """The state of the chart sync: queued, running, when it last succeeded, why it failed."""
-    return _sync_out(await session.get(ChartSync, access.company.id))
+    connection = await get_connection(session=session, company_id=access.company.id)
+    return _sync_out(await session.get(ChartSync, access.company.id), connection)
 
 
 @router.get(
@@ -112,10 +126,8 @@ async def update_category(
 ) -> CategoryOut:
     """Rename a category, hide it from employees, or set its default tax code."""
     changes = body.model_dump(exclude_unset=True)
-    category = await service.update_category(
-        session, access.company.id, category_id, changes, changed_by=access.principal.subject
-    )
-    await kick(session, access.company.id)  # items waiting on this category may go now
+    category = await service.update_category(session, access.company.id, category_id, changes)
+    await jobs.wake_exports(session, access.company.id)  # items waiting on it may go now
     return _category_out(category)
 
 
@@ -147,52 +159,3 @@ async def list_deposit_accounts(
         )
         for a in accounts
     ]
-
-
-async def _settings_out(session: AsyncSession, company_id: str) -> SettingsOut:
-    settings = await service.get_settings(session, company_id)
-    usable = await service.usable_deposit_accounts(session, company_id)
-    readiness = await service.readiness(session, company_id, settings, usable)
-    problems = await service.mapping_problems(session, company_id, settings, usable)
-    return SettingsOut(
-        deposit_account=settings.deposit_account,
-        out_of_pocket_account=settings.out_of_pocket_account,
-        reimbursement_account=settings.reimbursement_account,
-        top_up_account=settings.top_up_account,
-        exports={
-            r.export_type: ExportReadiness(ready=r.ready, missing=r.missing, message=r.message)
-            for r in readiness
-        },
-        problems=[
-            MappingProblemOut(
-                code=p.code,
-                message=p.message,
-                field=p.field,
-                account_number=p.account_number,
-                category_id=p.category_id,
-            )
-            for p in problems
-        ],
-    )
-
-
-@router.get(
-    f"{COMPANY}/dinero/settings", response_model=SettingsOut, operation_id="get_dinero_settings"
-)
-async def get_dinero_settings(access: CompanyMember, session: SessionDep) -> SettingsOut:
-    """The account mappings, which export types are ready, and what needs attention."""
-    return await _settings_out(session, access.company.id)
-
-
-@router.put(
-    f"{COMPANY}/dinero/settings", response_model=SettingsOut, operation_id="put_dinero_settings"
-)
-async def put_dinero_settings(
-    body: SettingsIn, access: CompanyAdmin, session: SessionDep
-) -> SettingsOut:
-    """Set the account mappings; each must be one of the synced deposit accounts."""
-    await service.put_settings(
-        session, access.company.id, body.model_dump(), changed_by=access.principal.subject
-    )
-    await kick(session, access.company.id)  # items waiting for a mapping may go now
-    return await _settings_out(session, access.company.id)

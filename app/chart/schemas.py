@@ -71,29 +71,12 @@ class SettingsIn(BaseModel):
     )
 
 
-class ExportReadiness(BaseModel):
-    ready: bool
-    missing: list[str] = Field(description="The settings fields this export type still needs.")
-    message: str | None = None
-
-
 class MappingProblemOut(BaseModel):
     code: str
     message: str
     field: str | None = None
     account_number: int | None = None
     category_id: uuid.UUID | None = None
-
-
-class SettingsOut(SettingsIn):
-    model_config = ConfigDict(extra="ignore")
-
-    exports: dict[str, ExportReadiness] = Field(
-        description="For each export type: ready, or which mapping it still lacks."
-    )
-    problems: list[MappingProblemOut] = Field(
-        description="Mappings or categories that need the admin's attention."
-    )
 
 
 class SyncOut(BaseModel):

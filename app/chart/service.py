@@ -10,9 +10,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.chart.models import Category, ChartSync, CompanySettings, DineroAccount, TaxCode
+from app.chart.models import Category, CompanySettings, DineroAccount, TaxCode
 from app.errors import NotFound, ValidationFailed
-from app.history import service as history
 
 MAPPING_FIELDS = (
     "deposit_account",
@@ -27,14 +26,6 @@ FIELD_LABELS = {
     "reimbursement_account": "reimbursement account (the bank account paying reimbursements)",
     "top_up_account": "top-up account (the bank account wallet top-ups come from)",
 }
-
-EXPORT_NEEDS: dict[str, tuple[str, ...]] = {
-    "card_expense": ("deposit_account",),
-    "out_of_pocket_expense": ("out_of_pocket_account",),
-    "reimbursement": ("out_of_pocket_account", "reimbursement_account"),
-    "wallet_top_up": ("deposit_account", "top_up_account"),
-}
-"""Which mappings each export type needs (the top-up account falls back to reimbursement)."""
 
 
 async def list_categories(session: AsyncSession, company_id: str) -> list[Category]:
@@ -61,16 +52,10 @@ async def present_tax_codes(session: AsyncSession, company_id: str) -> list[TaxC
 
 
 async def update_category(
-    session: AsyncSession,
-    company_id: str,
-    category_id: uuid.UUID,
-    changes: Mapping[str, Any],
-    *,
-    changed_by: str | None = None,
+    session: AsyncSession, company_id: str, category_id: uuid.UUID, changes: Mapping[str, Any]
 ) -> Category:
     """Apply the admin's rename / hide / default tax code; unknown tax codes are refused."""
     category = await get_category(session, company_id, category_id)
-    before = history.category_state(category)
     if "tax_code" in changes and changes["tax_code"] is not None:
         codes = {tax.code for tax in await present_tax_codes(session, company_id)}
         if changes["tax_code"] not in codes:
@@ -87,9 +72,6 @@ async def update_category(
     if "hidden" in changes and changes["hidden"] is not None:
         category.hidden = bool(changes["hidden"])
     await session.flush()
-    await history.record_category_change(
-        session, category=category, before=before, changed_by=changed_by
-    )
     return category
 
 
@@ -116,11 +98,7 @@ async def get_settings(session: AsyncSession, company_id: str) -> CompanySetting
 
 
 async def put_settings(
-    session: AsyncSession,
-    company_id: str,
-    values: Mapping[str, int | None],
-    *,
-    changed_by: str | None = None,
+    session: AsyncSession, company_id: str, values: Mapping[str, int | None]
 ) -> CompanySettings:
     """Replace the mappings; every account must be a synced deposit account, or nothing changes."""
     usable = {a.account_number: a for a in await deposit_accounts(session, company_id)}
@@ -146,14 +124,9 @@ async def put_settings(
     if settings is None:
         settings = CompanySettings(company_id=company_id)
         session.add(settings)
-    before = {name: getattr(settings, name) for name in MAPPING_FIELDS}
     for name in MAPPING_FIELDS:
         setattr(settings, name, values.get(name))
     await session.flush()
-    after = {name: getattr(settings, name) for name in MAPPING_FIELDS}
-    await history.record_mapping_changes(
-        session, company_id=company_id, before=before, after=after, changed_by=changed_by
-    )
     return settings
 
 
@@ -165,14 +138,6 @@ def effective_accounts(settings: CompanySettings) -> dict[str, int | None]:
         "reimbursement_account": settings.reimbursement_account,
         "top_up_account": settings.top_up_account or settings.reimbursement_account,
     }
-
-
-@dataclass(frozen=True)
-class Readiness:
-    export_type: str
-    ready: bool
-    missing: list[str]
-    message: str | None
 
 
 @dataclass(frozen=True)
@@ -188,10 +153,8 @@ async def usable_deposit_accounts(session: AsyncSession, company_id: str) -> set
     return {a.account_number for a in await deposit_accounts(session, company_id)}
 
 
-async def mapping_problems(
-    session: AsyncSession, company_id: str, settings: CompanySettings, usable: set[int]
-) -> list[MappingProblem]:
-    """What the admin must fix: mapped accounts gone from Dinero, inactive categories in use."""
+def account_problems(settings: CompanySettings, usable: set[int]) -> list[MappingProblem]:
+    """Mapped accounts that are hidden in or gone from Dinero: the admin must choose others."""
     problems: list[MappingProblem] = []
     for name in MAPPING_FIELDS:
         number = getattr(settings, name)
@@ -207,65 +170,4 @@ async def mapping_problems(
                     ),
                 )
             )
-    in_use = await categories_in_use(session, company_id)
-    for category in await list_categories(session, company_id):
-        if not category.active and category.id in in_use:
-            why = (
-                "hidden in Dinero"
-                if category.inactive_reason == "hidden_in_dinero"
-                else "no longer in Dinero's chart of accounts"
-            )
-            problems.append(
-                MappingProblem(
-                    code="category_inactive_in_use",
-                    account_number=category.account_number,
-                    category_id=category.id,
-                    message=(
-                        f"Category {category.name or category.account_name} "
-                        f"(account {category.account_number}) is {why}, "
-                        f"but {in_use[category.id]} queued export item(s) use it."
-                    ),
-                )
-            )
     return problems
-
-
-async def categories_in_use(session: AsyncSession, company_id: str) -> dict[uuid.UUID, int]:
-    """Category id → number of not yet exported items using it (filled in by the exports)."""
-    from app.chart import usage
-
-    return await usage.categories_in_use(session, company_id)
-
-
-async def readiness(
-    session: AsyncSession, company_id: str, settings: CompanySettings, usable: set[int]
-) -> list[Readiness]:
-    """For each export type: can it go, and which mapping does it still lack?"""
-    accounts = effective_accounts(settings)
-    synced = await session.get(ChartSync, company_id)
-    out: list[Readiness] = []
-    for export_type, needs in EXPORT_NEEDS.items():
-        missing = [name for name in needs if accounts[name] is None]
-        unusable = [
-            name for name in needs if accounts[name] is not None and accounts[name] not in usable
-        ]
-        message = None
-        if synced is None or synced.succeeded_at is None:
-            message = "The chart of accounts has not been synced from Dinero yet."
-        if missing:
-            message = "Map the " + " and the ".join(FIELD_LABELS[name] for name in missing) + "."
-        elif unusable:
-            message = (
-                "Choose another "
-                + " and another ".join(FIELD_LABELS[name] for name in unusable)
-                + ": the mapped one is no longer a deposit account in Dinero."
-            )
-        out.append(
-            Readiness(
-                export_type=export_type,
-                ready=message is None,
-                missing=missing + unusable,
-                message=message,
-            )
-        )
-    return out

@@ -18,8 +18,10 @@ from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import jobs
 from app.chart.models import NO_VAT, Category, ChartSync, DineroAccount, TaxCode
 from app.connection.gateway import DineroGateway, NotConnected, ReauthRequired
 from app.connection.models import ConnectionStatus, DineroConnection, get_connection
@@ -27,8 +29,6 @@ from app.db import try_advisory_lock
 from app.dinero.errors import DineroError
 from app.dinero.models import AccountingYear, DepositAccount, EntryAccount, VatType
 from app.dinero.pacing import Lane
-from app.exports.tasks import kick
-from app.history import service as history
 from app.services import Services
 
 log = structlog.get_logger(__name__)
@@ -122,7 +122,7 @@ async def _sync_locked(services: Services, company_id: str) -> SyncOutcome:
             if conn.problem_code and conn.problem_code.startswith(SYNC_PROBLEM_PREFIX):
                 conn.problem_code = None
                 conn.problem_message = None
-        await kick(session, company_id)  # items waiting on the chart may go now
+        await jobs.wake_exports(session, company_id)  # items waiting on the chart may go now
     log.info("chart_synced", company_id=company_id, changes=changes, **summary)
     return SyncOutcome(
         status="succeeded", requests=CHART_REQUESTS, changes=changes, summary=summary
@@ -146,11 +146,20 @@ async def _failed(services: Services, company_id: str, code: str, message: str) 
 
 
 async def sync_state(session: AsyncSession, company_id: str) -> ChartSync:
-    """The company's sync row, locked for this transaction (created on first use)."""
+    """The company's sync row, locked for this transaction (created on first use).
+
+    Two requests may create it at once (two syncs asked for before any ran): the insert does
+    nothing for the second, which then waits for and locks the first one's row.
+    """
     state = await session.get(ChartSync, company_id, with_for_update=True)
     if state is None:
-        state = ChartSync(company_id=company_id, status="never", changes=0)
-        session.add(state)
+        await session.execute(
+            pg_insert(ChartSync)
+            .values(company_id=company_id, status="never", changes=0)
+            .on_conflict_do_nothing(index_elements=[ChartSync.company_id])
+        )
+        state = await session.get(ChartSync, company_id, with_for_update=True)
+        assert state is not None  # inserted now, or by the request that won
     return state
 
 
@@ -238,10 +247,8 @@ async def apply_chart(session: AsyncSession, company_id: str, chart: Chart) -> d
     await session.flush()  # categories take their default tax code from these
     incoming = _incoming_accounts(chart)
     await _apply_accounts(session, company_id, incoming, summary)
-    before = await history.category_states(session, company_id)
     await _apply_categories(session, company_id, incoming, summary)
     await session.flush()
-    await history.record_synced_categories(session, company_id=company_id, before=before)
     return summary
 
 

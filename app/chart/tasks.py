@@ -20,14 +20,10 @@ FAILED_RETRY_AFTER = timedelta(minutes=10)
 """A failed sync is tried again after this long (or the interval, if shorter)."""
 
 
-@job_app.task(name="chart.sync", queue="chart")
+@job_app.task(name=jobs.CHART_SYNC, queue="chart")
 async def sync_chart_job(company_id: str) -> None:
     """Sync one company's chart (never two at once: see app/chart/sync.py)."""
     await sync_chart(services.current(), company_id)
-
-
-def _lock(company_id: str) -> str:
-    return f"chart-sync:{company_id}"
 
 
 async def request_sync(session: AsyncSession, company_id: str) -> bool:
@@ -35,9 +31,7 @@ async def request_sync(session: AsyncSession, company_id: str) -> bool:
     state = await sync_state(session, company_id)
     state.requested_at = datetime.now(UTC)
     await session.flush()
-    return await jobs.defer_once(
-        session, sync_chart_job, queueing_lock=_lock(company_id), company_id=company_id
-    )
+    return await jobs.request_chart_sync(session, company_id)
 
 
 @job_app.periodic(cron="* * * * *", periodic_id="schedule_chart_syncs")

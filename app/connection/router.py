@@ -31,11 +31,20 @@ router = APIRouter(tags=["connection"])
 
 
 def get_gateway(request: Request) -> DineroGateway:
-    gateway: DineroGateway = request.app.state.dinero
+    gateway: DineroGateway = request.app.state.services.dinero
     return gateway
 
 
 GatewayDep = Annotated[DineroGateway, Depends(get_gateway)]
+
+
+def get_export_history(request: Request) -> service.ExportHistory:
+    """Whether a company's exports went to Dinero (handed in by `create_app`)."""
+    exported: service.ExportHistory = request.app.state.export_history
+    return exported
+
+
+ExportHistoryDep = Annotated[service.ExportHistory, Depends(get_export_history)]
 
 
 def _refused_attempt(conn: DineroConnection) -> RefusedAttemptOut | None:
@@ -88,7 +97,11 @@ def _out(conn: DineroConnection | None, authorization_url: str | None = None) ->
     },
 )
 async def connect(
-    body: ConnectionRequest, access: CompanyAdmin, session: SessionDep, gateway: GatewayDep
+    body: ConnectionRequest,
+    access: CompanyAdmin,
+    session: SessionDep,
+    gateway: GatewayDep,
+    exported: ExportHistoryDep,
 ) -> ConnectionOut:
     """Connect Dinero: OAuth returns the approval URL; an API key is checked and connects now."""
     if body.method == "oauth":
@@ -98,6 +111,7 @@ async def connect(
             company_id=access.company.id,
             organization_id=body.organization_id,
             confirm_switch=body.confirm_switch,
+            exported=exported,
         )
         out = _out(conn, authorization_url=url)
         out.status = ConnectionStatus.PENDING
@@ -110,6 +124,7 @@ async def connect(
         organization_id=body.organization_id,
         api_key=body.api_key,
         confirm_switch=body.confirm_switch,
+        exported=exported,
     )
     return _out(conn)
 
@@ -175,7 +190,7 @@ async def _oauth_callback(request: Request, sessionmaker: SessionFactory) -> Res
         params.update({k: v for k, v in form.items() if isinstance(v, str)})
     # Shown to the admin and kept on the connection (error_description): text only.
     params = {key: cleaned_text(value) for key, value in params.items()}
-    gateway: DineroGateway = request.app.state.dinero
+    gateway = get_gateway(request)
     company_id: str | None = None
     try:
         async with sessionmaker() as session, session.begin():
@@ -223,6 +238,7 @@ async def _oauth_callback(request: Request, sessionmaker: SessionFactory) -> Res
                 consumed=consumed,
                 organization=organization,
                 tokens=tokens,
+                exported=get_export_history(request),
             )
     except AppError as exc:
         if isinstance(exc, service.ConnectError) and exc.company_id is not None:

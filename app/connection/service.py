@@ -6,13 +6,14 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import structlog
 from pydantic import SecretStr
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.chart.tasks import request_sync
+from app import jobs
 from app.connection.gateway import DineroGateway
 from app.connection.models import (
     ConnectionMethod,
@@ -22,13 +23,12 @@ from app.connection.models import (
     get_connection,
 )
 from app.crypto import DecryptionFailed
-from app.dinero.errors import DineroError, DineroNotPro, DineroOAuthError, DineroUnauthorized
+from app.dinero.errors import DineroError, DineroNotPro, DineroOAuthError
 from app.dinero.models import Organization
 from app.dinero.oauth import TokenSet, new_code_verifier
 from app.dinero.pacing import Lane
 from app.dinero.tokens import StaticTokenProvider
 from app.errors import AppError, Conflict
-from app.exports.models import ExportItem, Step
 
 log = structlog.get_logger(__name__)
 
@@ -44,10 +44,12 @@ class ConnectError(AppError):
     company_id: str | None = None
 
 
-@dataclass(frozen=True)
-class Verified:
-    organization: Organization
-    tokens: TokenSet
+class ExportHistory(Protocol):
+    """Has any of the company's exports gone to Dinero? The exports answer this
+    (`app.exports.readiness.exported_to_dinero`, handed in by `create_app`), so the connection
+    need not know export items."""
+
+    async def __call__(self, session: AsyncSession, company_id: str) -> bool: ...
 
 
 def _hash_state(state: str) -> str:
@@ -60,6 +62,7 @@ async def _check_switch(
     organization_id: int,
     *,
     confirm_switch: bool,
+    exported: ExportHistory,
 ) -> None:
     """Refuse to point a company whose exports are in Dinero at other books, unless confirmed."""
     if (
@@ -69,14 +72,7 @@ async def _check_switch(
         or confirm_switch
     ):
         return
-    exported = (
-        await session.execute(
-            select(ExportItem.id)
-            .where(ExportItem.company_id == existing.company_id, ExportItem.step != Step.NEW)
-            .limit(1)
-        )
-    ).first()
-    if exported is not None:
+    if await exported(session, existing.company_id):
         raise Conflict(
             f"This company's exports are in Dinero organization {existing.organization_id}. "
             f"Connecting it to {organization_id} sends future exports to other books; "
@@ -93,10 +89,13 @@ async def start_oauth(
     company_id: str,
     organization_id: int,
     confirm_switch: bool,
+    exported: ExportHistory,
 ) -> tuple[DineroConnection, str]:
     """Record a single-use, expiring state bound to the company; return the approval URL."""
     existing = await get_connection(session=session, company_id=company_id)
-    await _check_switch(session, existing, organization_id, confirm_switch=confirm_switch)
+    await _check_switch(
+        session, existing, organization_id, confirm_switch=confirm_switch, exported=exported
+    )
     state = secrets.token_urlsafe(32)
     verifier = new_code_verifier()
     session.add(
@@ -155,8 +154,6 @@ async def verify_organization(
             extra={"dinero_message": exc.dinero_message},
         ) from exc
     except DineroError as exc:
-        if isinstance(exc, ConnectError):
-            raise
         raise ConnectError(
             f"Dinero could not be reached to check organization {organization_id}: {exc}",
             code="dinero_unavailable",
@@ -203,10 +200,13 @@ async def connect_api_key(
     organization_id: int,
     api_key: SecretStr,
     confirm_switch: bool,
+    exported: ExportHistory,
 ) -> DineroConnection:
     """Check the key against the organization at once; store it only if everything holds."""
     existing = await get_connection(session=session, company_id=company_id)
-    await _check_switch(session, existing, organization_id, confirm_switch=confirm_switch)
+    await _check_switch(
+        session, existing, organization_id, confirm_switch=confirm_switch, exported=exported
+    )
     try:
         tokens = await gateway.legacy.password_grant(api_key)
     except DineroOAuthError as exc:
@@ -233,8 +233,6 @@ async def connect_api_key(
                 f"This API key belongs to a different Dinero organization than {organization_id}."
             )
         raise
-    except DineroUnauthorized as exc:  # pragma: no cover - verify_organization maps errors
-        raise ConnectError("Dinero refused the API key.", code="api_key_rejected") from exc
     conn = existing or DineroConnection(company_id=company_id)
     if existing is None:
         session.add(conn)
@@ -247,7 +245,7 @@ async def connect_api_key(
         api_key=api_key,
     )
     await session.flush()
-    await request_sync(session, company_id)
+    await jobs.request_chart_sync(session, company_id)
     log.info("dinero_connected", company_id=company_id, organization_id=organization_id)
     return conn
 
@@ -313,10 +311,15 @@ async def finish_oauth(
     consumed: ConsumedState,
     organization: Organization,
     tokens: TokenSet,
+    exported: ExportHistory,
 ) -> DineroConnection:
     existing = await get_connection(session=session, company_id=consumed.company_id)
     await _check_switch(
-        session, existing, consumed.organization_id, confirm_switch=consumed.confirm_switch
+        session,
+        existing,
+        consumed.organization_id,
+        confirm_switch=consumed.confirm_switch,
+        exported=exported,
     )
     conn = existing or DineroConnection(company_id=consumed.company_id)
     if existing is None:
@@ -330,7 +333,7 @@ async def finish_oauth(
         api_key=None,
     )
     await session.flush()
-    await request_sync(session, consumed.company_id)
+    await jobs.request_chart_sync(session, consumed.company_id)
     log.info("dinero_connected", company_id=consumed.company_id, organization_id=organization.id)
     return conn
 

@@ -56,7 +56,7 @@ _DINERO_REFUSED = problem_doc("Dinero refused to list the accounting years.")
 
 
 def get_gateway(request: Request) -> DineroGateway:
-    gateway: DineroGateway = request.app.state.dinero
+    gateway: DineroGateway = request.app.state.services.dinero
     return gateway
 
 

@@ -39,7 +39,7 @@ async def healthz() -> Health:
 async def readyz(request: Request) -> Readiness:
     """The database answers and its schema is at the newest migration."""
     try:
-        async with request.app.state.engine.connect() as conn:
+        async with request.app.state.services.engine.connect() as conn:
             current = (
                 await conn.execute(text("SELECT version_num FROM alembic_version"))
             ).scalar_one_or_none()

@@ -179,7 +179,7 @@ async def test_scheduled_refreshes_are_enqueued_once_when_due(world: World) -> N
 
     periodic = jobs.job_app.periodic_registry.periodic_tasks.values()
     assert any(p.periodic_id == "schedule_data_sources" and p.cron == "* * * * *" for p in periodic)
-    sessionmaker = world.service.state.sessionmaker
+    sessionmaker = world.service.state.services.sessionmaker
     assert await tasks.enqueue_due(sessionmaker) == 0  # nothing is due yet
     await world.sql(
         "UPDATE data_sources SET next_refresh_at = now() - interval '1 minute' WHERE id = :id",
@@ -231,7 +231,7 @@ async def test_an_interrupted_import_resumes_where_it_stopped(world: World) -> N
         "UPDATE data_sources SET next_refresh_at = now() - interval '1 second' WHERE id = :id",
         id=created["id"],
     )
-    assert await tasks.enqueue_due(world.service.state.sessionmaker) == 1
+    assert await tasks.enqueue_due(world.service.state.services.sessionmaker) == 1
     await world.run_jobs()
 
     pages = [c.query["page"] for c in world.requests(contacts)]
@@ -265,7 +265,7 @@ class BusyPacer:
 
 async def test_a_busy_budget_puts_the_import_off_without_failing(world: World) -> None:
     created = await world.created(data_types=["contacts", "products"])
-    gateway = world.service.state.dinero
+    gateway = world.service.state.services.dinero
     real = gateway.pacer
     busy = BusyPacer(retry_after=42.0)
     gateway.pacer = busy
