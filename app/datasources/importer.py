@@ -31,6 +31,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
+from app.backoff import DATA_SOURCE_RUN, Backoff
 from app.connection.gateway import DineroGateway
 from app.connection.models import ConnectionStatus, DineroConnection, get_connection
 from app.datasources.models import (
@@ -78,7 +79,8 @@ class ImportSettings:
     max_attempts: int = 6
     """Consecutive runs meeting a temporary Dinero failure before the data source fails."""
     busy_retry_seconds: tuple[float, float] = (5.0, 300.0)
-    failure_backoff_seconds: tuple[float, float] = (60.0, 1800.0)
+    failure_backoff: Backoff = DATA_SOURCE_RUN
+    """How long a run Dinero failed for waits before the next attempt."""
 
 
 DEFAULTS = ImportSettings()
@@ -371,8 +373,7 @@ class Importer:
         if attempts >= self._settings.max_attempts:
             await self._fail(failure_of(exc))
             return RunOutcome("failed")
-        low, high = self._settings.failure_backoff_seconds
-        delay = min(low * 2 ** (attempts - 1), high)
+        delay = self._settings.failure_backoff.seconds(attempts)
         if isinstance(exc, DineroRateLimited):
             delay = max(delay, exc.retry_after_seconds)
         code = "dinero_rate_limited" if isinstance(exc, DineroRateLimited) else "dinero_unavailable"

@@ -76,7 +76,7 @@ from app.dinero.oauth import (
     VismaConnectOAuth,
 )
 from app.dinero.pacing import InMemoryPacer, NoopPacer, Pacer
-from app.dinero.retry import RetryPolicy
+from app.dinero.status import LedgerStatus, VoucherStatus
 from app.dinero.tokens import StaticTokenProvider, TokenProvider
 
 __all__ = [
@@ -119,6 +119,7 @@ __all__ = [
     "LedgerItemLine",
     "LedgerItemRef",
     "LedgerItemStatus",
+    "LedgerStatus",
     "LegacyApiKeyAuth",
     "ListResource",
     "ManualVoucher",
@@ -136,7 +137,6 @@ __all__ = [
     "PurchaseVoucherLineRead",
     "PurchaseVoucherUpdate",
     "RawRecord",
-    "RetryPolicy",
     "Sale",
     "SalesVoucher",
     "SimilarVoucherResult",
@@ -147,6 +147,7 @@ __all__ = [
     "UploadedFile",
     "VatType",
     "VismaConnectOAuth",
+    "VoucherStatus",
     "change_windows",
     "iterate_pages",
 ]

@@ -6,7 +6,7 @@ import asyncio
 import copy
 import random
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Final, Literal, TypeVar
 from uuid import UUID
@@ -14,6 +14,7 @@ from uuid import UUID
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
+from app.backoff import DINERO_REQUEST, Backoff
 from app.dinero.errors import DineroError, DineroNotFound, DineroPayloadTooLarge
 from app.dinero.models import (
     AccountingYear,
@@ -54,7 +55,6 @@ from app.dinero.paging import (
     is_last_page,
     iterate_pages,
 )
-from app.dinero.retry import RetryPolicy
 from app.dinero.tokens import TokenProvider
 from app.dinero.transport import RATE_LIMIT_PENALTY_SECONDS, Call, Transport
 from app.dinero.wire import format_utc
@@ -193,7 +193,7 @@ class DineroClient:
         tokens: TokenProvider,
         pacer: Pacer,
         *,
-        retry: RetryPolicy | None = None,
+        retry: Backoff = DINERO_REQUEST,
         sleep: Sleep = asyncio.sleep,
         random_fraction: Callable[[], float] = random.random,
         rate_limit_penalty_seconds: float = RATE_LIMIT_PENALTY_SECONDS,
@@ -995,7 +995,7 @@ class DineroClientFactory:
     http: httpx.AsyncClient
     base_url: str
     pacer: Pacer
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: Backoff = DINERO_REQUEST
 
     def for_organization(
         self, organization_id: int, tokens: TokenProvider, lane: Lane = Lane.EXPORT

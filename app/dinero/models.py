@@ -17,6 +17,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_pascal
 
+from app.dinero.status import LedgerStatus, VoucherStatus, voucher_is_booked
 from app.dinero.wire import TWO_PLACES
 
 T = TypeVar("T")
@@ -335,7 +336,7 @@ class PurchaseVoucher(DineroModel):
     guid: UUID
     timestamp: str | None = None
     """Version for optimistic concurrency; send it back to book, update or delete."""
-    status: str | None = None
+    status: VoucherStatus | None = None
     """Cash: Draft, Paid, Editing. Credit: Draft, Paid, Editing, Booked, Overdue, Overpaid."""
     file_guid: str | None = None
     voucher_number: int | None = None
@@ -356,7 +357,12 @@ class PurchaseVoucher(DineroModel):
     @property
     def is_draft(self) -> bool:
         """Still a draft ("Kladde"), i.e. not approved ("Godkend") yet."""
-        return self.status == "Draft"
+        return self.status is VoucherStatus.DRAFT
+
+    @property
+    def is_booked(self) -> bool:
+        """Booked in the books (approved), also when paid or reopened for editing since."""
+        return voucher_is_booked(self.status, self.voucher_number)
 
     @property
     def total_incl_vat(self) -> Decimal:
@@ -463,12 +469,22 @@ class PurchaseCreditNote(DineroModel):
     currency: str | None = None
     lines: NullableList[PurchaseVoucherLineRead] = []
     timestamp: str | None = None
-    status: str | None = None
+    status: VoucherStatus | None = None
     """Draft, Paid, Editing, Booked, Overdue or Overpaid."""
     booked_by_type: str | None = None
     booked_by_username: str | None = None
     booking_time: str | None = None
     totals: NullableList[PurchaseVoucherTotal] = []
+
+    @property
+    def is_draft(self) -> bool:
+        """Still a draft, not booked yet."""
+        return self.status is VoucherStatus.DRAFT
+
+    @property
+    def is_booked(self) -> bool:
+        """Booked in the books (like a credit purchase voucher)."""
+        return voucher_is_booked(self.status, self.credit_note_number)
 
     @classmethod
     def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
@@ -530,7 +546,7 @@ class ManualVoucher(DineroModel):
     guid: UUID
     voucher_number: int | None = None
     voucher_date: dt.date | None = None
-    status: str | None = None
+    status: VoucherStatus | None = None
     """Draft, Editing or Booked."""
     timestamp: str | None = None
     lines: NullableList[ManualVoucherLineRead] = []
@@ -546,7 +562,12 @@ class ManualVoucher(DineroModel):
     @property
     def is_draft(self) -> bool:
         """Not booked yet."""
-        return self.status in ("Draft", "Editing")
+        return self.status in (VoucherStatus.DRAFT, VoucherStatus.EDITING)
+
+    @property
+    def is_booked(self) -> bool:
+        """Booked in the books."""
+        return self.status is VoucherStatus.BOOKED
 
 
 # --- ledger items ("Kassekladde", Bogføring > Kassekladde) ------------------------------------
@@ -595,14 +616,19 @@ class LedgerItemStatus(DineroModel):
     """Booking progress of a ledger item: Draft, PendingBooking or Booked."""
 
     id: UUID
-    status: str | None = None
+    status: LedgerStatus | None = None
     voucher_number: int | None = None
     version: str | None = None
 
     @property
     def is_booked(self) -> bool:
         """Booked in the books (a voucher number is assigned)."""
-        return self.status == "Booked"
+        return self.status is LedgerStatus.BOOKED
+
+    @property
+    def is_pending_booking(self) -> bool:
+        """Booking asked for and not done yet (Dinero books asynchronously)."""
+        return self.status is LedgerStatus.PENDING_BOOKING
 
     def ref(self) -> LedgerItemRef:
         """The id and version, e.g. to book or delete it."""

@@ -1,8 +1,6 @@
-"""Which failures are transient, and how long to wait before repeating a request safe to repeat."""
+"""Which failures are transient (the waits before repeating: `app.backoff.DINERO_REQUEST`)."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import httpx
 
@@ -29,28 +27,4 @@ def was_not_sent(exc: httpx.TransportError) -> bool:
     return isinstance(exc, NOT_SENT_ERRORS)
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Short exponential backoff with jitter and a cap, for requests safe to repeat only."""
-
-    max_attempts: int = 3
-    initial_delay: float = 0.5
-    max_delay: float = 8.0
-    jitter: float = 0.25
-    """Each delay is shortened by up to this fraction, at random."""
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        if not 0 <= self.jitter <= 1:
-            raise ValueError("jitter must be within 0-1")
-
-    def delay(self, retry_number: int, random_fraction: float) -> float:
-        """Seconds to wait before retry `retry_number` (1-based); `random_fraction` in [0, 1)."""
-        base = min(self.initial_delay * 2.0 ** (retry_number - 1), self.max_delay)
-        return base * (1.0 - self.jitter * random_fraction)
-
-
-NO_RETRIES = RetryPolicy(max_attempts=1)
-
-__all__ = ["NO_RETRIES", "RetryPolicy", "is_transient_status", "was_not_sent"]
+__all__ = ["is_transient_status", "was_not_sent"]

@@ -14,6 +14,7 @@ from typing import Any, Final, TypeVar
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
+from app.backoff import DINERO_REQUEST, Backoff
 from app.dinero.errors import (
     DineroError,
     DineroOutcomeUnknown,
@@ -23,7 +24,7 @@ from app.dinero.errors import (
     error_from_response,
 )
 from app.dinero.pacing import Lane, Pacer, Sleep
-from app.dinero.retry import RetryPolicy, is_transient_status, was_not_sent
+from app.dinero.retry import is_transient_status, was_not_sent
 from app.dinero.tokens import TokenProvider
 from app.dinero.wire import dumps, loads
 
@@ -49,6 +50,20 @@ class Call:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
+class _Again(Exception):
+    """A transient failure of a call safe to repeat: repeated while attempts are left, else
+    `error` is raised."""
+
+    def __init__(self, error: DineroError, reason: str) -> None:
+        super().__init__(reason)
+        self.error = error
+        self.reason = reason
+
+
+class _Refused(Exception):
+    """Dinero answered 401 before doing anything: repeat once with a fresh token."""
+
+
 class Transport:
     """Sends calls for one organization over the shared httpx client."""
 
@@ -60,7 +75,7 @@ class Transport:
         tokens: TokenProvider,
         pacer: Pacer,
         *,
-        retry: RetryPolicy | None = None,
+        retry: Backoff = DINERO_REQUEST,
         sleep: Sleep = asyncio.sleep,
         random_fraction: Callable[[], float] = random.random,
         rate_limit_penalty_seconds: float = RATE_LIMIT_PENALTY_SECONDS,
@@ -72,7 +87,7 @@ class Transport:
         self.organization_id = organization_id
         self._tokens = tokens
         self._pacer = pacer
-        self._retry = retry or RetryPolicy()
+        self._retry = retry
         self._sleep = sleep
         self._random = random_fraction
         self._penalty = rate_limit_penalty_seconds
@@ -90,65 +105,90 @@ class Transport:
 
     async def send(self, call: Call, *, stream: bool = False) -> httpx.Response:
         """Send with pacing, one forced token refresh on 401, and retries where safe."""
+        try:
+            return await self._attempts(call, stream=stream, refreshed=False)
+        except _Refused:
+            # Dinero refused before doing anything: safe to repeat once, even for writes.
+            return await self._attempts(call, stream=stream, refreshed=True)
+
+    async def _attempts(self, call: Call, *, stream: bool, refreshed: bool) -> httpx.Response:
+        """The call, repeated after the policy's waits while it fails transiently and is safe
+        to repeat; after a 401 (`refreshed`) the first attempt forces a token refresh."""
+        first = True
+
+        async def attempt() -> httpx.Response:
+            nonlocal first
+            force, first = refreshed and first, False
+            return await self._once(call, stream=stream, force_refresh=force, refreshed=refreshed)
+
+        try:
+            return await self._retry.call(
+                attempt,
+                retry_on=_Again,
+                sleep=self._sleep,
+                random_fraction=self._random,
+                before_sleep=lambda number, delay, error: self._log_retry(
+                    call, number, delay, error
+                ),
+            )
+        except _Again as again:
+            raise again.error from again.error.__cause__
+
+    async def _once(
+        self, call: Call, *, stream: bool, force_refresh: bool, refreshed: bool
+    ) -> httpx.Response:
+        """One attempt; a failure worth repeating comes as `_Again`, a first 401 as `_Refused`."""
         url = self.base_url + call.path
         content = None if call.body is NO_BODY else dumps(call.body)
-        attempt = 0
-        refreshed = False
-        while True:
-            attempt += 1
-            if call.org_scoped:
-                await self._pacer.acquire(self.organization_id, self.lane, max_wait=self.max_wait)
-            token = await self._tokens.get(force_refresh=refreshed and attempt == 1)
-            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-            if content is not None:
-                headers["Content-Type"] = "application/json"
-            headers.update(call.headers)
-            request = self._http.build_request(
-                call.method,
-                url,
-                params=dict(call.params) if call.params else None,
-                content=content,
-                files=dict(call.files) if call.files else None,
-                headers=headers,
-            )
-            try:
-                response = await self._http.send(request, stream=stream)
-            except httpx.TransportError as exc:
-                if call.safe_to_repeat and attempt < self._retry.max_attempts:
-                    await self._backoff(call, attempt, type(exc).__name__)
-                    continue
-                raise self._transport_failure(call, exc) from exc
-            except httpx.RequestError as exc:  # e.g. an undecodable body: an answer came
-                raise self.bad_response(call, type(exc).__name__) from exc
+        if call.org_scoped:
+            await self._pacer.acquire(self.organization_id, self.lane, max_wait=self.max_wait)
+        token = await self._tokens.get(force_refresh=force_refresh)
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        if content is not None:
+            headers["Content-Type"] = "application/json"
+        headers.update(call.headers)
+        request = self._http.build_request(
+            call.method,
+            url,
+            params=dict(call.params) if call.params else None,
+            content=content,
+            files=dict(call.files) if call.files else None,
+            headers=headers,
+        )
+        try:
+            response = await self._http.send(request, stream=stream)
+        except httpx.TransportError as exc:
+            failure = self._transport_failure(call, exc)
+            failure.__cause__ = exc
+            if call.safe_to_repeat:
+                raise _Again(failure, type(exc).__name__) from exc
+            raise failure from exc
+        except httpx.RequestError as exc:  # e.g. an undecodable body: an answer came
+            raise self.bad_response(call, type(exc).__name__) from exc
 
-            status = response.status_code
-            if status < 400:
-                return response
-            raw = await response.aread()
-            await response.aclose()
-            if status == 401 and not refreshed:
-                # Dinero refused before doing anything: safe to repeat once, even for writes.
-                refreshed = True
-                attempt = 0
-                continue
-            error = error_from_response(status, raw, method=call.method, path=call.path)
-            if isinstance(error, DineroRateLimited):
-                if call.org_scoped:
-                    await self._pacer.penalize(self.organization_id, self._penalty)
-                raise error
-            if is_transient_status(status):
-                if call.safe_to_repeat and attempt < self._retry.max_attempts:
-                    await self._backoff(call, attempt, f"HTTP {status}")
-                    continue
-                if not call.safe_to_repeat:
-                    raise DineroOutcomeUnknown(
-                        f"Dinero answered HTTP {status} after receiving the request",
-                        method=call.method,
-                        path=call.path,
-                        status=status,
-                        dinero_message=error.dinero_message,
-                    ) from error
+        status = response.status_code
+        if status < 400:
+            return response
+        raw = await response.aread()
+        await response.aclose()
+        if status == 401 and not refreshed:
+            raise _Refused
+        error = error_from_response(status, raw, method=call.method, path=call.path)
+        if isinstance(error, DineroRateLimited):
+            if call.org_scoped:
+                await self._pacer.penalize(self.organization_id, self._penalty)
             raise error
+        if is_transient_status(status):
+            if call.safe_to_repeat:
+                raise _Again(error, f"HTTP {status}")
+            raise DineroOutcomeUnknown(
+                f"Dinero answered HTTP {status} after receiving the request",
+                method=call.method,
+                path=call.path,
+                status=status,
+                dinero_message=error.dinero_message,
+            ) from error
+        raise error
 
     @staticmethod
     def _transport_failure(call: Call, exc: httpx.TransportError) -> DineroError:
@@ -162,20 +202,19 @@ class Transport:
             )
         return DineroTransportError(f"{call.method} {call.path}: {type(exc).__name__}", sent=sent)
 
-    async def _backoff(self, call: Call, attempt: int, reason: str) -> None:
-        """Log and wait before repeating a call that is safe to repeat."""
-        delay = self._retry.delay(attempt, self._random())
+    @staticmethod
+    def _log_retry(call: Call, attempt: int, delay: float, error: BaseException) -> None:
+        """Say that a call safe to repeat failed and is repeated after `delay` seconds."""
         logger.warning(
             "dinero request failed; retrying",
             extra={
                 "method": call.method,
                 "path": call.path,
-                "reason": reason,
+                "reason": error.reason if isinstance(error, _Again) else type(error).__name__,
                 "attempt": attempt,
                 "delay_seconds": round(delay, 3),
             },
         )
-        await self._sleep(delay)
 
     async def json(self, call: Call) -> Any:
         """Send and decode the JSON answer (None for an empty body)."""

@@ -19,7 +19,6 @@ events are kept, so setting the URL later delivers the backlog (pruned after 30 
 
 from __future__ import annotations
 
-import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -34,6 +33,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 from standardwebhooks.webhooks import Webhook
 
+from app.backoff import WEBHOOK_EVENT
 from app.ops.metrics import WEBHOOKS_SENT
 from app.outbox.models import OutboxEvent
 from app.outbox.schemas import ExportItemUpdated, item_update
@@ -44,8 +44,6 @@ log = structlog.get_logger(__name__)
 BATCH: Final = 100
 REQUEST_TIMEOUT_SECONDS: Final = 10.0
 TIME_SLICE_SECONDS: Final = 45.0
-BACKOFF_BASE_SECONDS: Final = 5.0
-BACKOFF_CAP: Final = timedelta(minutes=10)
 GIVE_UP_AFTER: Final = timedelta(hours=72)
 """Retried this long after the first attempt (an outage of an hour, or a day, loses nothing)."""
 
@@ -67,13 +65,6 @@ class DeliveryResult:
     more_due: bool = False
     """The pass ended on its time slice with events still due."""
     configured: bool = True
-
-
-def backoff(attempts: int, *, fraction: float | None = None) -> timedelta:
-    """Wait before attempt `attempts + 1`: 5 s doubling to 10 minutes, ±20 % jitter."""
-    base = min(BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0), BACKOFF_CAP.total_seconds())
-    jitter = 0.8 + 0.4 * (random.random() if fraction is None else fraction)  # noqa: S311
-    return timedelta(seconds=base * jitter)
 
 
 def body(event: OutboxEvent) -> str:
@@ -234,7 +225,7 @@ async def _deliver(
             event.id,
             attempts=attempts,
             first_attempt_at=first,
-            next_attempt_at=now + backoff(attempts),
+            next_attempt_at=now + WEBHOOK_EVENT.delay(attempts),
             last_status_code=status,
             last_error=error,
         )

@@ -34,6 +34,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import jobs
+from app.backoff import Backoff
 from app.datasources import importer, tasks
 from app.db import create_engine, libpq_url
 from app.main import create_app
@@ -52,7 +53,7 @@ TEST_SETTINGS = importer.ImportSettings(
     first_entries_window_days=31,
     overlap=timedelta(seconds=1),
     max_wait_seconds=5.0,
-    failure_backoff_seconds=(60.0, 60.0),
+    failure_backoff=Backoff(first=timedelta(seconds=60), cap=timedelta(seconds=60)),
 )
 
 # The service's own pacing would space calls 0.6 s apart; Dinero's limit is not under test.

@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 import respx
 
-from app.dinero import DineroClient, RetryPolicy, StaticTokenProvider
+from app.backoff import Backoff
+from app.dinero import DineroClient, StaticTokenProvider
 from app.dinero.pacing import Lane
 from tests.contract import NO_BODY, is_dinero_api_path, validate_request, validate_response
 
@@ -160,7 +162,12 @@ def client(
         ORG,
         tokens,
         pacer,
-        retry=RetryPolicy(max_attempts=3, initial_delay=0.5, max_delay=4.0),
+        retry=Backoff(
+            first=timedelta(seconds=0.5),
+            cap=timedelta(seconds=4),
+            spread=(0.75, 1.0),
+            max_attempts=3,
+        ),
         sleep=sleeps,
         random_fraction=lambda: 0.5,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from uuid import UUID
 
@@ -11,6 +11,7 @@ import httpx
 import pytest
 import respx
 
+from app.backoff import Backoff
 from app.dinero import (
     DineroClient,
     DineroOutcomeUnknown,
@@ -22,7 +23,6 @@ from app.dinero import (
     LedgerItemRef,
     PurchaseVoucherCreate,
     PurchaseVoucherLine,
-    RetryPolicy,
 )
 from tests.contract import NO_BODY, ContractError, validate_response
 from tests.dinero.conftest import (
@@ -81,9 +81,12 @@ async def test_reads_give_up_after_three_attempts_with_growing_delays(
 
 
 async def test_backoff_is_capped_and_jittered() -> None:
-    policy = RetryPolicy(max_attempts=10, initial_delay=1.0, max_delay=5.0, jitter=0.25)
-    assert [policy.delay(n, 0.0) for n in range(1, 6)] == [1.0, 2.0, 4.0, 5.0, 5.0]
-    assert policy.delay(3, 0.999) == pytest.approx(4.0 * 0.75, rel=1e-2)
+    steady = Backoff(first=timedelta(seconds=1), cap=timedelta(seconds=5))
+    assert [steady.seconds(n) for n in range(1, 6)] == [1.0, 2.0, 4.0, 5.0, 5.0]
+    jittered = Backoff(first=timedelta(seconds=1), cap=timedelta(seconds=5), spread=(0.75, 1.0))
+    assert jittered.seconds(3, fraction=0.0) == 3.0
+    assert jittered.seconds(3, fraction=0.999) == pytest.approx(4.0, rel=1e-3)
+    assert jittered.delay(9, fraction=0.5) == timedelta(seconds=5 * 0.875)
 
 
 async def test_read_timeouts_and_dropped_connections_are_retried_for_reads(

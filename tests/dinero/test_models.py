@@ -13,9 +13,14 @@ from app.dinero import (
     Contact,
     LedgerItem,
     LedgerItemLine,
+    LedgerItemStatus,
+    LedgerStatus,
+    ManualVoucher,
     Organization,
     Page,
+    PurchaseVoucher,
     PurchaseVoucherLine,
+    VoucherStatus,
 )
 from app.dinero.wire import dumps, loads
 from tests.dinero.examples import example
@@ -103,3 +108,42 @@ def test_ledger_item_wire_shape() -> None:
     )
     with pytest.raises(ValidationError):
         LedgerItem(id=UUID(int=7), voucher_date=date(2026, 1, 2), lines=[])
+
+
+@pytest.mark.parametrize(
+    ("status", "number", "booked", "draft"),
+    [
+        ("Draft", None, False, True),
+        ("Editing", None, False, False),  # not booked yet, still being edited
+        ("Editing", 12, True, False),  # a booked voucher reopened keeps its number
+        ("Paid", 12, True, False),  # cash purchases read Paid once booked
+        ("Booked", 12, True, False),
+        ("overdue", 12, True, False),  # Dinero's casing varies (OverPaid in its filters)
+        ("OverPaid", 12, True, False),
+        ("SomethingNew", 12, True, False),  # a word Dinero adds later is past Draft
+        (None, None, False, False),
+    ],
+)
+def test_a_purchase_voucher_status_is_typed_and_says_whether_it_is_booked(
+    status: str | None, number: int | None, booked: bool, draft: bool
+) -> None:
+    voucher = PurchaseVoucher.model_validate(
+        {"Guid": str(UUID(int=1)), "Status": status, "VoucherNumber": number}
+    )
+    assert voucher.status is None or isinstance(voucher.status, VoucherStatus)
+    assert (voucher.is_booked, voucher.is_draft) == (booked, draft)
+
+
+def test_manual_voucher_and_ledger_statuses_are_typed() -> None:
+    manual = ManualVoucher.model_validate({"Guid": str(UUID(int=1)), "Status": "Editing"})
+    assert (manual.status, manual.is_draft, manual.is_booked) == (
+        VoucherStatus.EDITING,
+        True,
+        False,
+    )
+    pending = LedgerItemStatus.model_validate({"Id": str(UUID(int=2)), "Status": "PendingBooking"})
+    assert pending.status is LedgerStatus.PENDING_BOOKING
+    assert (pending.is_pending_booking, pending.is_booked) == (True, False)
+    odd = LedgerItemStatus.model_validate({"Id": str(UUID(int=2)), "Status": "Archived"})
+    assert odd.status is LedgerStatus.UNKNOWN
+    assert (odd.is_pending_booking, odd.is_booked) == (False, False)

@@ -23,6 +23,7 @@ from dinero_sandbox import (
 )
 from fastapi import FastAPI
 
+from app.backoff import DINERO_REQUEST
 from app.dinero import (
     ApiKeyTokenProvider,
     DineroClient,
@@ -37,7 +38,6 @@ from app.dinero import (
     NoopPacer,
     PurchaseVoucherCreate,
     PurchaseVoucherLine,
-    RetryPolicy,
     StaticTokenProvider,
     VismaConnectOAuth,
 )
@@ -349,7 +349,7 @@ async def test_faults_retry_reads_and_never_writes(
     sandbox_http: httpx.AsyncClient, token: str, sandbox: Sandbox
 ) -> None:
     sleeps = FakeSleep()
-    client = _client(sandbox_http, token, sleep=sleeps, retry=RetryPolicy(max_attempts=3))
+    client = _client(sandbox_http, token, sleep=sleeps, retry=DINERO_REQUEST.with_attempts(3))
 
     sandbox.add_fault(kind="error", method="GET", path="/v1/*/vatTypes", status=503, count=1)
     assert await client.vat_types()

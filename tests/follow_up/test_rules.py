@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from app.follow_up.drafts import differences
-from app.outbox.delivery import BACKOFF_CAP, backoff
+from app.backoff import WEBHOOK_EVENT
+from app.exports.drafts import differences
 from app.outbox.schemas import item_update
 from tests.conftest import make_settings
 
@@ -58,10 +58,10 @@ def test_added_and_removed_lines_are_differences() -> None:
 
 
 def test_backoff_doubles_and_is_capped_at_ten_minutes() -> None:
-    assert backoff(1, fraction=0.5) == timedelta(seconds=5)
-    assert backoff(2, fraction=0.5) == timedelta(seconds=10)
-    assert backoff(30, fraction=1.0) == BACKOFF_CAP * 1.2
-    assert backoff(30, fraction=0.0) == BACKOFF_CAP * 0.8
+    assert WEBHOOK_EVENT.delay(1, fraction=0.5) == timedelta(seconds=5)
+    assert WEBHOOK_EVENT.delay(2, fraction=0.5) == timedelta(seconds=10)
+    assert WEBHOOK_EVENT.delay(30, fraction=1.0) == timedelta(minutes=10) * 1.2
+    assert WEBHOOK_EVENT.delay(30, fraction=0.0) == timedelta(minutes=10) * 0.8
 
 
 def test_a_ledger_item_event_names_the_ledger_item() -> None:
