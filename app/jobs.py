@@ -3,6 +3,10 @@
 Tasks are registered on `job_app` by the domain `tasks` modules that `app.registry` lists and
 loads (with every model) before a queue is opened. A job deferred with `defer()` is written on
 the request's own connection, so it commits with the request's transaction or not at all.
+
+Domains wake each other through the named jobs below (`wake_exports`, `request_chart_sync`):
+they are deferred by task name and lock, so the chart need not import the exports, nor the
+connection the chart. The task behind each name is registered by its own domain.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ async def close_jobs(pool: AsyncConnectionPool) -> None:
 
 async def defer(
     session: AsyncSession,
-    task: Any,
+    task: Any | str,
     *,
     queueing_lock: str | None = None,
     lock: str | None = None,
@@ -61,7 +65,10 @@ async def defer(
     schedule_at: datetime | None = None,
     **kwargs: Any,
 ) -> int:
-    """Enqueue `task` inside the session's transaction; returns the job id."""
+    """Enqueue `task` (a task, or a registered task's name) in the session's transaction.
+
+    Returns the job id. A name that no task module registered is refused (TaskNotFound).
+    """
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     options: dict[str, Any] = {"connection": raw.driver_connection}
@@ -73,13 +80,17 @@ async def defer(
         options["priority"] = priority
     if schedule_at is not None:
         options["schedule_at"] = schedule_at
-    job_id: int = await task.configure(**options).defer_async(**kwargs)
+    if isinstance(task, str):
+        deferrer = job_app.configure_task(task, allow_unknown=False, **options)
+    else:
+        deferrer = task.configure(**options)
+    job_id: int = await deferrer.defer_async(**kwargs)
     return job_id
 
 
 async def defer_once(
     session: AsyncSession,
-    task: Any,
+    task: Any | str,
     *,
     queueing_lock: str,
     lock: str | None = None,
@@ -104,6 +115,88 @@ async def defer_once(
     except procrastinate_exceptions.AlreadyEnqueued:
         return False
     return True
+
+
+# --- named jobs: how one domain wakes another ---------------------------------------------------
+
+EXPORTS_RUN: Final = "exports.run"
+"""The company's export runner (registered by app/exports/tasks.py)."""
+
+CHART_SYNC: Final = "chart.sync"
+"""The company's chart sync (registered by app/chart/tasks.py)."""
+
+
+def export_run_lock(company_id: str) -> str:
+    """The runner's queueing and execution lock: one waiting, one running per company."""
+    return f"export-run:{company_id}"
+
+
+def chart_sync_lock(company_id: str) -> str:
+    """The chart sync's queueing lock: at most one waiting per company."""
+    return f"chart-sync:{company_id}"
+
+
+async def wake_exports(session: AsyncSession, company_id: str) -> bool:
+    """Make sure the company's export runner runs soon, inside the caller's transaction.
+
+    For whatever may let waiting items go: a sync, a mapping or category changed, new items.
+    False when a runner was already waiting to start (it will see the change).
+    """
+    return await defer_once(
+        session,
+        EXPORTS_RUN,
+        queueing_lock=export_run_lock(company_id),
+        lock=export_run_lock(company_id),
+        company_id=company_id,
+    )
+
+
+FOLLOW_UP_RUN: Final = "follow_up.run"
+"""The company's follow-up cycle (registered by app/follow_up/tasks.py)."""
+
+
+def follow_up_lock(company_id: str) -> str:
+    """The follow-up's queueing and execution lock: one waiting, one running per company."""
+    return f"follow-up:{company_id}"
+
+
+async def wake_follow_up(
+    session: AsyncSession, company_id: str, at: datetime | None = None
+) -> bool:
+    """A follow-up cycle at `at` (None: now), or the waiting one moved to `at` if that is sooner,
+    inside the caller's transaction. True when a job was queued or moved."""
+    queued = await defer_once(
+        session,
+        FOLLOW_UP_RUN,
+        queueing_lock=follow_up_lock(company_id),
+        lock=follow_up_lock(company_id),
+        schedule_at=at,
+        company_id=company_id,
+    )
+    return queued or await bring_forward(session, follow_up_lock(company_id), at)
+
+
+OUTBOX_DELIVER: Final = "outbox.deliver"
+"""The outgoing webhooks' delivery pass (registered by app/outbox/tasks.py)."""
+
+OUTBOX_LOCK: Final = "outbox-deliver"
+"""The delivery's queueing lock (one waiting) and lock (one running): events go out in order."""
+
+
+async def wake_outbox(session: AsyncSession) -> bool:
+    """Make sure a delivery pass of the outgoing webhooks runs soon, in the caller's transaction.
+
+    For the runner and the follow-up after a pass that changed items (their outbox events are
+    written by a trigger). False when a pass was already waiting.
+    """
+    return await defer_once(session, OUTBOX_DELIVER, queueing_lock=OUTBOX_LOCK, lock=OUTBOX_LOCK)
+
+
+async def request_chart_sync(session: AsyncSession, company_id: str) -> bool:
+    """Enqueue a chart sync in the caller's transaction; False when one is already waiting."""
+    return await defer_once(
+        session, CHART_SYNC, queueing_lock=chart_sync_lock(company_id), company_id=company_id
+    )
 
 
 def hold_waiting_job_sql(queueing_lock_param: str) -> str:

@@ -28,6 +28,7 @@ from app.exports.readiness import exported_to_dinero
 from app.exports.router import router as exports_router
 from app.exports.router import webhooks_router as export_webhooks_router
 from app.exports.settings_router import router as export_settings_router
+from app.history.router import router as history_router
 from app.limits import BodyLimitMiddleware
 from app.middleware import RequestContextMiddleware
 from app.ops.router import router as ops_router
@@ -149,6 +150,7 @@ def create_app(
     app.include_router(connection_router, responses=PROBLEM_RESPONSES)
     app.include_router(chart_router, responses=PROBLEM_RESPONSES)
     app.include_router(export_settings_router, responses=PROBLEM_RESPONSES)
+    app.include_router(history_router, responses=PROBLEM_RESPONSES)
     app.include_router(datasources_router, responses=PROBLEM_RESPONSES)
     app.include_router(exports_router, responses=PROBLEM_RESPONSES)
     app.include_router(export_webhooks_router)

@@ -30,6 +30,7 @@ def test_every_named_job_is_a_registered_task() -> None:
     registry.load()
     assert jobs.job_app.tasks[jobs.EXPORTS_RUN].queue == "exports"
     assert jobs.job_app.tasks[jobs.CHART_SYNC].queue == "chart"
+    assert jobs.job_app.tasks[jobs.OUTBOX_DELIVER].queue == "webhooks"
 
 
 async def test_waking_the_exports_defers_the_runner_once(db: AsyncSession) -> None:
@@ -58,6 +59,21 @@ async def test_requesting_a_chart_sync_defers_the_sync_once(db: AsyncSession) ->
             "lock": None,
             "queueing_lock": "chart-sync:co-named",
             "args": {"company_id": "co-named"},
+        }
+    ]
+
+
+async def test_waking_the_outbox_defers_one_delivery_pass(db: AsyncSession) -> None:
+    registry.load()
+    assert await jobs.wake_outbox(db) is True
+    assert await jobs.wake_outbox(db) is False
+
+    assert await _waiting(db, "outbox.deliver") == [
+        {
+            "queue_name": "webhooks",
+            "lock": "outbox-deliver",
+            "queueing_lock": "outbox-deliver",
+            "args": {},
         }
     ]
 

@@ -126,7 +126,9 @@ async def update_category(
 ) -> CategoryOut:
     """Rename a category, hide it from employees, or set its default tax code."""
     changes = body.model_dump(exclude_unset=True)
-    category = await service.update_category(session, access.company.id, category_id, changes)
+    category = await service.update_category(
+        session, access.company.id, category_id, changes, changed_by=access.principal.subject
+    )
     await jobs.wake_exports(session, access.company.id)  # items waiting on it may go now
     return _category_out(category)
 

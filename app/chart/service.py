@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chart.models import Category, CompanySettings, DineroAccount, TaxCode
 from app.errors import NotFound, ValidationFailed
+from app.history import service as history
 
 MAPPING_FIELDS = (
     "deposit_account",
@@ -52,10 +53,16 @@ async def present_tax_codes(session: AsyncSession, company_id: str) -> list[TaxC
 
 
 async def update_category(
-    session: AsyncSession, company_id: str, category_id: uuid.UUID, changes: Mapping[str, Any]
+    session: AsyncSession,
+    company_id: str,
+    category_id: uuid.UUID,
+    changes: Mapping[str, Any],
+    *,
+    changed_by: str | None = None,
 ) -> Category:
     """Apply the admin's rename / hide / default tax code; unknown tax codes are refused."""
     category = await get_category(session, company_id, category_id)
+    before = history.category_state(category)
     if "tax_code" in changes and changes["tax_code"] is not None:
         codes = {tax.code for tax in await present_tax_codes(session, company_id)}
         if changes["tax_code"] not in codes:
@@ -72,6 +79,9 @@ async def update_category(
     if "hidden" in changes and changes["hidden"] is not None:
         category.hidden = bool(changes["hidden"])
     await session.flush()
+    await history.record_category_change(
+        session, category=category, before=before, changed_by=changed_by
+    )
     return category
 
 
@@ -98,7 +108,11 @@ async def get_settings(session: AsyncSession, company_id: str) -> CompanySetting
 
 
 async def put_settings(
-    session: AsyncSession, company_id: str, values: Mapping[str, int | None]
+    session: AsyncSession,
+    company_id: str,
+    values: Mapping[str, int | None],
+    *,
+    changed_by: str | None = None,
 ) -> CompanySettings:
     """Replace the mappings; every account must be a synced deposit account, or nothing changes."""
     usable = {a.account_number: a for a in await deposit_accounts(session, company_id)}
@@ -124,9 +138,14 @@ async def put_settings(
     if settings is None:
         settings = CompanySettings(company_id=company_id)
         session.add(settings)
+    before = {name: getattr(settings, name) for name in MAPPING_FIELDS}
     for name in MAPPING_FIELDS:
         setattr(settings, name, values.get(name))
     await session.flush()
+    after = {name: getattr(settings, name) for name in MAPPING_FIELDS}
+    await history.record_mapping_changes(
+        session, company_id=company_id, before=before, after=after, changed_by=changed_by
+    )
     return settings
 
 

@@ -29,6 +29,7 @@ from app.db import try_advisory_lock
 from app.dinero.errors import DineroError
 from app.dinero.models import AccountingYear, DepositAccount, EntryAccount, VatType
 from app.dinero.pacing import Lane
+from app.history import service as history
 from app.services import Services
 
 log = structlog.get_logger(__name__)
@@ -247,8 +248,10 @@ async def apply_chart(session: AsyncSession, company_id: str, chart: Chart) -> d
     await session.flush()  # categories take their default tax code from these
     incoming = _incoming_accounts(chart)
     await _apply_accounts(session, company_id, incoming, summary)
+    before = await history.category_states(session, company_id)
     await _apply_categories(session, company_id, incoming, summary)
     await session.flush()
+    await history.record_synced_categories(session, company_id=company_id, before=before)
     return summary
 
 

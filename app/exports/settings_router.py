@@ -81,6 +81,8 @@ async def put_dinero_settings(
     body: SettingsIn, access: CompanyAdmin, session: SessionDep
 ) -> SettingsOut:
     """Set the account mappings; each must be one of the synced deposit accounts."""
-    await chart.put_settings(session, access.company.id, body.model_dump())
+    await chart.put_settings(
+        session, access.company.id, body.model_dump(), changed_by=access.principal.subject
+    )
     await jobs.wake_exports(session, access.company.id)  # items waiting for a mapping may go now
     return await _settings_out(session, access.company.id)
