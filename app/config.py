@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.hosts import parse_allowed_host
+
 VISMA_AUTHORIZE_URL = "https://connect.visma.com/connect/authorize"
 VISMA_TOKEN_URL = "https://connect.visma.com/connect/token"  # noqa: S105 - a URL
 DINERO_LEGACY_TOKEN_URL = "https://authz.dinero.dk/dineroapi/oauth/token"  # noqa: S105
@@ -109,8 +111,6 @@ class Settings(BaseSettings):
     def _exact_hosts(cls, value: list[str]) -> list[str]:
         if not value:
             return value
-        from app.receipts.fetch import parse_allowed_host
-
         for entry in value:
             parse_allowed_host(entry)  # a pattern, a URL or a bad port is refused at start-up
         return value
