@@ -21,6 +21,7 @@ from app.exports.context import Context, save
 from app.exports.mapping import LEDGER, plan
 from app.exports.models import ExportItem, ItemStatus, Step
 from app.exports.outcomes import dinero_failure, fail, transient
+from app.exports.service import FRESH
 
 LEDGER_BATCH: Final = 1000
 """Dinero takes up to 1000 ledger items per call."""
@@ -70,7 +71,7 @@ async def _reconcile(ctx: Context, client: DineroClient, items: list[ExportItem]
             continue
         if status.is_booked:
             await _booked(ctx, item, status.voucher_number)
-        elif status.status == "PendingBooking":
+        elif status.is_pending_booking:
             await save(ctx.services, item, step=Step.BOOK_SENT, dinero_version=status.version)
             ctx.later(BOOKING_POLL_SECONDS)
         else:  # Draft: created, booking not (yet) asked for
@@ -166,9 +167,6 @@ async def _booked(ctx: Context, item: ExportItem, number: int | None) -> None:
         status=ItemStatus.BOOKED,
         dinero_voucher_number=number,
         booked_at=datetime.now(UTC),
-        attempts=0,
-        next_attempt_at=None,
-        waiting_code=None,
-        waiting_message=None,
+        **FRESH,
     )
     ctx.count("booked")

@@ -34,6 +34,7 @@ from app.dinero.models import (
     PurchaseVoucherLine,
 )
 from app.exports.checks import Books, resolve_line
+from app.exports.documents import ExpenseLine
 from app.exports.models import ExportItem, ItemType
 
 PURCHASE: Final = "purchase_voucher"
@@ -97,11 +98,12 @@ def reference(item: ExportItem) -> str:
     return f"bridge:{item.id}"
 
 
-def text(item: ExportItem, line: dict[str, Any] | None = None) -> str:
+def text(item: ExportItem, line: ExpenseLine | None = None) -> str:
     """A line's description: its own (or the item's), and the employee, within Dinero's 250."""
     name = (item.employee or {}).get("name")
     employee = str(name) if name else None
-    parts = [p for p in ((line or {}).get("description") or item.description, employee) if p]
+    own = line.get("description") if line else None
+    parts = [p for p in (own or item.description, employee) if p]
     return " · ".join(parts)[:250] or item.external_id[:250]
 
 
@@ -113,18 +115,34 @@ def paid_from(books: Books, item: ExportItem) -> int:
     return number
 
 
-def _purchase(item: ExportItem, books: Books) -> Plan:
+def _expense_lines(item: ExportItem, books: Books, refund_into: int | None) -> list[PlannedLine]:
+    """One planned line per expense line; a refund's runs back into `refund_into`."""
     planned = []
     for line in item.lines:
         account, tax_code = resolve_line(books, line)
-        planned.append(
-            PlannedLine(
-                account_number=account,
-                vat_code=tax_code,
-                amount_minor=int(line["dkk_amount"]),
-                description=text(item, line),
+        amount, description = int(line["dkk_amount"]), text(item, line)
+        if refund_into is None:
+            planned.append(PlannedLine(account, tax_code, amount, description))
+        else:
+            planned.append(
+                PlannedLine(refund_into, NO_VAT, -amount, description, account, tax_code)
             )
-        )
+    return planned
+
+
+def _two_sided(line: PlannedLine) -> dict[str, Any]:
+    """A manual voucher's or ledger item's line fields (both sides), without the amount."""
+    return {
+        "description": line.description,
+        "account_number": line.account_number,
+        "account_vat_code": line.vat_code,
+        "balancing_account_number": line.balancing_account_number,
+        "balancing_account_vat_code": line.balancing_vat_code,
+    }
+
+
+def _purchase(item: ExportItem, books: Books) -> Plan:
+    planned = _expense_lines(item, books, refund_into=None)
     deposit = paid_from(books, item)
     request = PurchaseVoucherCreate(
         purchase_type="cash",
@@ -143,55 +161,21 @@ def _purchase(item: ExportItem, books: Books) -> Plan:
         external_reference=reference(item),
     )
     return Plan(
-        target=PURCHASE,
-        voucher_date=item.voucher_date,
-        lines=tuple(planned),
-        balancing_account_number=deposit,
-        file_guid=item.dinero_file_guid,
-        request=request,
+        PURCHASE, item.voucher_date, tuple(planned), deposit, item.dinero_file_guid, request
     )
 
 
 def _refund(item: ExportItem, books: Books) -> Plan:
     """A refund reverses the expense: money back into the paying account, VAT reversed."""
     paying = paid_from(books, item)
-    planned = []
-    for line in item.lines:
-        account, tax_code = resolve_line(books, line)
-        planned.append(
-            PlannedLine(
-                account_number=paying,
-                vat_code=NO_VAT,
-                amount_minor=-int(line["dkk_amount"]),
-                description=text(item, line),
-                balancing_account_number=account,
-                balancing_vat_code=tax_code,
-            )
-        )
+    planned = _expense_lines(item, books, refund_into=paying)
     request = ManualVoucherCreate(
         voucher_date=item.voucher_date,
-        lines=[
-            ManualVoucherLine(
-                amount=money(p.amount_minor),
-                description=p.description,
-                account_number=p.account_number,
-                account_vat_code=p.vat_code,
-                balancing_account_number=p.balancing_account_number,
-                balancing_account_vat_code=p.balancing_vat_code,
-            )
-            for p in planned
-        ],
+        lines=[ManualVoucherLine(amount=money(p.amount_minor), **_two_sided(p)) for p in planned],
         file_guid=item.dinero_file_guid,
         external_reference=reference(item),
     )
-    return Plan(
-        target=MANUAL,
-        voucher_date=item.voucher_date,
-        lines=tuple(planned),
-        balancing_account_number=paying,
-        file_guid=item.dinero_file_guid,
-        request=request,
-    )
+    return Plan(MANUAL, item.voucher_date, tuple(planned), paying, item.dinero_file_guid, request)
 
 
 def _ledger(item: ExportItem, books: Books) -> Plan:
@@ -201,34 +185,10 @@ def _ledger(item: ExportItem, books: Books) -> Plan:
         balancing = books.accounts["reimbursement_account"]
     else:
         account, balancing = books.accounts["deposit_account"], books.accounts["top_up_account"]
-    line = PlannedLine(
-        account_number=account,
-        vat_code=NO_VAT,
-        amount_minor=item.dkk_amount_minor,
-        description=text(item),
-        balancing_account_number=balancing,
-        balancing_vat_code=NO_VAT,
-    )
+    line = PlannedLine(account, NO_VAT, item.dkk_amount_minor, text(item), balancing, NO_VAT)
     request = LedgerItem(
         id=item.id,
         voucher_date=item.voucher_date,
-        lines=[
-            LedgerItemLine(
-                id=item.id,
-                amount=money(line.amount_minor),
-                description=line.description,
-                account_number=line.account_number,
-                account_vat_code=line.vat_code,
-                balancing_account_number=line.balancing_account_number,
-                balancing_account_vat_code=line.balancing_vat_code,
-            )
-        ],
+        lines=[LedgerItemLine(id=item.id, amount=money(line.amount_minor), **_two_sided(line))],
     )
-    return Plan(
-        target=LEDGER,
-        voucher_date=item.voucher_date,
-        lines=(line,),
-        balancing_account_number=None,
-        file_guid=None,
-        request=request,
-    )
+    return Plan(LEDGER, item.voucher_date, (line,), None, None, request)

@@ -30,6 +30,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, TimestampMixin
+from app.exports.documents import DraftChanges, ExpenseLine, ReceiptSource
 
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
@@ -139,10 +140,10 @@ class ExportItem(TimestampMixin, Base):
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     dkk_amount_minor: Mapped[int] = mapped_column(BigInteger)
     """The amount in DKK øre: the amount itself, or the settled amount for other currencies."""
-    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    lines: Mapped[list[ExpenseLine]] = mapped_column(JSONB, default=list)
     """Expense lines in DKK øre: category_id or account_number, tax_code, amount, description."""
     employee: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    receipts: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    receipts: Mapped[list[ReceiptSource]] = mapped_column(JSONB, default=list)
     """Receipt sources: {url} or {blob_id} of an inline receipt, with filename, content_type."""
 
     receipt_file: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
@@ -174,7 +175,7 @@ class ExportItem(TimestampMixin, Base):
     # Following the draft in Dinero (app/follow_up/): approvals, deletions, edits, late receipts.
     dinero_sent: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     """The draft as Dinero answered its creation (app/exports/drafts.py): edits compare to it."""
-    dinero_changes: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    dinero_changes: Mapped[DraftChanges | None] = mapped_column(JSONB)
     """How the draft in Dinero now differs from `dinero_sent` (edited there), or None."""
     follow_up_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """When the draft was last read from Dinero (the round-robin goes oldest first)."""

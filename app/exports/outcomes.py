@@ -8,6 +8,7 @@ from typing import Final
 
 import structlog
 
+from app.backoff import EXPORT_ITEM
 from app.connection.gateway import NotConnected, ReauthRequired
 from app.dinero.errors import DineroApiError, DineroRateLimited
 from app.exports.checks import Fail, Wait
@@ -18,7 +19,6 @@ from app.receipts import ReceiptError
 log = structlog.get_logger(__name__)
 
 RATE_LIMIT_PAUSE_SECONDS: Final = 60.0
-MAX_BACKOFF: Final = timedelta(minutes=30)
 
 
 def connection_wait(exc: ReauthRequired | NotConnected) -> Wait:
@@ -65,15 +65,10 @@ async def fail(ctx: Context, item: ExportItem, failure: Fail) -> None:
     )
 
 
-def backoff(attempts: int) -> timedelta:
-    """How long an item waits before its next try after `attempts` failed ones."""
-    return min(timedelta(seconds=5 * 2 ** min(attempts, 12)), MAX_BACKOFF)
-
-
 async def transient(ctx: Context, item: ExportItem, exc: Exception, *, count: bool = True) -> None:
     """Try again later with backoff; a 429 does not count as an attempt."""
     attempts = item.attempts + (1 if count else 0)
-    delay = backoff(attempts)
+    delay = EXPORT_ITEM.delay(attempts)
     if isinstance(exc, DineroRateLimited):
         delay = timedelta(seconds=RATE_LIMIT_PAUSE_SECONDS)
         ctx.paused = True

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import jobs
 from app.errors import Conflict, NotFound
 from app.exports.models import ExportItem, ItemStatus, Step
-from app.exports.service import transition
+from app.exports.service import FRESH, transition
 
 log = structlog.get_logger(__name__)
 
@@ -58,13 +58,7 @@ async def retry_item(*, session: AsyncSession, company_id: str, item_id: uuid.UU
         item.id,
         from_=item.status,
         to=ItemStatus.QUEUED,
-        failure_code=None,
-        failure_message=None,
-        dinero_message=None,
-        waiting_code=None,
-        waiting_message=None,
-        attempts=0,
-        next_attempt_at=None,
+        **FRESH,
     )
     await session.refresh(item)
     await jobs.wake_exports(session, company_id)

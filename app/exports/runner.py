@@ -64,6 +64,7 @@ from app.exports.outcomes import (
     wait_all,
 )
 from app.exports.schedule import schedule_run
+from app.exports.service import FRESH
 from app.outbox.tasks import kick_delivery
 from app.receipts import ReceiptError
 from app.services import Services
@@ -259,13 +260,7 @@ async def _created(
         dinero_voucher_number=number,
         dinero_sent=sent,
         exported_at=datetime.now(UTC),
-        attempts=0,
-        next_attempt_at=None,
-        waiting_code=None,
-        waiting_message=None,
-        failure_code=None,
-        failure_message=None,
-        dinero_message=None,
+        **FRESH,
     )
     ctx.count("created")
 

@@ -76,6 +76,19 @@ TRANSITIONS: Final[Mapping[ItemStatus, frozenset[ItemStatus]]] = _transitions(LI
 """Allowed moves: status -> the statuses it may become (itself only where listed)."""
 
 
+FRESH: Final[Mapping[str, Any]] = {
+    "attempts": 0,
+    "next_attempt_at": None,
+    "waiting_code": None,
+    "waiting_message": None,
+    "failure_code": None,
+    "failure_message": None,
+    "dinero_message": None,
+}
+"""What an item no longer carries once it got through (or is retried): no tries counted, no
+wait, no failure."""
+
+
 class TransitionRefused(RuntimeError):
     """The code asked for a status change the lifecycle does not allow (a bug, never input)."""
 

@@ -444,16 +444,6 @@ async def _reads(
         await _read(services, client, draft, result)
 
 
-def _booked(voucher: PurchaseVoucher | ManualVoucher) -> bool:
-    if isinstance(voucher, ManualVoucher):
-        return voucher.status == "Booked"
-    # Cash purchases read Paid once booked; "Editing" is a booked voucher reopened (it has
-    # its number already); credit purchases read Booked, Overdue, Overpaid or Paid.
-    return voucher.status not in (None, "Draft") and (
-        voucher.status != "Editing" or voucher.voucher_number is not None
-    )
-
-
 def _booking_time(voucher: PurchaseVoucher | ManualVoucher) -> datetime | None:
     if not voucher.booking_time:
         return None
@@ -498,7 +488,7 @@ async def _read(
     result.count("vouchers")
     result.reads += 1
     now = datetime.now(UTC)
-    if _booked(voucher):
+    if voucher.is_booked:  # Dinero's status words stay in app/dinero
         if await _set_draft(
             services,
             draft.id,

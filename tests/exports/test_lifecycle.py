@@ -32,7 +32,10 @@ def test_every_status_has_a_row_and_every_move_names_a_status() -> None:
     assert set(TRANSITIONS) == set(ItemStatus)
     for targets in TRANSITIONS.values():
         assert targets <= set(ItemStatus)
-    assert TRANSITIONS[ItemStatus.BOOKED] == frozenset()  # booked books are not touched
+    # Booked books are never exported again by themselves (only a reversal undoes them).
+    assert TRANSITIONS[ItemStatus.BOOKED].isdisjoint(
+        {ItemStatus.QUEUED, ItemStatus.EXPORTING, ItemStatus.FAILED}
+    )
 
 
 def test_a_status_added_in_one_line_is_reached_from_the_statuses_it_names() -> None:
