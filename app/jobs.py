@@ -207,8 +207,9 @@ def hold_waiting_job_sql(queueing_lock_param: str) -> str:
     until the caller commits and then sees what it wrote: a statement that finds one needs no
     defer of its own (the intake's store statement, saving a savepoint and two round trips).
     """
+    # Only the bind parameter's name is formatted in (the caller's constant), never a value.
     return (
-        "SELECT id FROM procrastinate_jobs "
+        "SELECT id FROM procrastinate_jobs "  # noqa: S608
         f"WHERE queueing_lock = :{queueing_lock_param} AND status = 'todo' FOR KEY SHARE"
     )
 
