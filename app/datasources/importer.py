@@ -7,10 +7,10 @@ stops anywhere resumes at the next page, and nothing is held in memory beyond on
 
 Per type:
 - paged collections: a first (or full) read pages through everything; later refreshes read
-  `changesSince` the watermark, then the same with `deletedOnly`, and mark deleted records.
+  the changes since the watermark, then the deleted ones only, and mark deleted records.
 - accounts (unpaged lists): every run reads the list and marks what Dinero no longer has deleted.
 - entries: the accounting year, in date windows sized to keep each answer bounded; later
-  refreshes read `entries/changes` in windows of at most 31 days, keeping the year's entries.
+  refreshes read the changes in windows of at most 31 days, keeping the year's entries.
 Watermarks are taken from the database clock before a read starts and applied with an overlap,
 so a change made while a read was running, or seen late by Dinero, is read again, never missed.
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -41,7 +41,7 @@ from app.datasources.models import (
     SourceStatus,
 )
 from app.datasources.records import Row, batch_json, to_rows
-from app.datasources.types import IMPORT_ORDER, SPECS, DataType, Kind, TypeSpec
+from app.datasources.types import IMPORT_ORDER, SPECS, Kind, TypeSpec
 from app.db import try_advisory_lock
 from app.dinero.client import DineroClient
 from app.dinero.errors import (
@@ -51,9 +51,8 @@ from app.dinero.errors import (
     DineroRateLimited,
     DineroUnauthorized,
 )
-from app.dinero.models import Entry
 from app.dinero.pacing import Lane, PacerBusy
-from app.dinero.paging import change_windows, is_last_page
+from app.dinero.paging import change_windows
 from app.errors import AppError
 
 log = structlog.get_logger(__name__)
@@ -467,29 +466,23 @@ class Importer:
     async def _full_list(self, client: DineroClient, spec: TypeSpec) -> None:
         async with self._sessions() as session:
             pass_started = await _db_now(session)
-        items: Sequence[Any]
-        if spec.name is DataType.ENTRY_ACCOUNTS:
-            items = await client.entry_accounts()
-        else:
-            items = await client.deposit_accounts()
+        records = await client.account_records(spec.collection)
         self.requests += 1
-        rows = to_rows(spec, (item.model_dump(by_alias=True) for item in items))
+        rows = to_rows(spec, records)
         await self._write(spec, rows)
         await self._complete_full(spec, pass_started)
 
     async def _paged_full(
         self, client: DineroClient, spec: TypeSpec, state: DataSourceType
     ) -> None:
-        assert spec.resource is not None
         pass_started = await self._begin_pass(spec, state)
         size = self._settings.page_size
         number = state.next_page or 0
         while True:
-            page = await client.raw_page(spec.resource, page=number, page_size=size)
+            page = await client.record_page(spec.collection, page=number, page_size=size)
             self.requests += 1
-            last = is_last_page(page, number, size)
-            await self._write(spec, to_rows(spec, page.collection), next_page=number + 1)
-            if last:
+            await self._write(spec, to_rows(spec, page.records), next_page=number + 1)
+            if page.last:
                 break
             number += 1
         await self._complete_full(spec, pass_started)
@@ -497,27 +490,26 @@ class Importer:
     async def _paged_changes(
         self, client: DineroClient, spec: TypeSpec, watermark: datetime
     ) -> None:
-        assert spec.resource is not None
         async with self._sessions() as session:
             run_started = await _db_now(session)
         since = watermark - self._settings.overlap
         size = self._settings.page_size
-        # `changesSince` covers created, updated and deleted records; the `deletedOnly` pass
+        # The changes cover created, updated and deleted records; the deleted-only pass
         # makes sure deletions are seen however Dinero's v1 lists treat deleted records.
         for deleted_only in (False, True):
             number = 0
             while True:
-                page = await client.raw_page(
-                    spec.resource,
+                page = await client.record_page(
+                    spec.collection,
                     page=number,
                     page_size=size,
                     changes_since=since,
                     deleted_only=deleted_only,
                 )
                 self.requests += 1
-                rows = to_rows(spec, page.collection, force_deleted=deleted_only)
+                rows = to_rows(spec, page.records, force_deleted=deleted_only)
                 await self._write(spec, rows)
-                if is_last_page(page, number, size):
+                if page.last:
                     break
                 number += 1
         await self._complete_changes(spec, run_started)
@@ -530,10 +522,11 @@ class Importer:
         days = self._settings.first_entries_window_days
         while start <= last:
             end = min(start + timedelta(days=days - 1), last)
-            entries = await client.entries(start, end)
+            entries = await client.entry_records(start, end)
             self.requests += 1
             count = len(entries)
-            rows = to_rows(spec, _drain(entries))
+            rows = to_rows(spec, entries)
+            del entries
             await self._write(spec, rows, through_date=end)
             del rows
             days = self._next_window(count, (end - start).days + 1, days)
@@ -561,12 +554,12 @@ class Importer:
         since = watermark - self._settings.overlap
         if since < now:
             for window_start, window_end in change_windows(since, now):
-                entries = await client.entry_changes(window_start, window_end)
+                entries = await client.entry_change_records(window_start, window_end)
                 self.requests += 1
-                # entries/changes covers every year; this data source keeps its own year's.
+                # The changes cover every year; this data source keeps its own year's.
                 mine = [e for e in entries if e.date is not None and first <= e.date <= last]
                 del entries
-                await self._write(spec, to_rows(spec, _drain(mine)), watermark=window_end)
+                await self._write(spec, to_rows(spec, mine), watermark=window_end)
         await self._complete_changes(spec, now)
 
     # --- writing ---------------------------------------------------------------------------
@@ -632,13 +625,6 @@ class Importer:
             state = await self._lock_type(session, spec)
             state.watermark = run_started
             state.refreshed_at = await _db_now(session)
-
-
-def _drain(entries: list[Entry]) -> Iterator[dict[str, Any]]:
-    """Entries as Dinero's documents, letting go of each model once it is converted."""
-    entries.reverse()
-    while entries:
-        yield entries.pop().model_dump(by_alias=True)
 
 
 def _params(data_source_id: UUID, spec: TypeSpec, rows: Sequence[Row]) -> Mapping[str, Any]:

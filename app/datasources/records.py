@@ -20,7 +20,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from app.datasources.types import WIRE_DATE_FIELDS, DateField, Kind, TypeSpec
+from app.datasources.types import Kind, TypeSpec
+from app.dinero.collections import DineroRecord, column
 
 # Decimals leave the C encoder as marked strings, and the marks are then swapped for the digits:
 # exact numbers at the speed of `json.dumps`. A NUL cannot occur in stored text (PostgreSQL's
@@ -54,58 +55,6 @@ def loads_exact(text: str) -> Any:
     return json.loads(text, parse_float=Decimal)
 
 
-def field(doc: Mapping[str, Any], name: str) -> Any:
-    """A field of a Dinero record, matched case-insensitively (Dinero echoes requested names)."""
-    if name in doc:
-        return doc[name]
-    lowered = name.lower()
-    for key, value in doc.items():
-        if key.lower() == lowered:
-            return value
-    return None
-
-
-class _Fields:
-    """Case-insensitive lookups in one record, the lowered index built only if needed."""
-
-    def __init__(self, doc: Mapping[str, Any]) -> None:
-        self._doc = doc
-        self._lowered: dict[str, Any] | None = None
-
-    def get(self, name: str) -> Any:
-        if name in self._doc:
-            return self._doc[name]
-        if self._lowered is None:
-            self._lowered = {key.lower(): value for key, value in self._doc.items()}
-        return self._lowered.get(name.lower())
-
-
-def _day(value: Any) -> date | None:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str) and len(value) >= 10:
-        try:
-            return date.fromisoformat(value[:10])
-        except ValueError:
-            return None
-    return None
-
-
-def _moment(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, str) and value.strip():
-        try:
-            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    else:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 @dataclass(frozen=True)
 class Row:
     """One record ready to be upserted."""
@@ -121,38 +70,35 @@ class Row:
 
 
 def _entry_fallback_key(doc: Mapping[str, Any]) -> str:
-    # Booked entries never change in Dinero (corrections are new entries), so without an
-    # EntryGuid the content identifies one; an exact twin in the same answer gets a suffix.
+    # Booked entries never change in Dinero (corrections are new entries), so without its
+    # own key the content identifies one; an exact twin in the same answer gets a suffix.
     return "sha256:" + hashlib.sha256(dumps_exact(doc).encode("utf-8")).hexdigest()[:40]
 
 
 def to_rows(
-    spec: TypeSpec, docs: Iterable[Mapping[str, Any]], *, force_deleted: bool = False
+    spec: TypeSpec, records: Iterable[DineroRecord], *, force_deleted: bool = False
 ) -> list[Row]:
     """Rows for a batch of records; a key met twice in one batch keeps the last version."""
     rows: dict[str, Row] = {}
     twins: dict[str, int] = {}
-    for doc in docs:
-        fields = _Fields(doc)
-        raw_key = fields.get(spec.key_field)
-        if raw_key is None or raw_key == "":
+    for record in records:
+        if record.key is None:
             if spec.kind is not Kind.ENTRIES:
                 continue  # not addressable; Dinero always sends its keys
-            base = _entry_fallback_key(doc)
+            base = _entry_fallback_key(record.data)
             twins[base] = twins.get(base, 0) + 1
             key = base if twins[base] == 1 else f"{base}:{twins[base]}"
         else:
-            key = str(raw_key).lower()
-        deleted_at = _moment(fields.get("DeletedAt"))
+            key = record.key
         rows[key] = Row(
             key=key,
-            doc=doc,
-            record_date=_day(fields.get(WIRE_DATE_FIELDS[DateField.DATE])),
-            payment_date=_day(fields.get(WIRE_DATE_FIELDS[DateField.PAYMENT_DATE])),
-            created_at=_moment(fields.get(WIRE_DATE_FIELDS[DateField.CREATED_AT])),
-            updated_at=_moment(fields.get(WIRE_DATE_FIELDS[DateField.UPDATED_AT])),
-            deleted=force_deleted or deleted_at is not None,
-            deleted_at=deleted_at,
+            doc=record.data,
+            record_date=record.date,
+            payment_date=record.payment_date,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+            deleted=force_deleted or record.deleted_at is not None,
+            deleted_at=record.deleted_at,
         )
     return list(rows.values())
 
@@ -255,7 +201,7 @@ def csv_rows(spec: TypeSpec, records: Sequence[StoredRecord]) -> str:
                 neutralized(record.key),
                 "true" if record.deleted else "false",
                 "" if record.deleted_at is None else _utc(record.deleted_at),
-                *(_cell(field(doc, name)) for name in spec.fields),
+                *(_cell(column(doc, name)) for name in spec.fields),
             ]
         )
     return buffer.getvalue()
@@ -269,7 +215,6 @@ __all__ = [
     "csv_header",
     "csv_rows",
     "dumps_exact",
-    "field",
     "json_item",
     "loads_exact",
     "to_rows",

@@ -15,7 +15,24 @@ import httpx
 from pydantic import TypeAdapter, ValidationError
 
 from app.backoff import DINERO_REQUEST, Backoff
+from app.dinero.collections import (
+    Collection,
+    DineroRecord,
+    RecordPage,
+    to_record,
+    to_records,
+)
 from app.dinero.errors import DineroError, DineroNotFound, DineroPayloadTooLarge
+from app.dinero.fields import (
+    CONTACT_FIELDS,
+    DEPOSIT_ACCOUNT_FIELDS,
+    ENTRY_ACCOUNT_FIELDS,
+    INVOICE_FIELDS,
+    ORGANIZATION_FIELDS,
+    PRODUCT_FIELDS,
+    SALES_FIELDS,
+    TRADE_OFFER_FIELDS,
+)
 from app.dinero.models import (
     AccountingYear,
     ArchivedFile,
@@ -65,43 +82,6 @@ MAX_UPLOAD_BYTES: Final = 6 * 1024 * 1024
 """Dinero refuses files above 6 MB (413, or 400 per its spec)."""
 MAX_LEDGER_ITEMS_PER_CALL: Final = 1000
 
-# `fields=` values: Dinero answers only the fields asked for, spelled as asked.
-ORGANIZATION_FIELDS: Final = (
-    "Id,Name,Type,IsPro,IsPayingPro,IsVatFree,Email,Phone,Street,City,ZipCode,AttPerson,"
-    "IsTaxFreeUnion,VatNumber"
-)
-ENTRY_ACCOUNT_FIELDS: Final = (
-    "AccountNumber,Name,VatCode,Category,CategoryName,IsHidden,IsDefaultSalesAccount,"
-    "PublicStandardNumber"
-)
-DEPOSIT_ACCOUNT_FIELDS: Final = (
-    "AccountNumber,Name,IsDefault,IsHidden,BankRegistrationNumber,BankAccountNumber,"
-    "BankSwiftNumber,BankIbanNumber,PublicStandardNumber"
-)
-CONTACT_FIELDS: Final = (
-    "ContactGuid,Name,ExternalReference,IsPerson,Street,ZipCode,City,CountryKey,Phone,Email,"
-    "Webpage,AttPerson,VatNumber,EanNumber,PaymentConditionType,PaymentConditionNumberOfDays,"
-    "IsMember,MemberNumber,CompanyStatus,VatRegionKey,CreatedAt,UpdatedAt,DeletedAt,"
-    "PreferredInvoiceLanguageKey,PreferredInvoiceCurrencyKey"
-)
-INVOICE_FIELDS: Final = (
-    "Guid,Number,ExternalReference,ContactName,ContactGuid,Date,PaymentDate,Description,"
-    "Currency,Status,MailOutStatus,LatestMailOutType,TotalExclVatInDkk,TotalInclVatInDkk,"
-    "TotalExclVat,TotalInclVat,CreatedAt,UpdatedAt,DeletedAt"
-)
-SALES_FIELDS: Final = INVOICE_FIELDS + ",Type"
-PRODUCT_FIELDS: Final = (
-    "ProductGuid,Name,ProductNumber,Quantity,Unit,AccountNumber,BaseAmountValue,"
-    "BaseAmountValueInclVat,TotalAmount,TotalAmountInclVat,ExternalReference,CreatedAt,"
-    "UpdatedAt,DeletedAt"
-)
-TRADE_OFFER_FIELDS: Final = (
-    "Guid,Number,TimeStamp,ContactName,ContactGuid,Address,Date,Comment,Description,"
-    "ExternalReference,Language,Currency,TotalExclVat,TotalVatableAmount,TotalInclVat,"
-    "TotalNonVatableAmount,TotalVat,HasGeneratedAnyVouchers,Status,MailOutStatus,"
-    "LatestMailOutType,CreatedAt,UpdatedAt,DeletedAt"
-)
-
 ListResource = Literal["contacts", "invoices", "sales", "products", "trade_offers"]
 """The paged collections, as the data-source import names them."""
 
@@ -111,6 +91,14 @@ _RESOURCE_PATHS: Final[dict[str, tuple[str, str]]] = {
     "sales": ("sales", SALES_FIELDS),
     "products": ("products", PRODUCT_FIELDS),
     "trade_offers": ("tradeoffers", TRADE_OFFER_FIELDS),
+}
+
+_PAGED_COLLECTIONS: Final[dict[Collection, ListResource]] = {
+    Collection.CONTACTS: "contacts",
+    Collection.INVOICES: "invoices",
+    Collection.SALES: "sales",
+    Collection.PRODUCTS: "products",
+    Collection.TRADE_OFFERS: "trade_offers",
 }
 
 FileStatus = Literal["All", "Used", "Unused"]
@@ -848,6 +836,52 @@ class DineroClient:
         )
         return await self._page(resource, params, _RAW_PAGE)
 
+    async def record_page(
+        self,
+        collection: Collection,
+        *,
+        page: int = 0,
+        page_size: int = 100,
+        changes_since: datetime | None = None,
+        deleted_only: bool = False,
+    ) -> RecordPage:
+        """One page of a paged collection as typed records (documents verbatim)."""
+        resource = _PAGED_COLLECTIONS.get(collection)
+        if resource is None:
+            raise ValueError(f"{collection} is not a paged collection")
+        raw = await self.raw_page(
+            resource,
+            page=page,
+            page_size=page_size,
+            changes_since=changes_since,
+            deleted_only=deleted_only,
+        )
+        return RecordPage(
+            records=to_records(collection, raw.collection),
+            last=is_last_page(raw, page, page_size),
+        )
+
+    async def account_records(self, collection: Collection) -> list[DineroRecord]:
+        """The whole chart of entry or deposit accounts as typed records (an unpaged list)."""
+        items: Sequence[EntryAccount | DepositAccount]
+        if collection is Collection.ENTRY_ACCOUNTS:
+            items = await self.entry_accounts()
+        elif collection is Collection.DEPOSIT_ACCOUNTS:
+            items = await self.deposit_accounts()
+        else:
+            raise ValueError(f"{collection} is not an account list")
+        return to_records(collection, (item.model_dump(by_alias=True) for item in items))
+
+    async def entry_records(self, from_date: date, to_date: date) -> list[DineroRecord]:
+        """`entries` in a period as typed records."""
+        return _entry_records(await self.entries(from_date, to_date))
+
+    async def entry_change_records(
+        self, changes_from: datetime, changes_to: datetime
+    ) -> list[DineroRecord]:
+        """`entry_changes` in a time range as typed records."""
+        return _entry_records(await self.entry_changes(changes_from, changes_to))
+
     def iter_contacts(
         self,
         *,
@@ -953,6 +987,15 @@ class DineroClient:
                 fields=fields,
             )
         )
+
+
+def _entry_records(entries: list[Entry]) -> list[DineroRecord]:
+    """Entries as typed records, letting go of each model once it is converted."""
+    entries.reverse()
+    records: list[DineroRecord] = []
+    while entries:
+        records.append(to_record(Collection.ENTRIES, entries.pop().model_dump(by_alias=True)))
+    return records
 
 
 def ledger_refs_from_answer(data: Any, sent_ids: Sequence[UUID]) -> list[LedgerItemRef]:

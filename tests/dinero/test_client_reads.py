@@ -28,6 +28,7 @@ from app.dinero.client import (
     SALES_FIELDS,
     TRADE_OFFER_FIELDS,
 )
+from app.dinero.collections import COLUMNS, Collection
 from tests.dinero.conftest import BASE_URL, ORG, ContractLog, RecordingPacer
 from tests.dinero.examples import example, page
 
@@ -562,3 +563,39 @@ async def test_factory_binds_clients_to_organizations(
     assert await other.vat_types() == []
     assert route.calls.last.request.headers["authorization"] == "Bearer token-for-2"
     assert pacer.acquired == [100002]
+
+
+async def test_record_pages_are_typed_records_with_the_documents_verbatim(
+    client: DineroClient, dinero: respx.MockRouter
+) -> None:
+    invoice = example(
+        "SalesVoucherReadListModel",
+        fields=INVOICE_FIELDS,
+        Guid="0713954E-F3B0-4FB0-8B95-0DC0772D5EA0",
+        Date="2026-03-02",
+        PaymentDate="2026-03-16",
+        CreatedAt="2026-03-02T10:00:00Z",
+        UpdatedAt="2026-03-03T12:30:00+01:00",
+        DeletedAt="2026-03-04T08:00:00Z",
+        TotalInclVat=1250.25,
+    )
+    route = dinero.get(f"/v1/{ORG}/invoices").respond(200, json=page([invoice], total=1))
+
+    result = await client.record_page(
+        Collection.INVOICES, page=0, page_size=100, changes_since=datetime(2026, 3, 1, tzinfo=UTC)
+    )
+
+    assert result.last is True
+    [record] = result.records
+    assert record.key == "0713954e-f3b0-4fb0-8b95-0dc0772d5ea0"
+    assert (record.date, record.payment_date) == (date(2026, 3, 2), date(2026, 3, 16))
+    assert record.created_at == datetime(2026, 3, 2, 10, tzinfo=UTC)
+    assert record.updated_at == datetime(2026, 3, 3, 11, 30, tzinfo=UTC)
+    assert record.deleted_at == datetime(2026, 3, 4, 8, tzinfo=UTC)
+    assert record.data["TotalInclVat"] == Decimal("1250.25")
+    assert record.data["Guid"] == "0713954E-F3B0-4FB0-8B95-0DC0772D5EA0"  # as sent
+    assert _query(route)["changesSince"].startswith("2026-03-01")
+    assert _query(route)["fields"].split(",") == list(COLUMNS[Collection.INVOICES])
+
+    with pytest.raises(ValueError, match="not a paged collection"):
+        await client.record_page(Collection.ENTRIES)
