@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -291,16 +291,20 @@ async def load(
                     print(f"  {target.name}: {status} {answer[:300]!r}")
 
     connections = [await Connection.open(target.port) for _ in range(concurrency)]
-    cpu = _cpu_seconds(target.pid)
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(c) for c in connections))
-    seconds = time.perf_counter() - started
-    cpu = _cpu_seconds(target.pid) - cpu
+    seconds, cpu = await _timed(target, asyncio.gather(*(worker(c) for c in connections)))
     for connection in connections:
         connection.close()
     return Result(
         name=target.name, seconds=seconds, latencies=latencies, errors=errors, cpu_seconds=cpu
     )
+
+
+async def _timed(target: Target, work: Awaitable[object]) -> tuple[float, float]:
+    """Wall seconds and the server's CPU seconds while `work` runs."""
+    cpu = _cpu_seconds(target.pid)
+    started = time.perf_counter()
+    await work
+    return time.perf_counter() - started, _cpu_seconds(target.pid) - cpu
 
 
 async def paced(target: Target, bodies: list[tuple[bytes, dict[str, str]]], rate: float) -> Result:
@@ -323,18 +327,18 @@ async def paced(target: Target, bodies: list[tuple[bytes, dict[str, str]]], rate
         if status != 202:
             errors += 1
 
-    cpu = _cpu_seconds(target.pid)
-    started = time.perf_counter()
-    sent: list[asyncio.Task[None]] = []
-    for n, request in enumerate(requests):
-        due = started + n / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        sent.append(asyncio.create_task(one(due, request)))
-    await asyncio.gather(*sent)
-    seconds = time.perf_counter() - started
-    cpu = _cpu_seconds(target.pid) - cpu
+    async def send_all() -> None:
+        started = time.perf_counter()
+        sent: list[asyncio.Task[None]] = []
+        for n, request in enumerate(requests):
+            due = started + n / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sent.append(asyncio.create_task(one(due, request)))
+        await asyncio.gather(*sent)
+
+    seconds, cpu = await _timed(target, send_all())
     for connection in idle:
         connection.close()
     return Result(
