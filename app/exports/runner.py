@@ -63,9 +63,8 @@ from app.exports.outcomes import (
     transient,
     wait_all,
 )
-from app.exports.schedule import schedule_run
+from app.exports.schedule import schedule_run, tell_platform
 from app.exports.service import FRESH
-from app.outbox.tasks import kick_delivery
 from app.receipts import ReceiptError
 from app.services import Services
 
@@ -107,7 +106,7 @@ async def run_company(
     if ctx.reschedule_in is not None:
         await schedule_run(services, company_id, ctx.reschedule_in)
     if items:
-        await kick_delivery(services)  # tell the platform what changed (app/outbox)
+        await tell_platform(services)  # what changed goes out as webhooks (app/outbox)
     log.info("export_pass", company_id=company_id, items=len(items), **ctx.stats)
     return RunResult(stats=ctx.stats, reschedule_in=ctx.reschedule_in)
 

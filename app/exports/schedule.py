@@ -32,3 +32,12 @@ async def schedule_run(shared: Services, company_id: str, seconds: float) -> Non
         )
         if not queued:  # one is planned already: bring it forward if this one is sooner
             await jobs.bring_forward(session, later_lock(company_id), at)
+
+
+async def tell_platform(shared: Services) -> None:
+    """After a pass that changed items: wake the outgoing webhooks' delivery (their events are
+    written by a trigger), in its own transaction; nothing to do without a platform URL."""
+    if shared.settings.platform_webhook_url is None:
+        return
+    async with shared.sessionmaker() as session, session.begin():
+        await jobs.wake_outbox(session)

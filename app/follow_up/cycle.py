@@ -25,7 +25,7 @@ on from the persisted state. A cycle never creates anything in Dinero. In order:
    draft → `booked`; another Timestamp → compared with the draft as exported
    (`dinero_changes`, shown as `edited_in_dinero`).
 
-Status changes write their outbox event by trigger (app/outbox); the cycle kicks delivery.
+Status changes write their outbox event by trigger (app/outbox); the cycle wakes delivery.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -52,11 +52,11 @@ from app.exports.drafts import baseline, differences
 from app.exports.files import archive_pages
 from app.exports.mapping import MANUAL, PURCHASE
 from app.exports.models import ExportItem, ItemStatus, Step
+from app.exports.schedule import tell_platform
 from app.exports.service import transition
 from app.follow_up import receipts
 from app.follow_up.models import FollowUpState
-from app.ops.metrics import FOLLOW_UP_REQUESTS
-from app.outbox.tasks import kick_delivery
+from app.follow_up.result import CycleResult
 from app.services import Services
 
 log = structlog.get_logger(__name__)
@@ -94,33 +94,6 @@ class Draft:
     changes: dict[str, Any] | None
     checked_at: datetime | None
     since: datetime
-
-
-@dataclass
-class CycleResult:
-    drafts: int = 0
-    requests: dict[str, int] = field(default_factory=dict)
-    """Dinero requests by purpose: entries, files, vouchers (reads), receipts (attach)."""
-    booked: int = 0
-    deleted: int = 0
-    edited: int = 0
-    reads: int = 0
-    hints: int = 0
-    receipts_attached: int = 0
-    changed: int = 0
-    """Item changes the platform is told about (status, edits, late receipts)."""
-    stopped: str | None = None
-    """Why the cycle ended early: budget (no FOLLOW_UP slot), not_connected, dinero_error."""
-    retry_in: float | None = None
-    error: str | None = None
-
-    def count(self, purpose: str, n: int = 1) -> None:
-        self.requests[purpose] = self.requests.get(purpose, 0) + n
-        FOLLOW_UP_REQUESTS.labels(purpose=purpose).inc(n)
-
-    @property
-    def total_requests(self) -> int:
-        return sum(self.requests.values())
 
 
 async def run_company(
@@ -163,7 +136,7 @@ async def run_company(
         result.stopped, result.error = "dinero_error", str(exc)
     await _finish(services, company_id, result, started)
     if result.changed:
-        await kick_delivery(services)
+        await tell_platform(services)
     log.info(
         "follow_up_cycle",
         company_id=company_id,

@@ -17,7 +17,7 @@ the archive, invisible to the accountant); the draft still ends with one file, o
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import structlog
 from sqlalchemy import select, update
@@ -30,11 +30,9 @@ from app.exports.files import base_name, combined_receipts, receipt_blobs
 from app.exports.late_receipts import APPROVED_FIRST
 from app.exports.mapping import PURCHASE
 from app.exports.models import ExportItem, ItemStatus, LateReceipt
+from app.follow_up.result import CycleResult
 from app.receipts import ReceiptError
 from app.services import Services
-
-if TYPE_CHECKING:
-    from app.follow_up.cycle import CycleResult
 
 log = structlog.get_logger(__name__)
 

@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from app.exports.models import ExportItem
 from app.follow_up import cycle
-from app.follow_up.cycle import CycleResult
+from app.follow_up.result import CycleResult
 from app.main import create_app
 from app.outbox import delivery
 from app.outbox.delivery import DeliveryResult

@@ -16,7 +16,7 @@ import respx
 from sqlalchemy import update
 
 from app.exports.models import ExportItem, ItemStatus, ItemType, Step
-from app.follow_up.cycle import CycleResult
+from app.follow_up.result import CycleResult
 from tests.contract import ContractTransport
 from tests.follow_up.conftest import World, add_item, follow, item_api, item_row, line, settle
 from tests.sandboxed import PRO_ORG
