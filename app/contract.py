@@ -60,7 +60,8 @@ CODES: Final[dict[str, str]] = {
     "organization_not_pro": "The organization lacks Dinero Pro, which integrations need.",
     "organization_switch_requires_confirmation": "The company's exports are in another "
     'organization; send `"confirm_switch": true` to switch.',
-    "dinero_unavailable": "Dinero could not be reached, or failed.",
+    "dinero_unavailable": "Dinero could not be reached, or failed (always 503; 502 is "
+    "`dinero_refused`, Dinero answering no).",
     # the OAuth callback
     "oauth_state_unknown": "The callback carries no state, or one this service did not issue.",
     "oauth_state_expired": "The approval took longer than the state lives; connect again.",
@@ -72,7 +73,8 @@ CODES: Final[dict[str, str]] = {
     "organization_not_accessible": "The approving login has no access to the organization.",
     # chart
     "not_connected": "Dinero is not connected.",
-    "reauth_required": "Dinero no longer accepts the stored credentials; reconnect.",
+    "reauth_required": "Dinero no longer accepts the stored credentials; reconnect. (Export "
+    "items that failed for this before may still show the retired code `reconnect_dinero`.)",
     "category_not_found": "No such category (or another company's).",
     "tax_code_unknown": "Not one of the organization's VAT codes.",
     "account_not_deposit": "An account that is not one of the synced deposit accounts.",
@@ -138,8 +140,7 @@ _CALLBACK_PROBLEMS: Final[dict[int, tuple[str, ...]]] = {
     401: ("token_expired", "token_invalid"),
     403: ("organization_not_pro", "oauth_company_mismatch"),
     413: ("payload_too_large",),
-    502: ("dinero_unavailable",),
-    503: ("jwks_unavailable",),
+    503: ("dinero_unavailable", "jwks_unavailable"),
 }
 
 OPERATION_PROBLEMS: Final[dict[str, dict[int, tuple[str, ...]]]] = {
@@ -152,7 +153,7 @@ OPERATION_PROBLEMS: Final[dict[str, dict[int, tuple[str, ...]]]] = {
         400: ("api_key_rejected", "api_key_wrong_organization", "organization_not_accessible"),
         403: ("organization_not_pro",),
         409: ("organization_switch_requires_confirmation",),
-        502: ("dinero_unavailable",),
+        503: ("dinero_unavailable",),
     },
     "read_connection": {},
     "disconnect": {},

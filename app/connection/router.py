@@ -93,7 +93,7 @@ def _out(conn: DineroConnection | None, authorization_url: str | None = None) ->
         400: problem_doc("Dinero refused: the code says why (API key, access, state…)."),
         403: problem_doc("Not an admin, or the organization lacks Dinero Pro."),
         409: problem_doc("Switching organization needs confirm_switch."),
-        502: problem_doc("Dinero could not be reached."),
+        503: problem_doc("Dinero could not be reached."),
     },
 )
 async def connect(
@@ -226,7 +226,7 @@ async def _oauth_callback(request: Request, sessionmaker: SessionFactory) -> Res
             raise service.ConnectError(
                 f"Dinero could not be reached to finish connecting: {exc}",
                 code="dinero_unavailable",
-                status=502,
+                status=503,
             ) from exc
         organization = await service.verify_organization(
             gateway=gateway, organization_id=consumed.organization_id, tokens=tokens

@@ -157,7 +157,7 @@ async def verify_organization(
         raise ConnectError(
             f"Dinero could not be reached to check organization {organization_id}: {exc}",
             code="dinero_unavailable",
-            status=502,
+            status=503,
             extra={"dinero_message": exc.dinero_message},
         ) from exc
     return organization
@@ -220,7 +220,7 @@ async def connect_api_key(
         raise ConnectError(
             f"Dinero could not be reached to check the API key: {exc}",
             code="dinero_unavailable",
-            status=502,
+            status=503,
         ) from exc
     try:
         organization = await verify_organization(
