@@ -105,6 +105,19 @@ CODES: Final[dict[str, str]] = {
     "webhook_signature_invalid": "The signature does not match the body with `WEBHOOK_SECRET`.",
     "invalid_json": "The (verified) webhook body is not JSON.",
     "webhook_id_reused": "This company sent this `webhook-id` before with another body.",
+    # deposit accounts created from the setup
+    "account_number_taken": "The account number is already used in Dinero's chart; refused "
+    "before anything is sent.",
+    "no_free_deposit_number": "No number in 55000-55999 is free; give one.",
+    "deposit_account_busy": "Another deposit account is being created for the company; retry.",
+    "chart_sync_busy": "The account was created; the chart sync that shows it is still running.",
+    "chart_sync_failed": "The account was created, but the chart sync after it failed.",
+    # reversals
+    "item_not_reversible": "Only an exported item (awaiting approval or booked) can be reversed.",
+    "item_already_reversed": 'The item is reversed; export it again with `"replace": true`.',
+    "voucher_edited_in_dinero": "The voucher was changed in Dinero since it was exported; "
+    "`changes` lists how.",
+    "accounting_year_closed": "The date is outside Dinero's open accounting years.",
     # development
     "development_only": "Not in production (`APP_ENV=production`).",
     "dev_token_unavailable": "Tokens are verified with JWKS keys, which this service cannot sign.",
@@ -167,6 +180,19 @@ OPERATION_PROBLEMS: Final[dict[str, dict[int, tuple[str, ...]]]] = {
     "list_deposit_accounts": {},
     "get_dinero_settings": {},
     "put_dinero_settings": {422: ("account_not_deposit",)},
+    "create_deposit_account": {
+        409: (
+            "not_connected",
+            "reauth_required",
+            "account_number_taken",
+            "no_free_deposit_number",
+            "deposit_account_busy",
+            "chart_sync_busy",
+        ),
+        422: ("account_not_deposit",),
+        502: ("dinero_refused",),
+        503: ("dinero_unavailable", "chart_sync_failed"),
+    },
     "list_settings_history": {400: ("invalid_cursor",)},
     "list_category_history": {400: ("invalid_cursor",), 404: ("category_not_found",)},
     "create_data_source": {
@@ -212,6 +238,20 @@ OPERATION_PROBLEMS: Final[dict[str, dict[int, tuple[str, ...]]]] = {
     "list_export_items": {400: ("invalid_cursor",)},
     "get_export_item": {404: ("item_not_found",)},
     "retry_export_item": {404: ("item_not_found",), 409: ("item_not_retryable",)},
+    "reverse_export_item": {
+        404: ("item_not_found",),
+        409: (
+            "item_not_reversible",
+            "item_already_reversed",
+            "voucher_edited_in_dinero",
+            "accounting_year_closed",
+            "not_connected",
+            "reauth_required",
+            "idempotency_key_reused",
+        ),
+    },
+    "reverse_export": {404: ("export_not_found",)},
+    "list_export_item_reversals": {404: ("item_not_found",)},
     "receive_expense_webhook": {
         400: (
             "webhook_headers_missing",
@@ -665,6 +705,25 @@ BODY_EXAMPLES: Final[dict[str, dict[str, dict[str, Any]]]] = {
             "summary": "Connect with an API key (checked with Dinero at once)",
             "value": {"method": "api_key", "organization_id": 123456, "api_key": "0123abcd"},
         },
+    },
+    "create_deposit_account": {
+        "map": {
+            "summary": "The card's account, numbered by the service, mapped at once",
+            "value": {"name": "Pleo", "use_as": "deposit"},
+        },
+        "numbered": {
+            "summary": "A given number, not mapped",
+            "value": {"name": "Udlæg", "number": 55510},
+        },
+    },
+    "reverse_export_item": {
+        "reason": {
+            "summary": "Undo it, to export it again corrected",
+            "value": {"reason": "Wrong amount", "voucher_date": "2026-11-30"},
+        },
+    },
+    "reverse_export": {
+        "today": {"summary": "Every item, reversed today", "value": {"reason": "Sent twice"}},
     },
     "update_category": {
         "rename": {"summary": "Rename and keep visible", "value": {"name": "Travel"}},

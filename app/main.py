@@ -22,6 +22,7 @@ from app.console.devtoken import router as dev_token_router
 from app.console.router import router as console_router
 from app.datasources.router import router as datasources_router
 from app.db import libpq_url
+from app.deposit_accounts.router import router as deposit_accounts_router
 from app.devsandbox import sandbox_app
 from app.errors import PROBLEM_RESPONSES, Problem, install_error_handlers
 from app.exports.readiness import exported_to_dinero
@@ -33,6 +34,7 @@ from app.limits import BodyLimitMiddleware
 from app.middleware import RequestContextMiddleware
 from app.ops.router import router as ops_router
 from app.outbox.webhooks_doc import document_webhooks
+from app.reversals.router import router as reversals_router
 from app.runtime import SANDBOX_PREFIX, Runtime
 
 log = structlog.get_logger(__name__)
@@ -149,10 +151,12 @@ def create_app(
     app.include_router(companies_router, responses=PROBLEM_RESPONSES)
     app.include_router(connection_router, responses=PROBLEM_RESPONSES)
     app.include_router(chart_router, responses=PROBLEM_RESPONSES)
+    app.include_router(deposit_accounts_router, responses=PROBLEM_RESPONSES)
     app.include_router(export_settings_router, responses=PROBLEM_RESPONSES)
     app.include_router(history_router, responses=PROBLEM_RESPONSES)
     app.include_router(datasources_router, responses=PROBLEM_RESPONSES)
     app.include_router(exports_router, responses=PROBLEM_RESPONSES)
+    app.include_router(reversals_router, responses=PROBLEM_RESPONSES)
     app.include_router(export_webhooks_router)
     app.include_router(dev_token_router)
     app.include_router(console_router)

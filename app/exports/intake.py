@@ -39,6 +39,7 @@ from app.exports.validation import (
     check_items,
     split_by_category,
 )
+from app.reversals import reexport
 
 log = structlog.get_logger(__name__)
 
@@ -182,6 +183,7 @@ async def accept_export(
     rules: ReceiptRules,
     idempotency_key: str | None = None,
     webhook_id: str | None = None,
+    replace: bool = False,
 ) -> Outcome:
     """Store what can be exported of a request (and enqueue it), or replay the first answer.
 
@@ -251,10 +253,17 @@ async def accept_export(
     repeated = await existing_items(
         session, company_id, [c.key for c in candidates if c.id not in stored.inserted]
     )
-    if repeated:  # a receipt sent after its expense goes onto the same draft
-        await late_receipts.accept(
-            session, company_id=company_id, candidates=candidates, repeated=repeated
+    replaced: dict[tuple[ItemType, str], tuple[uuid.UUID, ItemStatus]] = {}
+    if replace and repeated:  # a reversed item exported anew (app/reversals/reexport.py)
+        replaced = await reexport.replace_reversed(
+            session, candidates=candidates, repeated=repeated
         )
+    if late := {key: found for key, found in repeated.items() if key not in replaced}:
+        # a receipt sent after its expense goes onto the same draft
+        await late_receipts.accept(
+            session, company_id=company_id, candidates=candidates, repeated=late
+        )
+    repeated = {**repeated, **replaced}
     if unknown or repeated:
         body = _answer(
             export_id=export_id,
@@ -274,7 +283,7 @@ async def accept_export(
                 response=answer,
             )
         )
-    if stored.inserted and not stored.run_queued:
+    if (stored.inserted and not stored.run_queued) or replaced:
         await jobs.wake_exports(session, company_id)
     log.info(
         "export_accepted",

@@ -62,9 +62,9 @@ async def ledger_pass(ctx: Context, items: list[ExportItem]) -> None:
 
 async def _reconcile(ctx: Context, client: DineroClient, items: list[ExportItem]) -> None:
     """Ask Dinero about items whose last call has no known outcome, by our own ids."""
-    statuses = await _statuses(client, [i.id for i in items])
+    statuses = await _statuses(client, [i.ledger_id for i in items])
     for item in items:
-        status = statuses.get(item.id)
+        status = statuses.get(item.ledger_id)
         if status is None or status.status is None:
             if item.step == Step.CREATE_SENT:
                 await save(ctx.services, item, step=Step.NEW)  # never arrived: send again
@@ -126,7 +126,7 @@ async def _create(ctx: Context, client: DineroClient, batch: list[ExportItem]) -
     await ctx.checkpoint("after_ledger_create")
     by_id = {ref.id: ref for ref in refs}
     for item in batch:
-        ref = by_id.get(item.id)
+        ref = by_id.get(item.ledger_id)
         await save(
             ctx.services,
             item,
@@ -140,12 +140,12 @@ async def _create(ctx: Context, client: DineroClient, batch: list[ExportItem]) -
 async def _book(ctx: Context, client: DineroClient, items: list[ExportItem]) -> None:
     missing = [i for i in items if i.dinero_version is None]
     if missing:  # the create answer did not carry every version: read them
-        statuses = await _statuses(client, [i.id for i in missing])
+        statuses = await _statuses(client, [i.ledger_id for i in missing])
         for item in missing:
-            status = statuses.get(item.id)
+            status = statuses.get(item.ledger_id)
             if status is not None:
                 item.dinero_version = status.version
-    refs = [LedgerItemRef(id=i.id, version=i.dinero_version) for i in items]
+    refs = [LedgerItemRef(id=i.ledger_id, version=i.dinero_version) for i in items]
     for item in items:
         await save(ctx.services, item, step=Step.BOOK_SENT, sent_at=datetime.now(UTC))
     await ctx.checkpoint("before_book")

@@ -187,8 +187,10 @@ def _ledger(item: ExportItem, books: Books) -> Plan:
         account, balancing = books.accounts["deposit_account"], books.accounts["top_up_account"]
     line = PlannedLine(account, NO_VAT, item.dkk_amount_minor, text(item), balancing, NO_VAT)
     request = LedgerItem(
-        id=item.id,
+        id=item.ledger_id,
         voucher_date=item.voucher_date,
-        lines=[LedgerItemLine(id=item.id, amount=money(line.amount_minor), **_two_sided(line))],
+        lines=[
+            LedgerItemLine(id=item.ledger_id, amount=money(line.amount_minor), **_two_sided(line))
+        ],
     )
     return Plan(LEDGER, item.voucher_date, (line,), None, None, request)

@@ -55,6 +55,10 @@ class ItemStatus(enum.StrEnum):
     BOOKED = "booked"
     FAILED = "failed"
     DELETED_IN_DINERO = "deleted_in_dinero"
+    REVERSING = "reversing"
+    """Being undone in Dinero (app/reversals)."""
+    REVERSED = "reversed"
+    """Undone in Dinero; `POST …/exports` with `"replace": true` exports it again."""
 
     @property
     def settled(self) -> bool:
@@ -64,6 +68,7 @@ class ItemStatus(enum.StrEnum):
             ItemStatus.BOOKED,
             ItemStatus.FAILED,
             ItemStatus.DELETED_IN_DINERO,
+            ItemStatus.REVERSED,
         )
 
 
@@ -126,7 +131,8 @@ class ExportItem(TimestampMixin, Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    """Also the ledger item's `Id` in Dinero (ours, chosen before sending)."""
+    """Also the ledger item's `Id` in Dinero (ours, chosen before sending), unless
+    `dinero_ledger_id` says otherwise."""
     company_id: Mapped[str] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
     export_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("exports.id", ondelete="CASCADE"))
     external_id: Mapped[str] = mapped_column(String(255))
@@ -183,6 +189,14 @@ class ExportItem(TimestampMixin, Base):
     """A `LateReceipt` value, or None when no receipt came late."""
     late_receipt_message: Mapped[str | None] = mapped_column(Text)
     late_receipt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    dinero_ledger_id: Mapped[uuid.UUID | None] = mapped_column()
+    """The ledger item's `Id` when it is not the item's own: an item exported again after a
+    reversal (app/reversals) needs a new one, Dinero keeping the first for the booked item."""
+
+    @property
+    def ledger_id(self) -> uuid.UUID:
+        """Our `Id` of the item's ledger item in Dinero."""
+        return self.dinero_ledger_id or self.id
 
 
 class InlineReceipt(Base):

@@ -80,7 +80,7 @@ def _dinero_ref(item: ExportItem) -> DineroRefOut | None:
         kind=item.dinero_kind,
         voucher_guid=None if ledger else item.dinero_guid,
         # A ledger item's Id in Dinero is our item id, chosen before sending.
-        ledger_item_id=(item.dinero_guid or item.id) if ledger else None,
+        ledger_item_id=(item.dinero_guid or item.ledger_id) if ledger else None,
         voucher_number=item.dinero_voucher_number,
         file_guid=item.dinero_file_guid,
         url=None,

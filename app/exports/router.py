@@ -120,6 +120,7 @@ async def create_export(
         request_hash=intake.request_hash(payload),
         rules=rules,
         idempotency_key=idempotency_key,
+        replace=body.replace,
     )
     return _accepted(outcome)
 

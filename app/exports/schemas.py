@@ -190,6 +190,12 @@ class ExportRequest(BaseModel):
     items: list[SkipValidation[ExportItemIn]] = Field(
         min_length=1, max_length=MAX_ITEMS_PER_REQUEST
     )
+    replace: bool = Field(
+        default=False,
+        description="Export a `reversed` item again, corrected (same `type` and `external_id`): "
+        "it is queued with this content and gets a new voucher. Without it, an item already "
+        "stored is left as it is (a no-op), and so are items that are not reversed.",
+    )
 
 
 class WebhookEnvelope(BaseModel):

@@ -1,0 +1,1 @@
+"""Deposit accounts ("Beholdninger") created in Dinero from the setup step."""

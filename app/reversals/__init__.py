@@ -1,0 +1,1 @@
+"""Reversing an exported item in Dinero (and exporting it again, corrected)."""

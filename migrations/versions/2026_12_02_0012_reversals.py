@@ -1,0 +1,131 @@
+"""Reversals: an exported item may be undone in Dinero (`reversing`, `reversed`) and exported
+again; `export_reversals` holds each reversal's intent, steps and the reversing entry, and
+`export_items.dinero_ledger_id` the new ledger `Id` of an item exported again.
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-12-02 18:00:00.000000+00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0012"
+down_revision: str | None = "0011"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_OLD_STATUSES = (
+    "queued",
+    "exporting",
+    "awaiting_approval",
+    "booked",
+    "failed",
+    "deleted_in_dinero",
+)
+
+# The outbox trigger of 0007 reads `status`: it is put back unchanged around the type's rebuild.
+_TRIGGER = """
+CREATE TRIGGER export_items_outbox
+AFTER UPDATE OF status, dinero_changes, late_receipt_status ON export_items
+FOR EACH ROW
+WHEN (
+    OLD.status IS DISTINCT FROM NEW.status
+    OR OLD.dinero_changes IS DISTINCT FROM NEW.dinero_changes
+    OR OLD.late_receipt_status IS DISTINCT FROM NEW.late_receipt_status
+)
+EXECUTE FUNCTION export_items_outbox()
+"""
+
+
+def upgrade() -> None:
+    op.execute("ALTER TYPE export_item_status ADD VALUE IF NOT EXISTS 'reversing'")
+    op.execute("ALTER TYPE export_item_status ADD VALUE IF NOT EXISTS 'reversed'")
+    op.add_column("export_items", sa.Column("dinero_ledger_id", sa.Uuid(), nullable=True))
+    op.create_table(
+        "export_reversals",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("company_id", sa.String(length=128), nullable=False),
+        sa.Column("item_id", sa.Uuid(), nullable=False),
+        sa.Column("idempotency_key", sa.String(length=255), nullable=True),
+        sa.Column("request_hash", sa.String(length=64), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("step", sa.String(length=16), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=True),
+        sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("voucher_date", sa.Date(), nullable=False),
+        sa.Column("previous_status", sa.String(length=32), nullable=False),
+        sa.Column("original_kind", sa.String(length=16), nullable=True),
+        sa.Column("original_guid", sa.Uuid(), nullable=True),
+        sa.Column("original_voucher_number", sa.Integer(), nullable=True),
+        sa.Column("original_file_guid", sa.String(length=64), nullable=True),
+        sa.Column("dinero_guid", sa.Uuid(), nullable=True),
+        sa.Column("dinero_timestamp", sa.String(length=64), nullable=True),
+        sa.Column("dinero_version", sa.String(length=64), nullable=True),
+        sa.Column("voucher_number", sa.Integer(), nullable=True),
+        sa.Column("failure_code", sa.String(length=64), nullable=True),
+        sa.Column("failure_message", sa.Text(), nullable=True),
+        sa.Column("dinero_message", sa.Text(), nullable=True),
+        sa.Column("differences", sa.dialects.postgresql.JSONB(), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.ForeignKeyConstraint(
+            ["company_id"],
+            ["companies.id"],
+            name=op.f("fk_export_reversals_company_id_companies"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["item_id"],
+            ["export_items.id"],
+            name=op.f("fk_export_reversals_item_id_export_items"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_export_reversals")),
+        sa.UniqueConstraint(
+            "company_id",
+            "idempotency_key",
+            name=op.f("uq_export_reversals_company_id_idempotency_key"),
+        ),
+    )
+    op.create_index(
+        op.f("ix_export_reversals_item_id"), "export_reversals", ["item_id"], unique=False
+    )
+    op.create_index(
+        "uq_export_reversals_item_pending",
+        "export_reversals",
+        ["item_id"],
+        unique=True,
+        postgresql_where=sa.text("status = 'pending'"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("uq_export_reversals_item_pending", table_name="export_reversals")
+    op.drop_index(op.f("ix_export_reversals_item_id"), table_name="export_reversals")
+    op.drop_table("export_reversals")
+    op.drop_column("export_items", "dinero_ledger_id")
+    # PostgreSQL cannot drop an enum value: the type is rebuilt without the two. A reversed or
+    # reversing item was booked or awaiting approval before; it is stored as booked.
+    op.execute("DROP TRIGGER export_items_outbox ON export_items")  # no events for this
+    op.execute(
+        "UPDATE export_items SET status = 'booked' WHERE status IN ('reversing', 'reversed')"
+    )
+    op.execute("ALTER TYPE export_item_status RENAME TO export_item_status_old")
+    values = ", ".join(f"'{v}'" for v in _OLD_STATUSES)
+    op.execute(f"CREATE TYPE export_item_status AS ENUM ({values})")
+    op.execute(
+        "ALTER TABLE export_items ALTER COLUMN status TYPE export_item_status "
+        "USING status::text::export_item_status"
+    )
+    op.execute("DROP TYPE export_item_status_old")
+    op.execute(_TRIGGER)
