@@ -47,6 +47,7 @@ MATRIX: dict[str, Guard] = {
     "list_deposit_accounts": "member",
     "get_dinero_settings": "member",
     "put_dinero_settings": "admin",
+    "create_deposit_account": "admin",
     "list_settings_history": "member",
     "list_category_history": "member",
     # data sources
@@ -63,6 +64,9 @@ MATRIX: dict[str, Guard] = {
     "list_export_items": "member",
     "get_export_item": "member",
     "retry_export_item": "admin",
+    "reverse_export_item": "admin",
+    "reverse_export": "admin",
+    "list_export_item_reversals": "member",
     "receive_expense_webhook": "signature",
 }
 """What guards each operation: `admin`/`member` of the path's company (bearer JWT); `public`;
