@@ -450,11 +450,14 @@ class DineroClient:
     async def create_purchase_credit_note(self, note: PurchaseCreditNoteCreate) -> CreatedRef:
         """Create a purchase credit note draft; never retried (give it our `guid` and read it
         with `get_purchase_credit_note` after an uncertain outcome)."""
+        body = note.to_wire()
+        if isinstance(body.get("Date"), date):  # a date-time in the contract, e.g. …T00:00:00Z
+            body["Date"] = f"{body['Date'].isoformat()}T00:00:00Z"
         call = Call(
             "POST",
             self._org("v1", "vouchers/purchase/creditnotes"),
             safe_to_repeat=False,
-            body=note.to_wire(),
+            body=body,
         )
         return await self._parsed(call, _CREATED)
 

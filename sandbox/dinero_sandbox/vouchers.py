@@ -835,6 +835,10 @@ async def book_credit_note(request: Request, guid: str, ctx: OrgCtx) -> DineroJS
     model = parse_model(BookModel, await read_json(request))
     if note.status != "Draft":
         raise validation_error({"Status": "The credit note is already booked"})
+    if note.contact_guid is None:
+        # The contract: "Dinero contact guid. Optional for creating a draft, required for
+        # booking." (so a cash purchase is reversed with a manual voucher instead)
+        raise validation_error({"ContactGuid": "A contact is required to book a credit note"})
     _check_timestamp(note.timestamp, model.timestamp, "The credit note")
     w = ctx.writer()
     _recheck_lines(w.books, note.lines)

@@ -460,11 +460,13 @@ async def test_purchase_credit_note(api: httpx.AsyncClient, sandbox: Sandbox) ->
     voucher = await create(api)
     sandbox.approve_purchase_voucher(ORG, voucher["Guid"])
     guid = "7d1d6a3c-9a59-4c1e-9a7e-0b7f0c1a2b3c"
+    supplier = next(r for r in sandbox.records(ORG, "contacts") if r.data["IsCreditor"])
     created = await api.post(
         f"/v1/{ORG}/vouchers/purchase/creditnotes",
         json={
             "Guid": guid,
             "CreditNoteFor": voucher["Guid"],
+            "ContactGuid": supplier.guid,
             "Date": "2026-11-05T00:00:00Z",
             "Lines": [{"AccountNumber": 5000, "Amount": 125, "VatCode": "I25"}],
         },
