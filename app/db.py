@@ -148,19 +148,6 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-async def session_scope(
-    sessionmaker: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[AsyncSession]:
-    """A unit of work: commit on success, roll back on any error."""
-    async with sessionmaker() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
-
-
 @contextlib.asynccontextmanager
 async def try_advisory_lock(engine: AsyncEngine, namespace: int, key: str) -> AsyncIterator[bool]:
     """Take a session-level advisory lock on a connection of its own, if it is free.

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import logging
+import secrets
+import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -12,8 +15,6 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
-from authlib.common.security import generate_token
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from app.dinero.errors import (
@@ -24,6 +25,8 @@ from app.dinero.errors import (
 )
 
 logger = logging.getLogger(__name__)
+
+_TOKEN_CHARACTERS = string.ascii_letters + string.digits
 
 DINERO_SCOPES = "dineropublicapi:read dineropublicapi:write"
 DEFAULT_SCOPE = f"openid offline_access {DINERO_SCOPES}"
@@ -73,12 +76,18 @@ class AuthorizationRequest:
 
 def new_code_verifier() -> str:
     """A fresh PKCE code verifier (RFC 7636: 43-128 unreserved characters)."""
-    return str(generate_token(64))
+    return _token(64)
+
+
+def _token(length: int) -> str:
+    """A random string of letters and digits from the system's secure source."""
+    return "".join(secrets.choice(_TOKEN_CHARACTERS) for _ in range(length))
 
 
 def code_challenge_s256(code_verifier: str) -> str:
     """BASE64URL(SHA256(verifier)) without padding, as Visma Connect expects for S256."""
-    return str(create_s256_code_challenge(code_verifier))
+    digest = hashlib.sha256(code_verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def basic_auth_header(client_id: str, client_secret: str, *, form_encode: bool) -> str:
@@ -185,7 +194,7 @@ class VismaConnectOAuth:
         extra_params: Mapping[str, str] | None = None,
     ) -> AuthorizationRequest:
         """Build the URL the admin approves at ("Godkend"), with a fresh state and PKCE pair."""
-        state = state or str(generate_token(32))
+        state = state or _token(32)
         verifier = code_verifier or new_code_verifier()
         params: dict[str, str] = {
             "client_id": self.client_id,
