@@ -234,6 +234,7 @@ OPERATION_PROBLEMS: Final[dict[str, dict[int, tuple[str, ...]]]] = {
         409: ("idempotency_key_reused",),
         422: ("items_rejected", "json_too_deep"),
     },
+    "preview_export": {422: ("json_too_deep",)},
     "get_export": {404: ("export_not_found",)},
     "list_export_items": {400: ("invalid_cursor",)},
     "get_export_item": {404: ("item_not_found",)},
@@ -774,6 +775,12 @@ BODY_EXAMPLES: Final[dict[str, dict[str, dict[str, Any]]]] = {
     },
     "create_export": {
         "expense": {"summary": "One card expense", "value": {"items": [_EXPENSE]}},
+    },
+    "preview_export": {
+        "expense": {
+            "summary": "What one card expense would post (nothing is stored or sent)",
+            "value": {"items": [_EXPENSE]},
+        },
     },
     "receive_expense_webhook": {
         "export_requested": {

@@ -23,7 +23,7 @@ from app.errors import AppError, problem_response
 SMALL_BODY_BYTES: Final = 1024 * 1024
 """Every route but the intake ones: settings, connections, data sources, OAuth callbacks."""
 LARGE_BODY_PATHS: Final = re.compile(
-    r"^(?:/v1/webhooks/expenses|/v1/companies/[^/]+/exports|/sandbox(?:/.*)?)$"
+    r"^(?:/v1/webhooks/expenses|/v1/companies/[^/]+/exports(?:/preview)?|/sandbox(?:/.*)?)$"
 )
 
 

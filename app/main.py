@@ -34,6 +34,7 @@ from app.limits import BodyLimitMiddleware
 from app.middleware import RequestContextMiddleware
 from app.ops.router import router as ops_router
 from app.outbox.webhooks_doc import document_webhooks
+from app.preview.router import router as preview_router
 from app.reversals.router import router as reversals_router
 from app.runtime import SANDBOX_PREFIX, Runtime
 
@@ -155,6 +156,7 @@ def create_app(
     app.include_router(export_settings_router, responses=PROBLEM_RESPONSES)
     app.include_router(history_router, responses=PROBLEM_RESPONSES)
     app.include_router(datasources_router, responses=PROBLEM_RESPONSES)
+    app.include_router(preview_router, responses=PROBLEM_RESPONSES)
     app.include_router(exports_router, responses=PROBLEM_RESPONSES)
     app.include_router(reversals_router, responses=PROBLEM_RESPONSES)
     app.include_router(export_webhooks_router)

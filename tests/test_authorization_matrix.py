@@ -60,6 +60,7 @@ MATRIX: dict[str, Guard] = {
     "list_data_source_records": "member",
     # exports
     "create_export": "admin",
+    "preview_export": "admin",
     "get_export": "member",
     "list_export_items": "member",
     "get_export_item": "member",

@@ -22,6 +22,7 @@ from app.exports.mapping import LEDGER, plan
 from app.exports.models import ExportItem, ItemStatus, Step
 from app.exports.outcomes import dinero_failure, fail, transient
 from app.exports.service import FRESH
+from app.preview import explain
 
 LEDGER_BATCH: Final = 1000
 """Dinero takes up to 1000 ledger items per call."""
@@ -106,6 +107,7 @@ async def _create(ctx: Context, client: DineroClient, batch: list[ExportItem]) -
             dinero_kind=LEDGER,
         )
     await ctx.checkpoint("before_ledger_create")
+    await explain.record(ctx.services, [(i, plan(i, ctx.books)) for i in batch], ctx.books)
     try:
         refs = await client.create_ledger_items([_request(ctx, i) for i in batch])
     except PacerBusy:

@@ -35,6 +35,8 @@ from app.exports.schemas import (
     WaitingOut,
 )
 from app.inputs import InvalidCursor
+from app.preview.models import ExportExplanation
+from app.preview.schemas import LineExplanation
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -159,7 +161,12 @@ async def get_item(*, session: AsyncSession, company_id: str, item_id: uuid.UUID
     ).scalar_one_or_none()
     if item is None:
         raise NotFound("No such export item.", code="item_not_found")
-    return item_out(item)
+    out = item_out(item)
+    explanation = await session.get(ExportExplanation, item.id)
+    if explanation is not None and item.type.is_expense:  # one explanation per expense line
+        for line, explained in zip(out.lines, explanation.lines, strict=False):
+            line.explained_by = LineExplanation.model_validate(explained)
+    return out
 
 
 @dataclass(frozen=True)

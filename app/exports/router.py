@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from app.deps import AuthenticatedBeforeBody, CompanyAdmin, CompanyMember, SessionDep
 from app.errors import ValidationFailed, problem_doc
@@ -223,8 +224,17 @@ async def receive_expense_webhook(
     return _accepted(outcome)
 
 
+class _ExportId(StringConvertor):
+    """Any path segment but `preview` (POST …/exports/preview is the posting preview's)."""
+
+    regex = "(?!preview$)[^/]+"
+
+
+register_url_convertor("export_id", _ExportId())
+
+
 @router.get(
-    f"{COMPANY}/exports/{{export_id}}",
+    f"{COMPANY}/exports/{{export_id:export_id}}",
     response_model=ExportOut,
     operation_id="get_export",
 )

@@ -63,8 +63,10 @@ from app.exports.outcomes import (
     transient,
     wait_all,
 )
+from app.exports.preflight import confirm, fresh_books
 from app.exports.schedule import schedule_run, tell_platform
 from app.exports.service import FRESH
+from app.preview import explain
 from app.receipts import ReceiptError
 from app.services import Services
 
@@ -119,9 +121,18 @@ async def _run_items(ctx: Context, items: list[ExportItem]) -> None:
         return
     ledger: list[ExportItem] = []
     vouchers: list[ExportItem] = []
+    # Live pre-flight (app/exports/preflight.py): items about to be sent for the first time are
+    # checked against a chart no older than a few minutes.
+    fresh = None
+    if any(item.step == Step.NEW for item in items):
+        fresh = await fresh_books(ctx.services, ctx.company_id, ctx.books)
+        ctx.books = fresh.books
     for item in items:
         try:
             check(ctx.books, item)
+            if fresh is not None and fresh.problem is not None and item.step == Step.NEW:
+                raise fresh.problem
+            confirm(ctx.books, item)
         except Wait as wait:
             await set_waiting(ctx, item, wait)
             continue
@@ -221,7 +232,9 @@ async def _create_voucher(
     previous = Step.UPLOADED if item.step != Step.CREATE_SENT else item.step
     await save(ctx.services, item, **pending, step=Step.CREATE_SENT, sent_at=datetime.now(UTC))
     await ctx.checkpoint("before_create")
-    request = plan(item, ctx.books).request
+    planned = plan(item, ctx.books)
+    request = planned.request
+    await explain.record(ctx.services, [(item, planned)], ctx.books)
     try:
         if isinstance(request, ManualVoucherCreate):
             manual = await client.create_manual_voucher(request)

@@ -26,6 +26,7 @@ from pydantic_core import PydanticCustomError
 
 from app.exports.models import ItemStatus, ItemType
 from app.inputs import SafeStrictStr, checked_if_text
+from app.preview.schemas import LineExplanation
 
 MAX_MINOR_UNITS = 10**15
 """Largest absolute amount accepted, in minor units (10 trillion DKK): far beyond any expense."""
@@ -329,6 +330,11 @@ class LineOut(BaseModel):
     amount: int = Field(description="In the item's currency, minor units.")
     dkk_amount: int = Field(description="In DKK øre (the settled amount, allocated over lines).")
     description: str | None
+    explained_by: LineExplanation | None = Field(
+        default=None,
+        description="Why the line went where it did, stored when its request to Dinero was "
+        "built (null before): it never changes after the fact.",
+    )
 
 
 class ReceiptOut(BaseModel):
