@@ -221,6 +221,11 @@ async def _backoff(services: Services, reversal: Reversal, exc: Exception) -> La
     return Later(delay.total_seconds())
 
 
+def _refusal(exc: DineroApiError) -> bool:
+    """Dinero said no to what was sent (4xx), rather than failing for now (429, 5xx)."""
+    return not exc.transient and bool(exc.status) and exc.status < 500
+
+
 def _api_refusal(exc: DineroApiError, doing: str) -> Refused:
     fields = "; ".join(f"{k}: {v}" for k, v in exc.validation_errors.items())
     said = (exc.message or str(exc)) + (f" ({fields})" if fields else "")
@@ -375,7 +380,7 @@ async def _create_reversing(
         await _save(services, reversal, step=ReversalStep.NEW.value)  # certainly not sent
         raise
     except DineroApiError as exc:
-        if exc.transient or not exc.status or exc.status >= 500:
+        if not _refusal(exc):
             raise
         raise _api_refusal(exc, "create the reversing voucher") from exc
     await checkpoint("after_create")
@@ -436,7 +441,7 @@ async def _book(services: Services, client: DineroClient, reversal: Reversal) ->
     except DineroStaleVersion:
         return await _booked_or_book(services, client, reversal)
     except DineroApiError as exc:
-        if exc.transient or not exc.status or exc.status >= 500:
+        if not _refusal(exc):
             raise
         await _discard(client, reversal)
         raise _api_refusal(exc, "book the reversing voucher") from exc
@@ -507,7 +512,7 @@ async def _ledger(
     try:
         await client.book_ledger_items([ref])
     except DineroApiError as exc:
-        if exc.transient or not exc.status or exc.status >= 500:
+        if not _refusal(exc):
             raise
         try:  # nothing half-done: the unbooked reversing item leaves the Kassekladde
             await client.delete_ledger_items([ref])
@@ -577,7 +582,7 @@ async def _ledger_create(
         await _save(services, reversal, step=ReversalStep.NEW.value)  # certainly not sent
         raise
     except DineroApiError as exc:
-        if exc.transient or not exc.status or exc.status >= 500:
+        if not _refusal(exc):
             raise
         raise _api_refusal(exc, "create the reversing ledger item") from exc
     await checkpoint("after_ledger_create")

@@ -32,6 +32,7 @@ from tests.sandboxed import (
     PRO_ORG,
     Service,
     connected_company,
+    run_jobs,
     sandboxed_service,
 )
 
@@ -328,6 +329,21 @@ async def test_a_booked_reimbursement_gets_a_booked_reversing_ledger_item(
 # --- exactly once: a worker killed at every step --------------------------------------------------
 
 
+async def killed_at(
+    service: Service, reversal_id: str, step: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run the reversal until the worker dies at `step`."""
+
+    async def die(name: str) -> None:
+        if name == step:
+            raise Killed(name)
+
+    monkeypatch.setattr(flow, "checkpoint_hook", die)
+    with pytest.raises(Killed):
+        await flow.run_reversal(shared(service), uuid.UUID(reversal_id))
+    monkeypatch.setattr(flow, "checkpoint_hook", None)
+
+
 @pytest.mark.parametrize("step", ["before_create", "after_create", "before_book", "after_book"])
 async def test_a_killed_worker_leaves_one_reversing_voucher(
     service: Service, company: str, step: str, monkeypatch: pytest.MonkeyPatch
@@ -336,14 +352,7 @@ async def test_a_killed_worker_leaves_one_reversing_voucher(
     status, body = await reverse(service, company, first["id"])
     assert status == 202, body
 
-    async def die(name: str) -> None:
-        if name == step:
-            raise Killed(name)
-
-    monkeypatch.setattr(flow, "checkpoint_hook", die)
-    with pytest.raises(Killed):
-        await flow.run_reversal(shared(service), uuid.UUID(body["id"]))
-    monkeypatch.setattr(flow, "checkpoint_hook", None)
+    await killed_at(service, body["id"], step, monkeypatch)
     await run_reversal(service, body["id"])  # the job, retried after the worker died
 
     assert len(reversing_manual_vouchers(service, body["id"])) == 1
@@ -361,14 +370,7 @@ async def test_a_killed_worker_leaves_one_reversing_ledger_item(
     status, body = await reverse(service, company, first["id"])
     assert status == 202, body
 
-    async def die(name: str) -> None:
-        if name == step:
-            raise Killed(name)
-
-    monkeypatch.setattr(flow, "checkpoint_hook", die)
-    with pytest.raises(Killed):
-        await flow.run_reversal(shared(service), uuid.UUID(body["id"]))
-    monkeypatch.setattr(flow, "checkpoint_hook", None)
+    await killed_at(service, body["id"], step, monkeypatch)
     await run_reversal(service, body["id"])
 
     reversing = [i for i in service.sandbox.ledger_items(PRO_ORG) if i.id == body["id"]]
@@ -383,14 +385,7 @@ async def test_a_killed_worker_deletes_the_draft_once(
     first = await exported(service, company, expense(f"exp-kill-{step}", 12500))
     _, body = await reverse(service, company, first["id"])
 
-    async def die(name: str) -> None:
-        if name == step:
-            raise Killed(name)
-
-    monkeypatch.setattr(flow, "checkpoint_hook", die)
-    with pytest.raises(Killed):
-        await flow.run_reversal(shared(service), uuid.UUID(body["id"]))
-    monkeypatch.setattr(flow, "checkpoint_hook", None)
+    await killed_at(service, body["id"], step, monkeypatch)
     await run_reversal(service, body["id"])
 
     assert (await item(service, company, first["id"]))["status"] == "reversed"
@@ -541,3 +536,23 @@ async def test_a_whole_export_is_reversed_item_by_item(service: Service, company
     assert {(i["outcome"], i["code"]) for i in final.json()["items"]} == {
         ("refused", "item_already_reversed")
     }
+
+
+async def test_the_job_reverses_the_item_and_tells_the_platform(
+    service: Service, company: str
+) -> None:
+    # Jobs earlier tests left queued would run against this sandbox, whose guids repeat those
+    # of theirs (the same seed): let them end first.
+    await run_jobs(["exports"])
+    first = await exported(service, company, expense("exp-job", 12500))
+    status, body = await reverse(service, company, first["id"])
+    assert status == 202, body
+
+    await run_jobs(["exports"])  # the workers' queue: the reversal job runs by itself
+
+    history = await service.client.get(
+        f"/v1/companies/{company}/export-items/{first['id']}/reversals", headers=bearer(company)
+    )
+    assert history.json()[0]["status"] == "done", history.json()[0]["failure"]
+    assert (await item(service, company, first["id"]))["status"] == "reversed"
+    assert (await outbox_statuses(service, first["id"]))[-1] == "reversed"
