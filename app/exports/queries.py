@@ -163,9 +163,11 @@ async def get_item(*, session: AsyncSession, company_id: str, item_id: uuid.UUID
         raise NotFound("No such export item.", code="item_not_found")
     out = item_out(item)
     explanation = await session.get(ExportExplanation, item.id)
-    if explanation is not None and item.type.is_expense:  # one explanation per expense line
-        for line, explained in zip(out.lines, explanation.lines, strict=False):
-            line.explained_by = LineExplanation.model_validate(explained)
+    if explanation is not None:
+        out.explained_by = [LineExplanation.model_validate(e) for e in explanation.lines]
+        if item.type.is_expense:  # one posted line per expense line
+            for line, explained in zip(out.lines, out.explained_by, strict=False):
+                line.explained_by = explained
     return out
 
 

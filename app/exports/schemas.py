@@ -367,6 +367,12 @@ class ItemOut(ItemSummary):
         description="The draft differs from what was exported: what changed in Dinero."
     )
     late_receipt: LateReceiptOut | None
+    explained_by: list[LineExplanation] | None = Field(
+        default=None,
+        description="Why each line posted in Dinero went where it did, in the order sent (a "
+        "reimbursement's or top-up's one ledger line included), stored when the request was "
+        "built; null before. An expense's are also on its `lines`.",
+    )
 
 
 class ExportOut(BaseModel):

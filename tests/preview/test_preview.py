@@ -234,10 +234,12 @@ async def test_the_preview_is_what_dinero_then_receives(
         assert file["pages"] == 1
         assert file["from_receipts"] is (case == "card")
     assert received == expected
-    assert (await get_item(service, company, item_id))["status"] in (
-        ItemStatus.AWAITING_APPROVAL.value,
-        ItemStatus.BOOKED.value,
-    )
+    exported = await get_item(service, company, item_id)
+    assert exported["status"] in (ItemStatus.AWAITING_APPROVAL.value, ItemStatus.BOOKED.value)
+    # The explanation stored with the export is the one the preview gave.
+    assert exported["explained_by"] == [ln["explained_by"] for ln in posting["lines"]]
+    if target != "ledger_item":
+        assert [ln["explained_by"] for ln in exported["lines"]] == exported["explained_by"]
 
 
 async def test_the_preview_names_accounts_amounts_and_the_rounding_ore(
