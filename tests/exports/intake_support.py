@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import Webhook
@@ -18,6 +19,7 @@ from app.exports.models import Export, ExportItem, InlineReceipt
 from tests.conftest import WEBHOOK_SECRET
 
 RECEIPT_HOST = "receipts.example.com"
+WEBHOOK = "/v1/webhooks/expenses"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
@@ -73,6 +75,14 @@ def signed(
         "webhook-signature": signature,
         "content-type": "application/json",
     }
+
+
+async def deliver(
+    client: httpx.AsyncClient, body: dict[str, Any] | bytes, **options: Any
+) -> httpx.Response:
+    """POST `body` to the expenses webhook, signed (`options` as for `signed`)."""
+    raw, headers = signed(body, **options)
+    return await client.post(WEBHOOK, content=raw, headers=headers)
 
 
 def webhook_body(company: str, *items: dict[str, Any]) -> dict[str, Any]:

@@ -23,16 +23,13 @@ from app.config import Settings, standard_webhooks_key
 from app.exports.models import Export
 from app.runtime import load_dev_secrets, new_webhook_secret
 from tests.conftest import bearer
-from tests.exports.intake_support import card, count_exports, items_of, signed, webhook_body
-
-WEBHOOK = "/v1/webhooks/expenses"
-
-
-async def deliver(
-    client: httpx.AsyncClient, body: dict[str, Any] | bytes, **options: Any
-) -> httpx.Response:
-    raw, headers = signed(body, **options)
-    return await client.post(WEBHOOK, content=raw, headers=headers)
+from tests.exports.intake_support import (
+    card,
+    count_exports,
+    deliver,
+    items_of,
+    webhook_body,
+)
 
 
 async def test_a_webhook_id_is_replayed_per_company_not_across_companies(

@@ -25,24 +25,17 @@ from app.receipts import ReceiptFetcher
 from tests.conftest import make_runtime, running
 from tests.exports.intake_support import (
     PNG,
+    WEBHOOK,
     blobs_of,
     card,
     count_exports,
+    deliver,
     inline_receipt,
     items_of,
     queued_runs,
     signed,
     webhook_body,
 )
-
-WEBHOOK = "/v1/webhooks/expenses"
-
-
-async def deliver(
-    client: httpx.AsyncClient, body: dict[str, Any] | bytes, **options: Any
-) -> httpx.Response:
-    raw, headers = signed(body, **options)
-    return await client.post(WEBHOOK, content=raw, headers=headers)
 
 
 async def test_a_signed_webhook_is_stored_for_a_company_never_seen(
