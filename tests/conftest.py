@@ -14,6 +14,8 @@ migrations themselves (tests/test_migrations.py, the multi-process tests' `migra
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import os
 import shutil
 import ssl
@@ -35,6 +37,7 @@ from app.auth import Role, issue_token
 from app.config import Settings
 from app.db import create_engine, libpq_url
 from app.deps import get_session, get_session_factory
+from app.logging import configure_logging
 from app.main import create_app
 from app.migrations_util import upgrade_to_head
 from app.runtime import Runtime, resolve
@@ -323,3 +326,28 @@ def bearer(company_id: str = "acme", role: Role = "admin", **kwargs: Any) -> dic
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+async def committed(
+    make_migrated_database: Callable[[], str],
+) -> AsyncIterator[tuple[str, AsyncEngine]]:
+    """A database of the test module's own, where requests really commit: its URL and engine."""
+    url = make_migrated_database()
+    engine = create_engine(url)
+    yield url, engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def json_logs() -> Iterator[io.StringIO]:
+    """The service's logs, as JSON lines, written to this stream while the test runs."""
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream=stream)
+    yield stream
+    configure_logging("INFO", "console")
+
+
+def log_lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    """The JSON log lines written to `stream`, parsed."""
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]

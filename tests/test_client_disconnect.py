@@ -7,9 +7,7 @@ part of the body, then `http.disconnect`.
 from __future__ import annotations
 
 import io
-import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -21,24 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import Message
 
 from app.exports.models import Export
-from app.logging import configure_logging
-from tests.conftest import bearer
+from tests.conftest import bearer, log_lines
 
 EXPORTS = ("/v1/companies/acme/exports", "/v1/companies/{company}/exports")
 WEBHOOK = ("/v1/webhooks/expenses", "/v1/webhooks/expenses")
 PARTIAL_BODY = b'{"items": [{"external_id": "exp_1", "type": "card_exp'
-
-
-@pytest.fixture
-def json_logs() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    configure_logging("INFO", "json", stream=stream)
-    yield stream
-    configure_logging("INFO", "console")
-
-
-def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
 
 
 def _counted(route: str, status: int) -> float:
@@ -126,7 +111,7 @@ async def test_client_hanging_up_mid_body_is_a_499_not_an_error(
         ],
     )
 
-    lines = _lines(json_logs)
+    lines = log_lines(json_logs)
     [gone] = [line for line in lines if line["event"] == "client_disconnected"]
     assert gone["level"] == "info"
     assert gone["path"] == path
@@ -154,6 +139,6 @@ async def test_a_request_whose_body_arrives_is_answered_as_usual(
 
     [start] = [m for m in sent if m["type"] == "http.response.start"]
     assert start["status"] == 422
-    lines = _lines(json_logs)
+    lines = log_lines(json_logs)
     assert [line["status"] for line in lines if line["event"] == "request"] == [422]
     assert not [line for line in lines if line["event"] == "client_disconnected"]

@@ -17,7 +17,7 @@ import importlib.util
 import os
 import re
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.connection.models import OAuthState
 from app.crypto import TokenCipher
-from app.db import create_engine, libpq_url
+from app.db import libpq_url
 from tests.test_connection_sandbox import (
     World,
     connect_with_api_key,
@@ -36,17 +36,6 @@ from tests.test_connection_sandbox import (
     query_of,
     start_oauth,
 )
-
-
-@pytest.fixture(scope="module")
-async def committed(
-    make_migrated_database: Callable[[], str],
-) -> AsyncIterator[tuple[str, AsyncEngine]]:
-    """A database of this module's own: a dump sees committed data only."""
-    url = make_migrated_database()
-    engine = create_engine(url)
-    yield url, engine
-    await engine.dispose()
 
 
 def _pg_dump_candidates() -> list[str]:

@@ -42,7 +42,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.connection.gateway import DineroGateway, ReauthRequired
 from app.connection.models import ConnectionStatus, DineroConnection, OAuthState
-from app.db import create_engine
 from app.main import create_app
 from tests.conftest import bearer, make_runtime, running
 from tests.contract import ContractTransport
@@ -303,17 +302,6 @@ async def connect_with_api_key(
 
 # --------------------------------------------------------------------------------------------
 # Fixtures
-
-
-@pytest.fixture(scope="module")
-async def committed(
-    make_migrated_database: Callable[[], str],
-) -> AsyncIterator[tuple[str, AsyncEngine]]:
-    """A database of this module's own, where requests really commit."""
-    url = make_migrated_database()
-    engine = create_engine(url)
-    yield url, engine
-    await engine.dispose()
 
 
 @pytest.fixture

@@ -5,26 +5,11 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 
 import httpx
-import pytest
 import structlog
 
-from app.logging import configure_logging
-from tests.conftest import bearer
-
-
-@pytest.fixture
-def json_logs() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    configure_logging("INFO", "json", stream=stream)
-    yield stream
-    configure_logging("INFO", "console")
-
-
-def _lines(stream: io.StringIO) -> list[dict[str, object]]:
-    return [json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
+from tests.conftest import bearer, log_lines
 
 
 def test_secrets_are_redacted_whatever_the_caller_passes(
@@ -40,7 +25,7 @@ def test_secrets_are_redacted_whatever_the_caller_passes(
         client_secret="sandbox-secret",
     )
     logging.getLogger("stdlib").warning("api_key=%s", {"api_key": "k-123"})
-    text = "\n".join(json.dumps(line) for line in _lines(json_logs))
+    text = "\n".join(json.dumps(line) for line in log_lines(json_logs))
     for secret in ("eyJhbGciOi.secret.value", "abc.def.ghi", "hunter2", "sandbox-secret", "k-123"):
         assert secret not in text
     assert "application/json" in text
@@ -51,7 +36,7 @@ async def test_access_line_has_request_id(
 ) -> None:
     headers = {**bearer(), "X-Request-ID": "req-42"}
     await client.get("/v1/companies/acme", headers=headers)
-    lines = _lines(json_logs)
+    lines = log_lines(json_logs)
     access = [line for line in lines if line.get("event") == "request"]
     assert access, lines
     assert access[-1]["request_id"] == "req-42"
