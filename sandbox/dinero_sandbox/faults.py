@@ -200,16 +200,13 @@ class _Captured:
             self.status = int(message["status"])
 
 
-class FaultMiddleware:
-    """Applies the fault plan to every request except the control API."""
+class DineroApiMiddleware:
+    """An ASGI middleware that acts on requests to Dinero's API only: anything not HTTP and the
+    control API pass through untouched; the rest goes to `handle` with the relative path."""
 
     def __init__(self, app: ASGIApp, sandbox: Sandbox) -> None:
         self.app = app
         self.sandbox = sandbox
-
-    @property
-    def clock(self) -> Clock:
-        return self.sandbox.clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -219,6 +216,20 @@ class FaultMiddleware:
         if path.startswith(CONTROL_PREFIX):
             await self.app(scope, receive, send)
             return
+        await self.handle(scope, receive, send, path)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        raise NotImplementedError
+
+
+class FaultMiddleware(DineroApiMiddleware):
+    """Applies the fault plan to every request except the control API."""
+
+    @property
+    def clock(self) -> Clock:
+        return self.sandbox.clock
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         plan = self.sandbox.faults.plan(scope["method"], path)
         record = scope.get(RECORD_KEY)
         if plan.latency_ms:

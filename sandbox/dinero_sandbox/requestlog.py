@@ -12,19 +12,17 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from dinero_sandbox.faults import (
-    CONTROL_PREFIX,
     RECORD_KEY,
-    ASGIApp,
+    DineroApiMiddleware,
     Message,
     Receive,
     Scope,
     Send,
-    relative_path,
 )
 from dinero_sandbox.wire import iso_datetime, jsonable
 
 if TYPE_CHECKING:
-    from dinero_sandbox.sandbox import Sandbox
+    pass
 
 _ORG_PATH = re.compile(r"^/v\d+(?:\.\d+)?/(\d+)(?:/|$)")
 MAX_JSON_BYTES = 1_000_000
@@ -103,22 +101,10 @@ def _parse_json(body: bytes, content_type: str | None) -> Any:
         return None
 
 
-class RecordMiddleware:
+class RecordMiddleware(DineroApiMiddleware):
     """Buffers the body, records the request, notes the answered status."""
 
-    def __init__(self, app: ASGIApp, sandbox: Sandbox) -> None:
-        self.app = app
-        self.sandbox = sandbox
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path = relative_path(scope)
-        if path.startswith(CONTROL_PREFIX):
-            await self.app(scope, receive, send)
-            return
-
+    async def handle(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         chunks: list[bytes] = []
         while True:
             message = await receive()
