@@ -47,13 +47,8 @@ TIME_SLICE_SECONDS: Final = 45.0
 GIVE_UP_AFTER: Final = timedelta(hours=72)
 """Retried this long after the first attempt (an outage of an hour, or a day, loses nothing)."""
 
-# Test hook: called at named points; a test raises there to "kill" the worker.
-checkpoint_hook: Callable[[str], Awaitable[None]] | None = None
-
-
-async def checkpoint(name: str) -> None:
-    if checkpoint_hook is not None:
-        await checkpoint_hook(name)
+Checkpoint = Callable[[str], Awaitable[None]]
+"""Awaited at a named point of a pass (`after_send`); tests "kill" the worker there."""
 
 
 @dataclass
@@ -144,8 +139,10 @@ def _unavailable(status: int | None) -> bool:
     return not (400 <= status < 500) or status in (408, 429)
 
 
-async def deliver_pending(services: Services) -> DeliveryResult:
-    """One delivery pass (see the module docstring)."""
+async def deliver_pending(
+    services: Services, *, checkpoint: Checkpoint | None = None
+) -> DeliveryResult:
+    """One delivery pass (see the module docstring); `checkpoint` as the runner's."""
     settings = services.settings
     url = settings.platform_webhook_url
     if url is None:
@@ -162,12 +159,17 @@ async def deliver_pending(services: Services) -> DeliveryResult:
             if time.monotonic() > deadline:
                 result.more_due = True
                 return result
-            if not await _deliver(services, signer, url, event, result):
+            if not await _deliver(services, signer, url, event, result, checkpoint):
                 return result
 
 
 async def _deliver(
-    services: Services, signer: Webhook, url: str, event: OutboxEvent, result: DeliveryResult
+    services: Services,
+    signer: Webhook,
+    url: str,
+    event: OutboxEvent,
+    result: DeliveryResult,
+    checkpoint: Checkpoint | None,
 ) -> bool:
     """Send one event and record the outcome; False when the platform is unavailable."""
     content = body(event)
@@ -185,7 +187,8 @@ async def _deliver(
             error = f"HTTP {status}: {response.text[:200]}"
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"[:500]
-    await checkpoint("after_send")
+    if checkpoint is not None:
+        await checkpoint("after_send")
     now = datetime.now(UTC)
     attempts = event.attempts + 1
     first = event.first_attempt_at or now

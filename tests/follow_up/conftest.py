@@ -144,7 +144,6 @@ async def world(database_url: str, **settings: Any) -> AsyncIterator[World]:
             platform=platform,
             hosts=transport,
         )
-    delivery.checkpoint_hook = None
 
 
 @pytest.fixture
@@ -174,9 +173,9 @@ async def follow(
     return await cycle.run_company(w.services, company, checkpoint=checkpoint)
 
 
-async def deliver(w: World) -> DeliveryResult:
-    """One delivery pass, as the job runs it."""
-    return await delivery.deliver_pending(w.services)
+async def deliver(w: World, *, checkpoint: delivery.Checkpoint | None = None) -> DeliveryResult:
+    """One delivery pass, as the job runs it (`checkpoint`: where a test kills it)."""
+    return await delivery.deliver_pending(w.services, checkpoint=checkpoint)
 
 
 async def fast_forward_outbox(w: World) -> None:

@@ -95,10 +95,8 @@ async def test_a_worker_killed_mid_delivery_loses_nothing(w: World, company: str
         if name == "after_send" and len(w.platform.attempts) == 2:
             raise Killed(name)  # the platform has the 2nd event; we never recorded it
 
-    delivery.checkpoint_hook = kill
     with pytest.raises(Killed):
-        await deliver(w)
-    delivery.checkpoint_hook = None
+        await deliver(w, checkpoint=kill)
 
     result = await deliver(w)  # the restarted worker
 
