@@ -117,14 +117,21 @@ async def category_states(session: AsyncSession, company_id: str) -> CategorySta
 
 
 async def record_synced_categories(
-    session: AsyncSession, *, company_id: str, before: CategoryStates
+    session: AsyncSession,
+    *,
+    company_id: str,
+    before: CategoryStates,
+    after: CategoryStates | None = None,
 ) -> int:
     """History rows for what a chart sync changed (new, renamed, hidden, removed accounts).
 
-    `before` is `category_states` taken before the sync wrote; the categories are read again
-    (flushed) and every difference becomes a row by `dinero_sync`. Returns how many.
+    `before` is the categories' states before the sync wrote (`category_states`, or only the
+    ones it changed); `after` their states now, when the sync has them at hand (the changed
+    ones: nothing is read again), else every category is read again (flushed). Every
+    difference becomes a row by `dinero_sync`. Returns how many.
     """
-    after = await category_states(session, company_id)
+    if after is None:
+        after = await category_states(session, company_id)
     rows = []
     for category_id, state in after.items():
         changes = _diff(before.get(category_id, {}), state)
@@ -136,12 +143,13 @@ async def record_synced_categories(
                     "category_id": category_id,
                     "changes": changes,
                     "state": state,
-                            "changed_by": None,
+                    "changed_by": None,
                     "source": ChangeSource.DINERO_SYNC.value,
                 }
             )
     if rows:
-        await session.execute(_INSERT, rows)
+        # RETURNING: one statement per 1,000 rows (insertmanyvalues), not one per row
+        await session.execute(_INSERT.returning(SettingsChange.id), rows)
     return len(rows)
 
 
