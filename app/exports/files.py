@@ -32,8 +32,12 @@ def safe_name(text: str) -> str:
 
 
 def base_name(item: ExportItem, suffix: str = "") -> str:
-    """The file's name without extension: the external id and our id (and `suffix`)."""
-    return f"{safe_name(item.external_id)}-{item.id.hex[:8]}{suffix}"
+    """The file's name without extension: the external id and our id (and `suffix`).
+
+    Our id of this export (`ledger_id`: a new one when a reversed item is exported again), so
+    looking for an uncertain upload never finds the file of the export that was reversed.
+    """
+    return f"{safe_name(item.external_id)}-{item.ledger_id.hex[:8]}{suffix}"
 
 
 async def receipt_blobs(services: Services, item: ExportItem) -> list[ReceiptBlob]:

@@ -8,6 +8,8 @@ any step leaves exactly one reversing entry.
 
 from __future__ import annotations
 
+import base64
+import io
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import date
@@ -15,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from PIL import Image
 from sqlalchemy import select, update
 
 from app.connection.models import ConnectionStatus, DineroConnection
@@ -67,8 +70,21 @@ def shared(service: Service) -> Services:
     return services
 
 
-def expense(external_id: str, amount: int, *, day: str = "2026-11-03") -> dict[str, Any]:
+def receipt() -> dict[str, str]:
+    out = io.BytesIO()
+    Image.new("RGB", (120, 80), (200, 30, 30)).save(out, format="PNG")
     return {
+        "content_base64": base64.b64encode(out.getvalue()).decode(),
+        "filename": "taxa.png",
+        "content_type": "image/png",
+    }
+
+
+def expense(
+    external_id: str, amount: int, *, day: str = "2026-11-03", receipts: bool = False
+) -> dict[str, Any]:
+    return {
+        **({"receipts": [receipt()]} if receipts else {}),
         "external_id": external_id,
         "type": "card_expense",
         "date": day,
@@ -543,12 +559,12 @@ async def test_the_job_reverses_the_item_and_tells_the_platform(
 ) -> None:
     # Jobs earlier tests left queued would run against this sandbox, whose guids repeat those
     # of theirs (the same seed): let them end first.
-    await run_jobs(["exports"])
+    await run_jobs(service, ["exports"])
     first = await exported(service, company, expense("exp-job", 12500))
     status, body = await reverse(service, company, first["id"])
     assert status == 202, body
 
-    await run_jobs(["exports"])  # the workers' queue: the reversal job runs by itself
+    await run_jobs(service, ["exports"])  # the workers' queue: the reversal job runs by itself
 
     history = await service.client.get(
         f"/v1/companies/{company}/export-items/{first['id']}/reversals", headers=bearer(company)
@@ -556,3 +572,35 @@ async def test_the_job_reverses_the_item_and_tells_the_platform(
     assert history.json()[0]["status"] == "done", history.json()[0]["failure"]
     assert (await item(service, company, first["id"]))["status"] == "reversed"
     assert (await outbox_statuses(service, first["id"]))[-1] == "reversed"
+
+
+async def test_a_re_export_with_lost_answers_finds_its_own_file_and_voucher(
+    service: Service, company: str
+) -> None:
+    # The same receipt both times: only our id in the file's name tells the two files apart.
+    first = await exported(service, company, expense("exp-lost", 12500, receipts=True))
+    service.sandbox.approve_purchase_voucher(PRO_ORG, first["dinero"]["voucher_guid"])
+    _status, body = await reverse(service, company, first["id"])
+    await run_reversal(service, body["id"])
+    await export(service, company, expense("exp-lost", 10000, receipts=True), replace=True)
+    # The upload and the create both reach Dinero, and both answers are lost.
+    service.sandbox.add_fault(kind="drop", method="POST", path=f"/v1/{PRO_ORG}/files", count=1)
+    service.sandbox.add_fault(
+        kind="drop", method="POST", path=f"/v1.2/{PRO_ORG}/vouchers/purchase", count=1
+    )
+
+    for _ in range(3):  # each lost answer backs off: run again at once, as if it had waited
+        await run_exports(service, company)
+        async with shared(service).sessionmaker() as session, session.begin():
+            await session.execute(
+                update(ExportItem)
+                .where(ExportItem.company_id == company)
+                .values(next_attempt_at=None)
+            )
+
+    again = await item(service, company, first["id"])
+    assert again["status"] == "awaiting_approval"
+    assert again["dinero"]["voucher_guid"] != first["dinero"]["voucher_guid"]
+    assert again["dinero"]["file_guid"] != first["dinero"]["file_guid"]
+    drafts = [v for v in service.sandbox.purchase_vouchers(PRO_ORG) if v.is_draft]
+    assert [str(v.guid) for v in drafts] == [again["dinero"]["voucher_guid"]]
