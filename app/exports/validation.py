@@ -12,6 +12,7 @@ import asyncio
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Final
 
 from pydantic import ValidationError
@@ -252,6 +253,20 @@ async def _receipts(
             }
         )
     return stored, blobs, problems
+
+
+def item_columns(row: Mapping[str, Any]) -> dict[str, Any]:
+    """What a candidate's row sets on its `ExportItem` (besides its ids, type and state)."""
+    return {
+        "voucher_date": date.fromisoformat(row["voucher_date"]),
+        "description": row["description"],
+        "currency": row["currency"],
+        "amount_minor": row["amount_minor"],
+        "dkk_amount_minor": row["dkk_amount_minor"],
+        "lines": row["lines"],
+        "employee": row["employee"],
+        "receipts": row["receipts"],
+    }
 
 
 def _row(

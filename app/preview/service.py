@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import date
 from typing import Any, Final
 
 from sqlalchemy import select
@@ -30,7 +29,13 @@ from app.exports.mapping import LEDGER, Plan, plan
 from app.exports.models import ExportItem, ItemStatus, ItemType, Step
 from app.exports.note import receipt_note
 from app.exports.preflight import Freshness, confirm, fresh_books
-from app.exports.validation import Candidate, ReceiptRules, check_items, split_by_category
+from app.exports.validation import (
+    Candidate,
+    ReceiptRules,
+    check_items,
+    item_columns,
+    split_by_category,
+)
 from app.preview.explain import explain
 from app.preview.schemas import (
     AccountRef,
@@ -57,14 +62,7 @@ def in_memory_item(company_id: str, row: Mapping[str, Any], item_id: uuid.UUID) 
         type=ItemType(row["type"]),
         status=ItemStatus.QUEUED,
         step=Step.NEW,
-        voucher_date=date.fromisoformat(row["voucher_date"]),
-        description=row["description"],
-        currency=row["currency"],
-        amount_minor=row["amount_minor"],
-        dkk_amount_minor=row["dkk_amount_minor"],
-        lines=row["lines"],
-        employee=row["employee"],
-        receipts=row["receipts"],
+        **item_columns(row),
     )
 
 

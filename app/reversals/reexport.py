@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert
@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.exports import service as lifecycle
 from app.exports.models import InlineReceipt, ItemStatus, ItemType, Step
-from app.exports.validation import Candidate
+from app.exports.validation import Candidate, item_columns
 
 Key = tuple[ItemType, str]
 
@@ -73,14 +73,7 @@ async def replace_reversed(
             item_id,
             from_=ItemStatus.REVERSED,
             to=ItemStatus.QUEUED,
-            voucher_date=date.fromisoformat(row["voucher_date"]),
-            description=row["description"],
-            currency=row["currency"],
-            amount_minor=row["amount_minor"],
-            dkk_amount_minor=row["dkk_amount_minor"],
-            lines=row["lines"],
-            employee=row["employee"],
-            receipts=row["receipts"],
+            **item_columns(row),
             dinero_ledger_id=uuid.uuid4(),  # Dinero keeps the first Id for the booked item
             **_EXPORT_STATE_CLEARED,
         )
