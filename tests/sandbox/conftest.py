@@ -242,5 +242,12 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+async def draft_cash_purchase(api: httpx.AsyncClient, org: int, **fields: Any) -> dict[str, Any]:
+    """Create a draft cash purchase voucher paid from deposit account 55030; Dinero's answer."""
+    body = {"PurchaseType": "cash", "DepositAccountNumber": 55030, **fields}
+    voucher: dict[str, Any] = (await api.post(f"/v1.2/{org}/vouchers/purchase", json=body)).json()
+    return voucher
+
+
 def error_code(response: httpx.Response) -> Any:
     return response.json()["code"]

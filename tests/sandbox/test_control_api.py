@@ -5,6 +5,8 @@ from __future__ import annotations
 import httpx
 from dinero_sandbox import Sandbox
 
+from tests.sandbox.conftest import draft_cash_purchase
+
 ORG = 100001
 
 
@@ -43,17 +45,9 @@ async def test_request_log(client: httpx.AsyncClient, api: httpx.AsyncClient) ->
 async def test_the_accountant_through_http(
     client: httpx.AsyncClient, api: httpx.AsyncClient
 ) -> None:
-    voucher = (
-        await api.post(
-            f"/v1.2/{ORG}/vouchers/purchase",
-            json={
-                "PurchaseType": "cash",
-                "DepositAccountNumber": 55030,
-                "VoucherDate": "2026-11-03",
-                "Lines": [{"AccountNumber": 5000, "Amount": 125}],
-            },
-        )
-    ).json()
+    voucher = await draft_cash_purchase(
+        api, ORG, VoucherDate="2026-11-03", Lines=[{"AccountNumber": 5000, "Amount": 125}]
+    )
     base = f"/_sandbox/organizations/{ORG}/vouchers/purchase"
     listed = (await client.get(base)).json()
     assert [v["Guid"] for v in listed if v["Status"] == "Draft"] == [voucher["Guid"]]

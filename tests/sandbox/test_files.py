@@ -6,6 +6,8 @@ import httpx
 import pytest
 from dinero_sandbox import Sandbox
 
+from tests.sandbox.conftest import draft_cash_purchase
+
 ORG = 100001
 PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
 
@@ -64,17 +66,9 @@ async def test_list_files_with_links_and_filters(api: httpx.AsyncClient) -> None
     unused = (await api.post(f"/v1/{ORG}/files", files={"file": ("b.jpg", b"\xff\xd8")})).json()[
         "FileGuid"
     ]
-    voucher = (
-        await api.post(
-            f"/v1.2/{ORG}/vouchers/purchase",
-            json={
-                "PurchaseType": "cash",
-                "DepositAccountNumber": 55030,
-                "FileGuid": used,
-                "Lines": [{"AccountNumber": 5000, "Amount": 100}],
-            },
-        )
-    ).json()
+    voucher = await draft_cash_purchase(
+        api, ORG, FileGuid=used, Lines=[{"AccountNumber": 5000, "Amount": 100}]
+    )
 
     everything = (await api.get(f"/v1/{ORG}/files")).json()
     assert [f["FileGuid"] for f in everything] == [used, unused]
@@ -127,17 +121,9 @@ async def test_a_deleted_draft_leaves_its_file_in_the_archive_linked_to_nothing(
     api: httpx.AsyncClient, sandbox: Sandbox
 ) -> None:
     guid = (await api.post(f"/v1/{ORG}/files", files={"file": ("a.pdf", PDF)})).json()["FileGuid"]
-    voucher = (
-        await api.post(
-            f"/v1.2/{ORG}/vouchers/purchase",
-            json={
-                "PurchaseType": "cash",
-                "DepositAccountNumber": 55030,
-                "FileGuid": guid,
-                "Lines": [{"AccountNumber": 5000, "Amount": 100}],
-            },
-        )
-    ).json()
+    voucher = await draft_cash_purchase(
+        api, ORG, FileGuid=guid, Lines=[{"AccountNumber": 5000, "Amount": 100}]
+    )
     unused = await api.get(f"/v1/{ORG}/files", params={"fileStatus": "Unused"})
     assert unused.json() == []
 
