@@ -288,6 +288,15 @@ def _check(field: Field, poison: str, response: httpx.Response, parts: list[str 
     return ""
 
 
+async def _export(client: httpx.AsyncClient, *items: dict[str, Any]) -> httpx.Response:
+    """POST an export of `items` as json.dumps writes them: a NUL or lone surrogate \\u-escaped."""
+    return await client.post(
+        f"/v1/companies/{COMPANY}/exports",
+        content=json.dumps({"items": list(items)}).encode(),
+        headers={"content-type": "application/json"} | bearer(COMPANY),
+    )
+
+
 def test_the_document_lists_the_text_fields_this_test_covers() -> None:
     """Every body field has a base request; the walk found the fields known to be there."""
     names = {str(f) for f in TEXT_FIELDS}
@@ -331,11 +340,7 @@ async def test_a_nul_in_an_item_refuses_that_item_only_and_stores_nothing_of_it(
 ) -> None:
     bad = card("exp_nul", description="Taxi\x00")
     worse = card("exp_sur", lines=[{"account_number": 7000, "amount": 24500, "tax_code": "\ud800"}])
-    response = await client.post(
-        f"/v1/companies/{COMPANY}/exports",
-        content=json.dumps({"items": [card("exp_1"), bad, worse]}).encode(),
-        headers={"content-type": "application/json"} | bearer(COMPANY),
-    )
+    response = await _export(client, card("exp_1"), bad, worse)
 
     assert response.status_code == 202, response.text
     answer = response.json()
@@ -352,11 +357,7 @@ async def test_an_unusable_external_id_is_refused_without_echoing_it(
     client: httpx.AsyncClient, db: AsyncSession
 ) -> None:
     bad = card("exp\x00", amount={"value": 1.5, "currency": "DKK"})
-    response = await client.post(
-        f"/v1/companies/{COMPANY}/exports",
-        content=json.dumps({"items": [card("exp_1"), bad]}).encode(),
-        headers={"content-type": "application/json"} | bearer(COMPANY),
-    )
+    response = await _export(client, card("exp_1"), bad)
 
     assert response.status_code == 202, response.text
     (refusal,) = response.json()["rejected"]
@@ -389,11 +390,7 @@ async def test_an_item_refused_for_an_echoed_nul_keeps_its_reason_escaped(
     client: httpx.AsyncClient, db: AsyncSession
 ) -> None:
     bad = card("exp_2", lines=[{"category_id": "ab\x00", "amount": 24500}])
-    response = await client.post(
-        f"/v1/companies/{COMPANY}/exports",
-        content=json.dumps({"items": [card("exp_1"), bad]}).encode(),
-        headers={"content-type": "application/json"} | bearer(COMPANY),
-    )
+    response = await _export(client, card("exp_1"), bad)
 
     assert response.status_code == 202, response.text
     (refusal,) = response.json()["rejected"]
