@@ -1,7 +1,7 @@
 // Categories: the expense accounts of Dinero's Kontoplan (2000–9399) with the admin's friendly
 // name, the hidden flag and the default tax code, edited inline; deactivated ones shown.
-import { useCallback, useEffect, useMemo, useState } from "./vendor/hooks.mjs";
-import { Badge, ErrorNotice, Loading, Notice, PageHeader, html, useI18n } from "./ui.js";
+import { useEffect, useMemo, useState } from "./vendor/hooks.mjs";
+import { Badge, ErrorNotice, Loading, Notice, PageHeader, html, useI18n, useLoad } from "./ui.js";
 
 const SHOWN = 150;
 
@@ -96,19 +96,11 @@ export function CategoriesPage({ api, canEdit }) {
   const [filter, setFilter] = useState("all");
   const [showAll, setShowAll] = useState(false);
 
-  const load = useCallback(async () => {
-    try {
-      const [listed, codes] = await Promise.all([api.get("/categories"), api.get("/tax-codes")]);
-      setCategories(listed);
-      setTaxCodes(codes);
-      setError(null);
-    } catch (err) {
-      setError(err);
-    }
-  }, [api]);
-  useEffect(() => {
-    load();
-  }, [load]);
+  const load = useLoad(async () => {
+    const [listed, codes] = await Promise.all([api.get("/categories"), api.get("/tax-codes")]);
+    setCategories(listed);
+    setTaxCodes(codes);
+  }, setError, [api]);
 
   const shown = useMemo(() => {
     if (!categories) return [];

@@ -1,6 +1,6 @@
 // Connect: the Firma ID, OAuth (Dinero's approval page, "Godkend") or an API key; the
 // connection's state and problems in plain words; reconnect and disconnect.
-import { useCallback, useEffect, useState } from "./vendor/hooks.mjs";
+import { useState } from "./vendor/hooks.mjs";
 import {
   Badge,
   Card,
@@ -12,6 +12,7 @@ import {
   html,
   safeHttpUrl,
   useI18n,
+  useLoad,
   usePolling,
 } from "./ui.js";
 
@@ -43,20 +44,11 @@ export function ConnectPage({ api, canEdit, outcome, clearOutcome }) {
   const [notice, setNotice] = useState(null);
   const [formOpen, setFormOpen] = useState(false);
 
-  const load = useCallback(async () => {
-    try {
-      const answer = await api.get("/dinero/connection");
-      setConn(answer);
-      setLoadError(null);
-      if (answer.organization_id) setOrgId((current) => current || String(answer.organization_id));
-    } catch (err) {
-      setLoadError(err);
-    }
-  }, [api]);
-
-  useEffect(() => {
-    load();
-  }, [load]);
+  const load = useLoad(async () => {
+    const answer = await api.get("/dinero/connection");
+    setConn(answer);
+    if (answer.organization_id) setOrgId((current) => current || String(answer.organization_id));
+  }, setLoadError, [api]);
   usePolling(load, conn && conn.status === "pending" ? 3000 : null);
 
   async function connect(confirmSwitch) {

@@ -1,8 +1,8 @@
 // Data sources: Dinero's data by type for dashboards. List, create (entries need one of the
 // organization's accounting years: when Dinero has another, its years are offered), refresh,
 // and download a type's records as CSV.
-import { useCallback, useEffect, useState } from "./vendor/hooks.mjs";
-import { Badge, Card, ErrorNotice, Loading, Notice, PageHeader, html, useI18n, usePolling } from "./ui.js";
+import { useState } from "./vendor/hooks.mjs";
+import { Badge, Card, ErrorNotice, Loading, Notice, PageHeader, html, useI18n, useLoad, usePolling } from "./ui.js";
 
 const DATA_TYPES = [
   "contacts",
@@ -219,18 +219,10 @@ export function DataSourcesPage({ api, canEdit }) {
   const [error, setError] = useState(null);
   const [created, setCreated] = useState(null);
 
-  const load = useCallback(async () => {
-    try {
-      const answer = await api.get("/data-sources");
-      setSources(answer.items);
-      setError(null);
-    } catch (err) {
-      setError(err);
-    }
-  }, [api]);
-  useEffect(() => {
-    load();
-  }, [load]);
+  const load = useLoad(async () => {
+    const answer = await api.get("/data-sources");
+    setSources(answer.items);
+  }, setError, [api]);
   const busy = sources && sources.some((s) => s.status === "importing" || s.status === "refreshing");
   usePolling(load, busy ? 1000 : 10000);
 

@@ -16,6 +16,7 @@ import {
   isExpense,
   safeHttpUrl,
   useI18n,
+  useLoad,
   usePolling,
 } from "./ui.js";
 
@@ -250,17 +251,9 @@ export function ItemPage({ api, itemId, canEdit }) {
   const [item, setItem] = useState(null);
   const [error, setError] = useState(null);
 
-  const load = useCallback(async () => {
-    try {
-      setItem(await api.get(`/export-items/${encodeURIComponent(itemId)}`));
-      setError(null);
-    } catch (err) {
-      setError(err);
-    }
-  }, [api, itemId]);
-  useEffect(() => {
-    load();
-  }, [load]);
+  const load = useLoad(async () => {
+    setItem(await api.get(`/export-items/${encodeURIComponent(itemId)}`));
+  }, setError, [api, itemId]);
   usePolling(
     load,
     !item || SETTLED.has(item.status) ? null : IN_MOTION.has(item.status) ? FAST_POLL_MS : SLOW_POLL_MS,

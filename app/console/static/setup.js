@@ -1,6 +1,6 @@
 // Setup: the four accounts from the synced deposit accounts ("Beholdning"), readiness per
 // export type, the problems to fix, and "sync now" with its progress.
-import { useCallback, useEffect, useState } from "./vendor/hooks.mjs";
+import { useState } from "./vendor/hooks.mjs";
 import {
   Badge,
   Card,
@@ -11,6 +11,7 @@ import {
   PageHeader,
   html,
   useI18n,
+  useLoad,
   usePolling,
 } from "./ui.js";
 
@@ -65,28 +66,19 @@ export function SetupPage({ api, canEdit }) {
   const [saved, setSaved] = useState(false);
   const [busy, setBusy] = useState(false);
 
-  const load = useCallback(async () => {
-    try {
-      const [connection, current, deposit, syncState] = await Promise.all([
-        api.get("/dinero/connection"),
-        api.get("/dinero/settings"),
-        api.get("/deposit-accounts"),
-        api.get("/dinero/sync"),
-      ]);
-      setConn(connection);
-      setSettings(current);
-      setAccounts(deposit);
-      setSync(syncState);
-      setForm((kept) => kept || formOf(current));
-      setError(null);
-    } catch (err) {
-      setError(err);
-    }
-  }, [api]);
-
-  useEffect(() => {
-    load();
-  }, [load]);
+  const load = useLoad(async () => {
+    const [connection, current, deposit, syncState] = await Promise.all([
+      api.get("/dinero/connection"),
+      api.get("/dinero/settings"),
+      api.get("/deposit-accounts"),
+      api.get("/dinero/sync"),
+    ]);
+    setConn(connection);
+    setSettings(current);
+    setAccounts(deposit);
+    setSync(syncState);
+    setForm((kept) => kept || formOf(current));
+  }, setError, [api]);
 
   const syncing = sync && (sync.status === "queued" || sync.status === "running");
   usePolling(async () => {

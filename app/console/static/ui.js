@@ -1,6 +1,6 @@
 // Shared pieces: the html tag, translation context, formatting, small components, polling.
 import { createContext, h } from "./vendor/preact.mjs";
-import { useContext, useEffect, useRef } from "./vendor/hooks.mjs";
+import { useCallback, useContext, useEffect, useRef } from "./vendor/hooks.mjs";
 import htm from "./vendor/htm.mjs";
 import { translator } from "./i18n.js";
 
@@ -42,6 +42,23 @@ export function formatMoney(money, locale) {
 
 export const I18n = createContext(makeI18n("en"));
 export const useI18n = () => useContext(I18n);
+
+/** Run `fetch` (which stores what it read) when the page opens and whenever `deps` change; a
+ * failure goes to `setError`, a success clears it. Returns the loader, to run it again. */
+export function useLoad(fetch, setError, deps) {
+  const load = useCallback(async () => {
+    try {
+      await fetch();
+      setError(null);
+    } catch (err) {
+      setError(err);
+    }
+  }, deps);
+  useEffect(() => {
+    load();
+  }, [load]);
+  return load;
+}
 
 /** Call `fn` every `ms` (null: not at all) while the page is visible; the latest fn is used. */
 export function usePolling(fn, ms) {
