@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -11,12 +12,20 @@ from app.config import ConfigurationError, Settings
 from app.runtime import resolve
 
 
-def test_production_with_everything_set_is_accepted(tmp_path: Path) -> None:
-    settings = Settings(
+def _production(data_dir: Path, **values: Any) -> Settings:
+    """Production settings with a data directory, a database URL and `values`; no .env file."""
+    return Settings(
         _env_file=None,
         app_env="production",
-        data_dir=tmp_path,
+        data_dir=data_dir,
         database_url=SecretStr("postgresql://u:p@db/app"),
+        **values,
+    )
+
+
+def test_production_with_everything_set_is_accepted(tmp_path: Path) -> None:
+    settings = _production(
+        tmp_path,
         auth_jwks_url="https://idp.example/jwks.json",
         webhook_secret=SecretStr("whsec_abc"),
         token_encryption_keys=SecretStr("r6Q3pJcTtH2kqC0m6bJXc6GJw8b8a2mXq0L0c5bQ8yI="),
@@ -33,13 +42,7 @@ def test_production_with_everything_set_is_accepted(tmp_path: Path) -> None:
 
 
 def test_production_names_each_missing_setting(tmp_path: Path) -> None:
-    settings = Settings(
-        _env_file=None,
-        app_env="production",
-        data_dir=tmp_path,
-        database_url=SecretStr("postgresql://u:p@db/app"),
-        dinero_client_id="isv_acme",
-    )
+    settings = _production(tmp_path, dinero_client_id="isv_acme")
     with pytest.raises(ConfigurationError) as raised:
         resolve(settings, database_url=None, public_url="https://bridge.example")
     message = str(raised.value)
