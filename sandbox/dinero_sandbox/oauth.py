@@ -161,6 +161,21 @@ def _error_back(params: Mapping[str, str], redirect_uri: str, error: str, text: 
     return _respond(redirect_uri, params.get("response_mode") or "query", answer)
 
 
+def _authorize_or_refusal(
+    sandbox: Sandbox, params: Mapping[str, str]
+) -> tuple[Client, str] | Response:
+    """The checked client and redirect URI, or the answer that refuses the request: an error
+    page (bad client or redirect URI) or the error sent back to the redirect URI."""
+    try:
+        return _check_authorize(sandbox, params)
+    except AuthorizeProblem as exc:
+        return _page(
+            "Fejl", f"<h1>Fejl: {exc.error}</h1><p>{html.escape(exc.description)}</p>", 400
+        )
+    except RedirectProblem as exc:
+        return _error_back(params, params["redirect_uri"], exc.error, exc.description)
+
+
 def _consent_page(
     request: Request, sandbox: Sandbox, client: Client, params: Mapping[str, str]
 ) -> HTMLResponse:
@@ -215,14 +230,10 @@ async def authorize_page(request: Request) -> Response:
     """The consent page of Visma Connect."""
     sandbox = sandbox_of(request)
     params = dict(request.query_params)
-    try:
-        client, _ = _check_authorize(sandbox, params)
-    except AuthorizeProblem as exc:
-        return _page(
-            "Fejl", f"<h1>Fejl: {exc.error}</h1><p>{html.escape(exc.description)}</p>", 400
-        )
-    except RedirectProblem as exc:
-        return _error_back(params, params["redirect_uri"], exc.error, exc.description)
+    checked = _authorize_or_refusal(sandbox, params)
+    if isinstance(checked, Response):
+        return checked
+    client, _ = checked
     if not sandbox.logins:
         return _page("Fejl", "<h1>Ingen Dinero-logins</h1>", 400)
     return _consent_page(request, sandbox, client, params)
@@ -234,14 +245,10 @@ async def authorize_decision(request: Request) -> Response:
     sandbox = sandbox_of(request)
     form = await request.form()
     params = {k: str(v) for k, v in form.items()}
-    try:
-        client, redirect_uri = _check_authorize(sandbox, params)
-    except AuthorizeProblem as exc:
-        return _page(
-            "Fejl", f"<h1>Fejl: {exc.error}</h1><p>{html.escape(exc.description)}</p>", 400
-        )
-    except RedirectProblem as exc:
-        return _error_back(params, params["redirect_uri"], exc.error, exc.description)
+    checked = _authorize_or_refusal(sandbox, params)
+    if isinstance(checked, Response):
+        return checked
+    client, redirect_uri = checked
     if params.get("decision") != "approve":
         return _error_back(params, redirect_uri, "access_denied", "The user declined the request")
     login = sandbox.logins.get(params.get("login") or sandbox.default_login or "")
