@@ -238,6 +238,20 @@ async def refresh(client: httpx.AsyncClient, refresh_token: str) -> httpx.Respon
     )
 
 
+async def api_key_grant(client: httpx.AsyncClient, api_key: str) -> httpx.Response:
+    """Dinero's legacy grant: the API key as user and password, the demo client as Basic auth."""
+    return await client.post(
+        "/dineroapi/oauth/token",
+        data={
+            "grant_type": "password",
+            "scope": "read write",
+            "username": api_key,
+            "password": api_key,
+        },
+        auth=(CLIENT_ID, CLIENT_SECRET),
+    )
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

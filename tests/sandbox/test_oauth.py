@@ -17,6 +17,7 @@ from dinero_sandbox import (
 
 from tests.sandbox.conftest import (
     REDIRECT_URI,
+    api_key_grant,
     approve,
     authorize_params,
     bearer,
@@ -356,16 +357,7 @@ async def test_revocation_ends_refresh_and_access_tokens(client: httpx.AsyncClie
 async def test_legacy_api_key_grant_reaches_only_the_keys_organization(
     client: httpx.AsyncClient,
 ) -> None:
-    response = await client.post(
-        "/dineroapi/oauth/token",
-        data={
-            "grant_type": "password",
-            "scope": "read write",
-            "username": API_KEY,
-            "password": API_KEY,
-        },
-        auth=(CLIENT_ID, CLIENT_SECRET),
-    )
+    response = await api_key_grant(client, API_KEY)
     assert response.status_code == 200, response.text
     body = response.json()
     assert set(body) == {"access_token", "token_type", "expires_in"}
@@ -383,16 +375,7 @@ async def test_legacy_api_key_grant_reaches_only_the_keys_organization(
 async def test_legacy_grant_refuses_bad_keys_and_missing_basic_auth(
     client: httpx.AsyncClient,
 ) -> None:
-    bad = await client.post(
-        "/dineroapi/oauth/token",
-        data={
-            "grant_type": "password",
-            "scope": "read write",
-            "username": "nope",
-            "password": "nope",
-        },
-        auth=(CLIENT_ID, CLIENT_SECRET),
-    )
+    bad = await api_key_grant(client, "nope")
     assert bad.status_code == 400
     assert bad.json()["error"] == "invalid_grant"
     no_basic = await client.post(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import httpx
-from dinero_sandbox import FakeClock, Sandbox
+from dinero_sandbox import API_KEY, FakeClock, Sandbox
 
-from tests.sandbox.conftest import bearer
+from tests.sandbox.conftest import api_key_grant, bearer
 
 
 async def spend(client: httpx.AsyncClient, token: str, org: int, n: int) -> list[int]:
@@ -94,14 +94,5 @@ async def test_oauth_and_control_endpoints_are_not_limited(
     sandbox.configure(rate_limit_per_minute=1)
     for _ in range(3):
         assert (await client.get("/_sandbox/config")).status_code == 200
-        token = await client.post(
-            "/dineroapi/oauth/token",
-            data={
-                "grant_type": "password",
-                "scope": "read write",
-                "username": "sandbox-api-key-100001",
-                "password": "sandbox-api-key-100001",
-            },
-            auth=("isv_sandbox", "sandbox-secret"),
-        )
+        token = await api_key_grant(client, API_KEY)
         assert token.status_code == 200
