@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Protocol
 
 from dinero_sandbox.chart import CREDITORS_ACCOUNT, VatTypeSpec
 from dinero_sandbox.errors import DineroError, validation_error
@@ -141,6 +142,39 @@ def check_vat_code(books: OrgBooks, code: str | None, field: str, errors: dict[s
         return
     if code not in books.vat_types:
         errors[field] = f"VAT code '{code}' does not exist"
+
+
+class TwoAccountLine(Protocol):
+    """A line booked on an account and/or a balancing account (ledger and manual lines)."""
+
+    @property
+    def account_number(self) -> int | None: ...
+    @property
+    def account_vat_code(self) -> str | None: ...
+    @property
+    def balancing_account_number(self) -> int | None: ...
+    @property
+    def balancing_account_vat_code(self) -> str | None: ...
+
+
+def check_line_accounts(
+    books: OrgBooks, line: TwoAccountLine, where: str, errors: dict[str, str]
+) -> None:
+    """Both accounts of a line, where given, must exist and not be hidden; both VAT codes must
+    be known (the error keys are `where` + the field)."""
+    for field, number in (
+        ("AccountNumber", line.account_number),
+        ("BalancingAccountNumber", line.balancing_account_number),
+    ):
+        account = books.account(number)
+        if number is not None and account is None:
+            errors[f"{where}.{field}"] = f"Account {number} does not exist"
+        elif account is not None and account.hidden:
+            errors[f"{where}.{field}"] = f"Account {number} is hidden"
+    check_vat_code(books, line.account_vat_code, f"{where}.AccountVatCode", errors)
+    check_vat_code(
+        books, line.balancing_account_vat_code, f"{where}.BalancingAccountVatCode", errors
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from dinero_sandbox.bookkeeping import (
     ZERO,
     Posting,
     Writer,
-    check_vat_code,
+    check_line_accounts,
     resolve_vat,
     side_postings,
     side_total,
@@ -145,19 +145,7 @@ def build_item(
                 )
         elif line.account_number is None:
             errors[f"{where}.AccountNumber"] = "The AccountNumber field is required."
-        for field, number in (
-            ("AccountNumber", line.account_number),
-            ("BalancingAccountNumber", line.balancing_account_number),
-        ):
-            account = books.account(number)
-            if number is not None and account is None:
-                errors[f"{where}.{field}"] = f"Account {number} does not exist"
-            elif account is not None and account.hidden:
-                errors[f"{where}.{field}"] = f"Account {number} is hidden"
-        check_vat_code(books, line.account_vat_code, f"{where}.AccountVatCode", errors)
-        check_vat_code(
-            books, line.balancing_account_vat_code, f"{where}.BalancingAccountVatCode", errors
-        )
+        check_line_accounts(books, line, where, errors)
         line_id = line.id or w.ids.guid()
         if line_id in line_ids:
             errors[f"{where}.Id"] = f"Line id {line_id} is used twice"

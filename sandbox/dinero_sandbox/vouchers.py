@@ -21,6 +21,7 @@ from dinero_sandbox.bookkeeping import (
     ZERO,
     Posting,
     Writer,
+    check_line_accounts,
     check_vat_code,
     check_voucher_number_free,
     counter_account,
@@ -568,19 +569,7 @@ def manual_lines(
         where = f"Lines[{index}]"
         if line.account_number is None and line.balancing_account_number is None:
             errors[f"{where}.AccountNumber"] = "An account or a balancing account is required"
-        for field, number in (
-            ("AccountNumber", line.account_number),
-            ("BalancingAccountNumber", line.balancing_account_number),
-        ):
-            account = books.account(number)
-            if number is not None and account is None:
-                errors[f"{where}.{field}"] = f"Account {number} does not exist"
-            elif account is not None and account.hidden:
-                errors[f"{where}.{field}"] = f"Account {number} is hidden"
-        check_vat_code(books, line.account_vat_code, f"{where}.AccountVatCode", errors)
-        check_vat_code(
-            books, line.balancing_account_vat_code, f"{where}.BalancingAccountVatCode", errors
-        )
+        check_line_accounts(books, line, where, errors)
         try:
             amount = check_money(line.amount, f"{where}.Amount")
         except DineroError as exc:
