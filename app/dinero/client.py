@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import random
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, Final, Literal, TypeVar
 from uuid import UUID
@@ -22,7 +20,7 @@ from app.dinero.collections import (
     to_record,
     to_records,
 )
-from app.dinero.errors import DineroError, DineroNotFound, DineroPayloadTooLarge
+from app.dinero.errors import DineroError, DineroPayloadTooLarge
 from app.dinero.fields import (
     CONTACT_FIELDS,
     DEPOSIT_ACCOUNT_FIELDS,
@@ -36,41 +34,33 @@ from app.dinero.fields import (
 from app.dinero.models import (
     AccountingYear,
     ArchivedFile,
-    Contact,
     CreatedRef,
     DepositAccount,
     DepositAccountCreate,
     Entry,
     EntryAccount,
     LedgerItem,
-    LedgerItemDraft,
     LedgerItemRef,
     LedgerItemStatus,
     ManualVoucher,
     ManualVoucherCreate,
     Organization,
     Page,
-    Product,
     PurchaseCreditNote,
     PurchaseCreditNoteCreate,
     PurchaseVoucher,
     PurchaseVoucherCreate,
     PurchaseVoucherUpdate,
     RawRecord,
-    SalesVoucher,
-    SimilarVoucherResult,
-    TradeOffer,
     UploadedFile,
     VatType,
 )
 from app.dinero.pacing import Lane, Pacer, Sleep
 from app.dinero.paging import (
     MAX_CHANGES_WINDOW,
-    MAX_PAGE_SIZE,
     change_windows,
     check_page,
     is_last_page,
-    iterate_pages,
 )
 from app.dinero.tokens import TokenProvider
 from app.dinero.transport import RATE_LIMIT_PENALTY_SECONDS, Call, Transport
@@ -82,27 +72,16 @@ MAX_UPLOAD_BYTES: Final = 6 * 1024 * 1024
 """Dinero refuses files above 6 MB (413, or 400 per its spec)."""
 MAX_LEDGER_ITEMS_PER_CALL: Final = 1000
 
-ListResource = Literal["contacts", "invoices", "sales", "products", "trade_offers"]
-"""The paged collections, as the data-source import names them."""
-
-_RESOURCE_PATHS: Final[dict[str, tuple[str, str]]] = {
-    "contacts": ("contacts", CONTACT_FIELDS),
-    "invoices": ("invoices", INVOICE_FIELDS),
-    "sales": ("sales", SALES_FIELDS),
-    "products": ("products", PRODUCT_FIELDS),
-    "trade_offers": ("tradeoffers", TRADE_OFFER_FIELDS),
+_PAGED_COLLECTIONS: Final[dict[Collection, tuple[str, str]]] = {
+    Collection.CONTACTS: ("contacts", CONTACT_FIELDS),
+    Collection.INVOICES: ("invoices", INVOICE_FIELDS),
+    Collection.SALES: ("sales", SALES_FIELDS),
+    Collection.PRODUCTS: ("products", PRODUCT_FIELDS),
+    Collection.TRADE_OFFERS: ("tradeoffers", TRADE_OFFER_FIELDS),
 }
-
-_PAGED_COLLECTIONS: Final[dict[Collection, ListResource]] = {
-    Collection.CONTACTS: "contacts",
-    Collection.INVOICES: "invoices",
-    Collection.SALES: "sales",
-    Collection.PRODUCTS: "products",
-    Collection.TRADE_OFFERS: "trade_offers",
-}
+"""The paged collections: path and `fields=` of each."""
 
 FileStatus = Literal["All", "Used", "Unused"]
-SortOrder = Literal["ascending", "descending"]
 
 _ORGS = TypeAdapter(list[Organization])
 _YEARS = TypeAdapter(list[AccountingYear])
@@ -115,21 +94,13 @@ _ENTRY = TypeAdapter(Entry)
 _RAW_LIST = TypeAdapter(list[Any])
 _UUIDS = TypeAdapter(list[UUID])
 _STATUSES = TypeAdapter(list[LedgerItemStatus])
-_DRAFTS = TypeAdapter(list[LedgerItemDraft])
 _REFS = TypeAdapter(list[LedgerItemRef])
-_CONTACT_PAGE = TypeAdapter(Page[Contact])
-_SALES_PAGE = TypeAdapter(Page[SalesVoucher])
-_PRODUCT_PAGE = TypeAdapter(Page[Product])
-_TRADE_OFFER_PAGE = TypeAdapter(Page[TradeOffer])
 _RAW_PAGE = TypeAdapter(Page[RawRecord])
 _UPLOADED = TypeAdapter(UploadedFile)
 _PURCHASE_VOUCHER = TypeAdapter(PurchaseVoucher)
-_SIMILAR = TypeAdapter(SimilarVoucherResult)
 _MANUAL_VOUCHER = TypeAdapter(ManualVoucher)
 _CREDIT_NOTE = TypeAdapter(PurchaseCreditNote)
 _CREATED = TypeAdapter(CreatedRef)
-
-_ANY: Final = {"Accept": "*/*"}
 
 
 def _bool(value: bool) -> str:
@@ -210,24 +181,13 @@ class DineroClient:
         self._chunk = ledger_chunk_size
         self._window = max_changes_window
 
-    @property
-    def lane(self) -> Lane:
-        """The pacing lane of this client's requests."""
-        return self._transport.lane
-
-    def with_lane(self, lane: Lane, *, max_wait: float | None = None) -> DineroClient:
-        """A copy whose requests are paced in `lane` (with `max_wait`: PacerBusy past it)."""
-        other = copy.copy(self)
-        other._transport = self._transport.with_lane(lane, max_wait=max_wait)
-        return other
-
     def _org(self, version: str, rest: str) -> str:
         return f"/{version}/{self.organization_id}/{rest}"
 
     # --- transport -------------------------------------------------------------------------
 
-    async def _send(self, call: Call, *, stream: bool = False) -> httpx.Response:
-        return await self._transport.send(call, stream=stream)
+    async def _send(self, call: Call) -> httpx.Response:
+        return await self._transport.send(call)
 
     async def _call(self, call: Call) -> Any:
         return await self._transport.json(call)
@@ -252,15 +212,6 @@ class DineroClient:
         else:
             call = Call("GET", "/v1.1/organizations", safe_to_repeat=True, org_scoped=False)
         return await self._parsed(call, _ORGS)
-
-    async def get_organization(
-        self, *, version: Literal["v1", "v1.1"] = "v1"
-    ) -> Organization | None:
-        """This client's organization, or None when the login cannot reach it."""
-        for organization in await self.list_organizations(version=version):
-            if organization.id == self.organization_id:
-                return organization
-        return None
 
     async def accounting_years(self) -> list[AccountingYear]:
         """The organization's accounting years ("Regnskabsår")."""
@@ -354,22 +305,6 @@ class DineroClient:
         call = Call("GET", self._org("v1", "files"), safe_to_repeat=True, params=params)
         return await self._parsed(call, _FILES)
 
-    async def download_file(self, file_guid: str) -> bytes:
-        """The bytes of an archived file."""
-        call = Call("GET", self._org("v1", f"files/{file_guid}"), safe_to_repeat=True, headers=_ANY)
-        response = await self._send(call)
-        return response.content
-
-    async def file_exists(self, file_guid: str) -> bool:
-        """True when Dinero has the file (checked without downloading its content)."""
-        call = Call("GET", self._org("v1", f"files/{file_guid}"), safe_to_repeat=True, headers=_ANY)
-        try:
-            response = await self._send(call, stream=True)
-        except DineroNotFound:
-            return False
-        await response.aclose()
-        return True
-
     # --- purchase vouchers ("Købsbilag") -----------------------------------------------------
 
     async def create_purchase_voucher(self, voucher: PurchaseVoucherCreate) -> PurchaseVoucher:
@@ -399,21 +334,6 @@ class DineroClient:
         )
         return await self._parsed(call, _PURCHASE_VOUCHER)
 
-    async def book_purchase_voucher(
-        self, guid: UUID, timestamp: str, *, number: int | None = None
-    ) -> PurchaseVoucher:
-        """Book ("Bogfør") a draft; consumes a voucher number, so never retried blindly."""
-        body: dict[str, Any] = {"Timestamp": timestamp}
-        if number is not None:
-            body["Number"] = number
-        call = Call(
-            "POST",
-            self._org("v1", f"vouchers/purchase/{guid}/book"),
-            safe_to_repeat=False,
-            body=body,
-        )
-        return await self._parsed(call, _PURCHASE_VOUCHER)
-
     async def delete_purchase_voucher(self, guid: UUID, timestamp: str | None) -> None:
         """Delete a draft; a booked voucher gets a reversing entry instead (Danish law)."""
         call = Call(
@@ -423,18 +343,6 @@ class DineroClient:
             body={"Timestamp": timestamp},
         )
         await self._send(call)
-
-    async def find_similar_purchase_voucher(
-        self, voucher: PurchaseVoucherCreate
-    ) -> SimilarVoucherResult:
-        """Ask Dinero whether a purchase voucher like this exists (duplicate check)."""
-        call = Call(
-            "POST",
-            self._org("v1", "vouchers/purchase/similar"),
-            safe_to_repeat=True,
-            body=voucher.to_wire(),
-        )
-        return await self._parsed(call, _SIMILAR)
 
     async def purchase_vouchers_by_file(self, file_guid: str) -> list[UUID]:
         """Guids of purchase vouchers using an uploaded file."""
@@ -558,19 +466,6 @@ class DineroClient:
                 call, f"unexpected ledger item answer: {exc}"
             ) from exc
 
-    async def update_ledger_items(self, items: Sequence[LedgerItem]) -> list[LedgerItemRef]:
-        """Replace unbooked ledger items (each needs `id` and `version`); never retried."""
-        missing = [str(item.id) for item in items if item.version is None]
-        if missing:
-            raise ValueError(f"updating ledger items needs their version: {', '.join(missing)}")
-        call = Call(
-            "PUT",
-            self._org("v1", "ledgeritems"),
-            safe_to_repeat=False,
-            body=[item.to_wire() for item in items],
-        )
-        return await self._parsed(call, _REFS)
-
     async def book_ledger_items(self, refs: Sequence[LedgerItemRef]) -> None:
         """Queue ledger items for booking (asynchronous: poll `ledger_item_status`)."""
         call = Call(
@@ -590,16 +485,6 @@ class DineroClient:
             body=[{"Id": item_id} for item_id in ids],
         )
         return await self._parsed(call, _STATUSES)
-
-    async def ledger_items_in_ledger(self, refs: Sequence[LedgerItemRef]) -> list[LedgerItemDraft]:
-        """Those of the given ledger items still unbooked in the Kassekladde."""
-        call = Call(
-            "POST",
-            self._org("v1", "ledgeritems/ledgers"),
-            safe_to_repeat=True,
-            body=[_ref_body(ref) for ref in refs],
-        )
-        return await self._parsed(call, _DRAFTS)
 
     async def delete_ledger_items(self, refs: Sequence[LedgerItemRef]) -> None:
         """Delete unbooked ledger items; never retried."""
@@ -677,168 +562,6 @@ class DineroClient:
 
     # --- paged lists (contacts, invoices, sales, products, trade offers) ---------------------
 
-    def _list_params(
-        self,
-        *,
-        fields: str,
-        page: int,
-        page_size: int,
-        changes_since: datetime | None,
-        deleted_only: bool,
-        query_filter: str | None = None,
-        extra: Mapping[str, str | None] | None = None,
-    ) -> dict[str, str]:
-        check_page(page, page_size)
-        params = {"fields": fields, "page": str(page), "pageSize": str(page_size)}
-        if changes_since is not None:
-            params["changesSince"] = format_utc(changes_since)
-        if deleted_only:
-            params["deletedOnly"] = "true"
-        if query_filter:
-            params["queryFilter"] = query_filter
-        for key, value in (extra or {}).items():
-            if value is not None:
-                params[key] = value
-        return params
-
-    async def _page(
-        self, resource: ListResource, params: Mapping[str, str], adapter: TypeAdapter[T]
-    ) -> T:
-        path, _ = _RESOURCE_PATHS[resource]
-        call = Call("GET", self._org("v1", path), safe_to_repeat=True, params=params)
-        return await self._parsed(call, adapter)
-
-    async def contacts(
-        self,
-        *,
-        page: int = 0,
-        page_size: int = 100,
-        changes_since: datetime | None = None,
-        deleted_only: bool = False,
-        query_filter: str | None = None,
-    ) -> Page[Contact]:
-        """One page of contacts ("Kontakter")."""
-        params = self._list_params(
-            fields=CONTACT_FIELDS,
-            page=page,
-            page_size=page_size,
-            changes_since=changes_since,
-            deleted_only=deleted_only,
-            query_filter=query_filter,
-        )
-        return await self._page("contacts", params, _CONTACT_PAGE)
-
-    async def invoices(
-        self,
-        *,
-        page: int = 0,
-        page_size: int = 100,
-        changes_since: datetime | None = None,
-        deleted_only: bool = False,
-        start_date: date | None = None,
-        end_date: date | None = None,
-        status_filter: str | None = None,
-        query_filter: str | None = None,
-        sort_order: SortOrder | None = None,
-    ) -> Page[SalesVoucher]:
-        """One page of invoices ("Fakturaer")."""
-        params = self._list_params(
-            fields=INVOICE_FIELDS,
-            page=page,
-            page_size=page_size,
-            changes_since=changes_since,
-            deleted_only=deleted_only,
-            query_filter=query_filter,
-            extra=_sales_extra(start_date, end_date, status_filter, sort_order),
-        )
-        return await self._page("invoices", params, _SALES_PAGE)
-
-    async def sales(
-        self,
-        *,
-        page: int = 0,
-        page_size: int = 100,
-        changes_since: datetime | None = None,
-        deleted_only: bool = False,
-        start_date: date | None = None,
-        end_date: date | None = None,
-        status_filter: str | None = None,
-        query_filter: str | None = None,
-        sort_order: SortOrder | None = None,
-    ) -> Page[SalesVoucher]:
-        """One page of invoices and credit notes together ("Salg")."""
-        params = self._list_params(
-            fields=SALES_FIELDS,
-            page=page,
-            page_size=page_size,
-            changes_since=changes_since,
-            deleted_only=deleted_only,
-            query_filter=query_filter,
-            extra=_sales_extra(start_date, end_date, status_filter, sort_order),
-        )
-        return await self._page("sales", params, _SALES_PAGE)
-
-    async def products(
-        self,
-        *,
-        page: int = 0,
-        page_size: int = 100,
-        changes_since: datetime | None = None,
-        deleted_only: bool = False,
-        query_filter: str | None = None,
-    ) -> Page[Product]:
-        """One page of products ("Varer")."""
-        params = self._list_params(
-            fields=PRODUCT_FIELDS,
-            page=page,
-            page_size=page_size,
-            changes_since=changes_since,
-            deleted_only=deleted_only,
-            query_filter=query_filter,
-        )
-        return await self._page("products", params, _PRODUCT_PAGE)
-
-    async def trade_offers(
-        self,
-        *,
-        page: int = 0,
-        page_size: int = 100,
-        changes_since: datetime | None = None,
-        deleted_only: bool = False,
-        query_filter: str | None = None,
-    ) -> Page[TradeOffer]:
-        """One page of trade offers ("Tilbud"); lists carry no product lines."""
-        params = self._list_params(
-            fields=TRADE_OFFER_FIELDS,
-            page=page,
-            page_size=page_size,
-            changes_since=changes_since,
-            deleted_only=deleted_only,
-            query_filter=query_filter,
-        )
-        return await self._page("trade_offers", params, _TRADE_OFFER_PAGE)
-
-    async def raw_page(
-        self,
-        resource: ListResource,
-        *,
-        page: int = 0,
-        page_size: int = 100,
-        changes_since: datetime | None = None,
-        deleted_only: bool = False,
-        fields: str | None = None,
-    ) -> Page[RawRecord]:
-        """One page of any collection as Dinero sent it (dicts; numbers as Decimal)."""
-        _, default_fields = _RESOURCE_PATHS[resource]
-        params = self._list_params(
-            fields=fields or default_fields,
-            page=page,
-            page_size=page_size,
-            changes_since=changes_since,
-            deleted_only=deleted_only,
-        )
-        return await self._page(resource, params, _RAW_PAGE)
-
     async def record_page(
         self,
         collection: Collection,
@@ -849,16 +572,18 @@ class DineroClient:
         deleted_only: bool = False,
     ) -> RecordPage:
         """One page of a paged collection as typed records (documents verbatim)."""
-        resource = _PAGED_COLLECTIONS.get(collection)
-        if resource is None:
+        paged = _PAGED_COLLECTIONS.get(collection)
+        if paged is None:
             raise ValueError(f"{collection} is not a paged collection")
-        raw = await self.raw_page(
-            resource,
-            page=page,
-            page_size=page_size,
-            changes_since=changes_since,
-            deleted_only=deleted_only,
-        )
+        path, fields = paged
+        check_page(page, page_size)
+        params = {"fields": fields, "page": str(page), "pageSize": str(page_size)}
+        if changes_since is not None:
+            params["changesSince"] = format_utc(changes_since)
+        if deleted_only:
+            params["deletedOnly"] = "true"
+        call = Call("GET", self._org("v1", path), safe_to_repeat=True, params=params)
+        raw = await self._parsed(call, _RAW_PAGE)
         return RecordPage(
             records=to_records(collection, raw.collection),
             last=is_last_page(raw, page, page_size),
@@ -884,112 +609,6 @@ class DineroClient:
     ) -> list[DineroRecord]:
         """`entry_changes` in a time range as typed records."""
         return _entry_records(await self.entry_changes(changes_from, changes_to))
-
-    def iter_contacts(
-        self,
-        *,
-        changes_since: datetime | None = None,
-        deleted_only: bool = False,
-        page_size: int = MAX_PAGE_SIZE,
-    ) -> AsyncIterator[Contact]:
-        """Every contact, page after page."""
-        return iterate_pages(
-            lambda page: self.contacts(
-                page=page,
-                page_size=page_size,
-                changes_since=changes_since,
-                deleted_only=deleted_only,
-            )
-        )
-
-    def iter_invoices(
-        self,
-        *,
-        changes_since: datetime | None = None,
-        deleted_only: bool = False,
-        page_size: int = MAX_PAGE_SIZE,
-    ) -> AsyncIterator[SalesVoucher]:
-        """Every invoice, page after page."""
-        return iterate_pages(
-            lambda page: self.invoices(
-                page=page,
-                page_size=page_size,
-                changes_since=changes_since,
-                deleted_only=deleted_only,
-            )
-        )
-
-    def iter_sales(
-        self,
-        *,
-        changes_since: datetime | None = None,
-        deleted_only: bool = False,
-        page_size: int = MAX_PAGE_SIZE,
-    ) -> AsyncIterator[SalesVoucher]:
-        """Every invoice and credit note, page after page."""
-        return iterate_pages(
-            lambda page: self.sales(
-                page=page,
-                page_size=page_size,
-                changes_since=changes_since,
-                deleted_only=deleted_only,
-            )
-        )
-
-    def iter_products(
-        self,
-        *,
-        changes_since: datetime | None = None,
-        deleted_only: bool = False,
-        page_size: int = MAX_PAGE_SIZE,
-    ) -> AsyncIterator[Product]:
-        """Every product, page after page."""
-        return iterate_pages(
-            lambda page: self.products(
-                page=page,
-                page_size=page_size,
-                changes_since=changes_since,
-                deleted_only=deleted_only,
-            )
-        )
-
-    def iter_trade_offers(
-        self,
-        *,
-        changes_since: datetime | None = None,
-        deleted_only: bool = False,
-        page_size: int = MAX_PAGE_SIZE,
-    ) -> AsyncIterator[TradeOffer]:
-        """Every trade offer, page after page."""
-        return iterate_pages(
-            lambda page: self.trade_offers(
-                page=page,
-                page_size=page_size,
-                changes_since=changes_since,
-                deleted_only=deleted_only,
-            )
-        )
-
-    def iter_raw(
-        self,
-        resource: ListResource,
-        *,
-        changes_since: datetime | None = None,
-        deleted_only: bool = False,
-        fields: str | None = None,
-        page_size: int = MAX_PAGE_SIZE,
-    ) -> AsyncIterator[RawRecord]:
-        """Every record of a collection as raw dicts, page after page."""
-        return iterate_pages(
-            lambda page: self.raw_page(
-                resource,
-                page=page,
-                page_size=page_size,
-                changes_since=changes_since,
-                deleted_only=deleted_only,
-                fields=fields,
-            )
-        )
 
 
 def _entry_records(entries: list[Entry]) -> list[DineroRecord]:
@@ -1018,54 +637,11 @@ def _ref_body(ref: LedgerItemRef) -> dict[str, Any]:
     return {"Id": ref.id, "Version": ref.version}
 
 
-def _sales_extra(
-    start_date: date | None,
-    end_date: date | None,
-    status_filter: str | None,
-    sort_order: SortOrder | None,
-) -> dict[str, str | None]:
-    if (start_date is None) != (end_date is None):
-        raise ValueError("Dinero needs start_date and end_date together")
-    return {
-        "startDate": start_date.isoformat() if start_date else None,
-        "endDate": end_date.isoformat() if end_date else None,
-        "statusFilter": status_filter,
-        "sortOrder": sort_order,
-    }
-
-
-@dataclass(frozen=True)
-class DineroClientFactory:
-    """Shared settings (http client, base URL, pacer) from which per-organization clients come."""
-
-    http: httpx.AsyncClient
-    base_url: str
-    pacer: Pacer
-    retry: Backoff = DINERO_REQUEST
-
-    def for_organization(
-        self, organization_id: int, tokens: TokenProvider, lane: Lane = Lane.EXPORT
-    ) -> DineroClient:
-        """A client bound to one organization and its token provider."""
-        return DineroClient(
-            self.http,
-            self.base_url,
-            organization_id,
-            tokens,
-            self.pacer,
-            retry=self.retry,
-            lane=lane,
-        )
-
-
 __all__ = [
     "MAX_LEDGER_ITEMS_PER_CALL",
     "MAX_UPLOAD_BYTES",
     "DineroClient",
-    "DineroClientFactory",
-    "ListResource",
     "change_windows",
     "is_last_page",
-    "iterate_pages",
     "ledger_refs_from_answer",
 ]

@@ -106,12 +106,6 @@ class WriteModel(DineroModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class OpenReadModel(DineroModel):
-    """A read model whose unknown fields are kept (`model_extra`), for the data-source import."""
-
-    model_config = ConfigDict(extra="allow")
-
-
 # --- organizations (GET /v1/organizations, GET /v1.1/organizations) --------------------------
 
 
@@ -432,14 +426,6 @@ class PurchaseVoucherUpdate(WriteModel):
         return body
 
 
-class SimilarVoucherResult(DineroModel):
-    """Whether Dinero already has a purchase voucher like the one described."""
-
-    similar_found: bool
-    similar_guid: UUID | None = None
-    voucher_number: int | None = None
-
-
 class PurchaseCreditNoteCreate(WriteModel):
     """A purchase credit note draft (POST /v1/{org}/vouchers/purchase/creditnotes).
 
@@ -635,30 +621,6 @@ class LedgerItemStatus(DineroModel):
         return LedgerItemRef(id=self.id, version=self.version)
 
 
-class LedgerItemDraftLine(DineroModel):
-    """A line of an unbooked ledger item as read back from the Kassekladde."""
-
-    id: UUID | None = None
-    description: str | None = None
-    amount: Decimal | None = None
-    account_number: int | None = None
-    account_vat_code: str | None = None
-    balancing_account_number: int | None = None
-    balancing_account_vat_code: str | None = None
-    is_payment_for_voucher_id: UUID | None = None
-
-
-class LedgerItemDraft(DineroModel):
-    """An unbooked ledger item still in the Kassekladde."""
-
-    id: UUID | None = None
-    version: str | None = None
-    voucher_number: int | None = None
-    voucher_date: dt.date | None = None
-    file_guid: str | None = None
-    lines: NullableList[LedgerItemDraftLine] = []
-
-
 # --- entries ("Posteringer") -----------------------------------------------------------------
 
 
@@ -742,173 +704,12 @@ class Page(DineroModel, Generic[T]):
     pagination: Pagination
 
 
-class Contact(OpenReadModel):
-    """A contact (customer or supplier)."""
-
-    contact_guid: UUID
-    name: str | None = None
-    external_reference: str | None = None
-    is_person: bool | None = None
-    is_member: bool | None = None
-    is_debitor: bool | None = None
-    is_creditor: bool | None = None
-    use_cvr: bool | None = None
-    street: str | None = None
-    zip_code: str | None = None
-    city: str | None = None
-    country_key: str | None = None
-    phone: str | None = None
-    email: str | None = None
-    webpage: str | None = None
-    att_person: str | None = None
-    vat_number: str | None = None
-    ean_number: str | None = None
-    se_number: str | None = Field(default=None, alias="SENumber")
-    p_number: str | None = None
-    payment_condition_type: str | None = None
-    payment_condition_number_of_days: int | None = None
-    member_number: str | None = None
-    company_status: str | None = None
-    vat_region_key: str | None = None
-    company_type_key: str | None = None
-    invoice_mail_out_option_key: str | None = None
-    preferred_invoice_language_key: str | None = None
-    preferred_invoice_currency_key: str | None = None
-    created_at: dt.datetime | None = None
-    updated_at: dt.datetime | None = None
-    deleted_at: dt.datetime | None = None
-
-
-class SalesVoucher(OpenReadModel):
-    """An invoice or sales credit note in list form ("Salg")."""
-
-    guid: UUID
-    number: int | None = None
-    type: str | None = None
-    """Invoice or CreditNote (sales list only)."""
-    external_reference: str | None = None
-    date: dt.date | None = None
-    payment_date: dt.date | None = None
-    description: str | None = None
-    status: str | None = None
-    contact_name: str | None = None
-    contact_guid: UUID | None = None
-    total_incl_vat: Decimal | None = None
-    total_excl_vat: Decimal | None = None
-    total_incl_vat_in_dkk: Decimal | None = None
-    total_excl_vat_in_dkk: Decimal | None = None
-    mail_out_status: str | None = None
-    latest_mail_out_type: str | None = None
-    currency: str | None = None
-    created_at: dt.datetime | None = None
-    updated_at: dt.datetime | None = None
-    deleted_at: dt.datetime | None = None
-
-
-Invoice = SalesVoucher
-Sale = SalesVoucher
-
-
-class Product(OpenReadModel):
-    """A product ("Vare")."""
-
-    product_guid: UUID
-    name: str | None = None
-    product_number: str | None = None
-    quantity: Decimal | None = None
-    unit: str | None = None
-    account_number: int | None = None
-    base_amount_value: Decimal | None = None
-    base_amount_value_incl_vat: Decimal | None = None
-    total_amount: Decimal | None = None
-    total_amount_incl_vat: Decimal | None = None
-    external_reference: str | None = None
-    comment: str | None = None
-    created_at: dt.datetime | None = None
-    updated_at: dt.datetime | None = None
-    deleted_at: dt.datetime | None = None
-
-
-class TradeOfferHistory(DineroModel):
-    """A status change of a trade offer."""
-
-    status: str | None = None
-    updated_at: dt.datetime | None = None
-    trade_offer_email_sent_at: dt.datetime | None = None
-    confirmation_email_sent_at: dt.datetime | None = None
-    total_incl_vat: Decimal | None = None
-    currency: str | None = None
-
-
-class TradeOfferLine(DineroModel):
-    """A product line of a trade offer (not included in lists)."""
-
-    account_number: int | None = None
-    account_name: str | None = None
-    base_amount_value: Decimal | None = None
-    base_amount_value_incl_vat: Decimal | None = None
-    total_amount: Decimal | None = None
-    total_amount_incl_vat: Decimal | None = None
-    product_guid: UUID | None = None
-    description: str | None = None
-    comments: str | None = None
-    quantity: Decimal | None = None
-    unit: str | None = None
-    discount: Decimal | None = None
-    line_type: str | None = None
-
-
-class TotalLine(DineroModel):
-    """A displayed total line."""
-
-    type: str | None = None
-    total_amount: Decimal
-    position: int | None = None
-    label: str | None = None
-
-
-class TradeOffer(OpenReadModel):
-    """A trade offer ("Tilbud")."""
-
-    guid: UUID
-    number: int | None = None
-    time_stamp: str | None = None
-    contact_guid: UUID | None = None
-    contact_name: str | None = None
-    status: str | None = None
-    mail_out_status: str | None = None
-    latest_mail_out_type: str | None = None
-    has_generated_any_vouchers: bool | None = None
-    generated_vouchers: NullableList[UUID] = []
-    history: NullableList[TradeOfferHistory] = []
-    date: dt.date | None = None
-    address: str | None = None
-    comment: str | None = None
-    description: str | None = None
-    external_reference: str | None = None
-    language: str | None = None
-    currency: str | None = None
-    show_lines_incl_vat: bool | None = None
-    total_excl_vat: Decimal | None = None
-    total_vatable_amount: Decimal | None = None
-    total_incl_vat: Decimal | None = None
-    total_non_vatable_amount: Decimal | None = None
-    total_vat: Decimal | None = None
-    total_lines: NullableList[TotalLine] = []
-    product_lines: NullableList[TradeOfferLine] = []
-    invoice_template_id: UUID | None = None
-    created_at: dt.datetime | None = None
-    updated_at: dt.datetime | None = None
-    deleted_at: dt.datetime | None = None
-
-
 RawRecord = dict[str, Any]
 """A record exactly as Dinero sent it (numbers as Decimal), for storing unchanged."""
 
 __all__ = [
     "AccountingYear",
     "ArchivedFile",
-    "Contact",
     "CreatedRef",
     "DepositAccount",
     "DepositAccountCreate",
@@ -917,10 +718,7 @@ __all__ = [
     "EntryAccount",
     "EntryDate",
     "FileLink",
-    "Invoice",
     "LedgerItem",
-    "LedgerItemDraft",
-    "LedgerItemDraftLine",
     "LedgerItemLine",
     "LedgerItemRef",
     "LedgerItemStatus",
@@ -932,7 +730,6 @@ __all__ = [
     "Organization",
     "Page",
     "Pagination",
-    "Product",
     "PurchaseCreditNote",
     "PurchaseCreditNoteCreate",
     "PurchaseType",
@@ -943,14 +740,7 @@ __all__ = [
     "PurchaseVoucherTotal",
     "RawRecord",
     "RegionKey",
-    "Sale",
-    "SalesVoucher",
-    "SimilarVoucherResult",
     "Subscription",
-    "TotalLine",
-    "TradeOffer",
-    "TradeOfferHistory",
-    "TradeOfferLine",
     "UploadedFile",
     "VatType",
     "guid_key",

@@ -1,14 +1,11 @@
-"""Walking Dinero's paged lists and splitting long change windows."""
+"""Dinero's paged lists (page bounds, the last page) and splitting long change windows."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from app.dinero.models import Page
-
-T = TypeVar("T")
 
 MAX_PAGE_SIZE: Final = 1000
 MAX_CHANGES_WINDOW: Final = timedelta(days=31)
@@ -51,23 +48,10 @@ def is_last_page(page: Page[Any], requested_page: int, requested_size: int) -> b
     return (requested_page + 1) * size >= page.pagination.result_without_filter
 
 
-async def iterate_pages(fetch: Callable[[int], Awaitable[Page[T]]]) -> AsyncIterator[T]:
-    """Yield the items of page 0, 1, 2… until a page shows it is the last."""
-    number = 0
-    while True:
-        page = await fetch(number)
-        for item in page.collection:
-            yield item
-        if is_last_page(page, number, page.pagination.page_size):
-            return
-        number += 1
-
-
 __all__ = [
     "MAX_CHANGES_WINDOW",
     "MAX_PAGE_SIZE",
     "change_windows",
     "check_page",
     "is_last_page",
-    "iterate_pages",
 ]

@@ -4,7 +4,6 @@ where repeating is safe, and typed errors; writes with an uncertain outcome say 
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import random
 from collections.abc import Callable, Mapping
@@ -96,22 +95,15 @@ class Transport:
         self.max_wait = max_wait
         """Longest wait for a slot before the pacer raises PacerBusy (None: no limit)."""
 
-    def with_lane(self, lane: Lane, *, max_wait: float | None = None) -> Transport:
-        """The same transport, paced in another lane."""
-        other = copy.copy(self)
-        other.lane = lane
-        other.max_wait = max_wait
-        return other
-
-    async def send(self, call: Call, *, stream: bool = False) -> httpx.Response:
+    async def send(self, call: Call) -> httpx.Response:
         """Send with pacing, one forced token refresh on 401, and retries where safe."""
         try:
-            return await self._attempts(call, stream=stream, refreshed=False)
+            return await self._attempts(call, refreshed=False)
         except _Refused:
             # Dinero refused before doing anything: safe to repeat once, even for writes.
-            return await self._attempts(call, stream=stream, refreshed=True)
+            return await self._attempts(call, refreshed=True)
 
-    async def _attempts(self, call: Call, *, stream: bool, refreshed: bool) -> httpx.Response:
+    async def _attempts(self, call: Call, *, refreshed: bool) -> httpx.Response:
         """The call, repeated after the policy's waits while it fails transiently and is safe
         to repeat; after a 401 (`refreshed`) the first attempt forces a token refresh."""
         first = True
@@ -119,7 +111,7 @@ class Transport:
         async def attempt() -> httpx.Response:
             nonlocal first
             force, first = refreshed and first, False
-            return await self._once(call, stream=stream, force_refresh=force, refreshed=refreshed)
+            return await self._once(call, force_refresh=force, refreshed=refreshed)
 
         try:
             return await self._retry.call(
@@ -134,9 +126,7 @@ class Transport:
         except _Again as again:
             raise again.error from again.error.__cause__
 
-    async def _once(
-        self, call: Call, *, stream: bool, force_refresh: bool, refreshed: bool
-    ) -> httpx.Response:
+    async def _once(self, call: Call, *, force_refresh: bool, refreshed: bool) -> httpx.Response:
         """One attempt; a failure worth repeating comes as `_Again`, a first 401 as `_Refused`."""
         url = self.base_url + call.path
         content = None if call.body is NO_BODY else dumps(call.body)
@@ -156,7 +146,7 @@ class Transport:
             headers=headers,
         )
         try:
-            response = await self._http.send(request, stream=stream)
+            response = await self._http.send(request)
         except httpx.TransportError as exc:
             failure = self._transport_failure(call, exc)
             failure.__cause__ = exc

@@ -12,13 +12,11 @@ import respx
 
 from app.dinero import (
     DineroClient,
-    DineroClientFactory,
-    DineroNotFound,
     DineroNotPro,
-    StaticTokenProvider,
     change_windows,
 )
-from app.dinero.client import (
+from app.dinero.collections import COLUMNS, Collection
+from app.dinero.fields import (
     CONTACT_FIELDS,
     DEPOSIT_ACCOUNT_FIELDS,
     ENTRY_ACCOUNT_FIELDS,
@@ -28,8 +26,7 @@ from app.dinero.client import (
     SALES_FIELDS,
     TRADE_OFFER_FIELDS,
 )
-from app.dinero.collections import COLUMNS, Collection
-from tests.dinero.conftest import BASE_URL, ORG, ContractLog, RecordingPacer
+from tests.dinero.conftest import ORG, ContractLog, RecordingPacer
 from tests.dinero.examples import example, page
 
 
@@ -78,21 +75,6 @@ async def test_list_organizations_v1_1_reads_subscription(
     ]
     assert result[0].subscription is not None
     assert result[0].subscription.has_pro
-
-
-async def test_get_organization_finds_this_one(
-    client: DineroClient, dinero: respx.MockRouter
-) -> None:
-    dinero.get("/v1/organizations").respond(
-        200, json=[example("OrganizationReadModel", fields=ORGANIZATION_FIELDS, Id=42)]
-    )
-    assert await client.get_organization() is None
-    dinero.get("/v1/organizations").respond(
-        200, json=[example("OrganizationReadModel", fields=ORGANIZATION_FIELDS, Id=ORG)]
-    )
-    found = await client.get_organization()
-    assert found is not None
-    assert found.id == ORG
 
 
 async def test_accounting_years(
@@ -231,23 +213,6 @@ async def test_list_files(client: DineroClient, dinero: respx.MockRouter) -> Non
     assert files[0].linked[0].voucher_guid == UUID("74ba828f-0b4b-49e1-b5c9-ef9675755556")
 
 
-async def test_download_file_and_file_exists(
-    client: DineroClient, dinero: respx.MockRouter
-) -> None:
-    file_route = dinero.get(f"/v1/{ORG}/files/web0crmck5v0ndcx3313g6zn61tc7wgc").respond(
-        200, content=b"%PDF-1.7 ...", headers={"content-type": "application/pdf"}
-    )
-    dinero.get(f"/v1/{ORG}/files/missing").respond(
-        404, json={"code": 40, "message": "File not found"}
-    )
-    assert await client.download_file("web0crmck5v0ndcx3313g6zn61tc7wgc") == b"%PDF-1.7 ..."
-    assert file_route.calls.last.request.headers["accept"] == "*/*"
-    assert await client.file_exists("web0crmck5v0ndcx3313g6zn61tc7wgc") is True
-    assert await client.file_exists("missing") is False
-    with pytest.raises(DineroNotFound):
-        await client.download_file("missing")
-
-
 async def test_entries_for_a_period(client: DineroClient, dinero: respx.MockRouter) -> None:
     route = dinero.get(f"/v1/{ORG}/entries").respond(
         200,
@@ -326,7 +291,9 @@ async def test_short_change_window_is_one_call(
         await client.entry_changes(datetime(2024, 1, 1), datetime(2024, 1, 2))
 
 
-async def test_contacts_page(client: DineroClient, dinero: respx.MockRouter) -> None:
+async def test_a_record_page_asks_for_its_page_changes_and_deletions(
+    client: DineroClient, dinero: respx.MockRouter
+) -> None:
     record = example(
         "ContactReadModel",
         fields=CONTACT_FIELDS,
@@ -338,12 +305,12 @@ async def test_contacts_page(client: DineroClient, dinero: respx.MockRouter) -> 
         200, json=page([record], page=2, page_size=50, total=101)
     )
 
-    result = await client.contacts(
+    result = await client.record_page(
+        Collection.CONTACTS,
         page=2,
         page_size=50,
         changes_since=datetime(2015, 8, 18, 6, 36, 22, tzinfo=UTC),
         deleted_only=True,
-        query_filter="Name contains 'John'",
     )
 
     assert _query(route) == {
@@ -352,94 +319,44 @@ async def test_contacts_page(client: DineroClient, dinero: respx.MockRouter) -> 
         "pageSize": "50",
         "changesSince": "2015-08-18T06:36:22Z",
         "deletedOnly": "true",
-        "queryFilter": "Name contains 'John'",
     }
-    contact = result.collection[0]
-    assert contact.contact_guid == UUID("74ba828f-0b4b-49e1-b5c9-ef9675755556")
-    assert contact.name == "John Doe"
-    assert contact.vat_region_key == "text"
+    [contact] = result.records
+    assert contact.key == "74ba828f-0b4b-49e1-b5c9-ef9675755556"
+    assert contact.data["Name"] == "John Doe"
     assert contact.created_at == datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
-    assert result.pagination.result_without_filter == 101
-    assert result.pagination.page == 2
+    assert result.last is True
 
 
 @pytest.mark.parametrize("page_size", [0, 1001])
 async def test_page_size_is_checked_locally(client: DineroClient, page_size: int) -> None:
     with pytest.raises(ValueError, match="page_size"):
-        await client.contacts(page_size=page_size)
+        await client.record_page(Collection.CONTACTS, page_size=page_size)
 
 
-async def test_invoices_and_sales_pages(client: DineroClient, dinero: respx.MockRouter) -> None:
-    invoice = example(
-        "SalesVoucherReadListModel",
-        fields=INVOICE_FIELDS,
-        Guid="0713954e-f3b0-4fb0-8b95-0dc0772d5ea0",
-        TotalInclVat=1250.5,
-        CreatedAt="2024-01-02T03:04:05Z",
-        UpdatedAt="2024-01-02T03:04:05Z",
-        DeletedAt=None,
-    )
-    invoices = dinero.get(f"/v1/{ORG}/invoices").respond(200, json=page([invoice]))
-    sale = dict(invoice, Type="CreditNote")
-    sales = dinero.get(f"/v1/{ORG}/sales").respond(200, json=page([sale]))
-
-    result = await client.invoices(
-        start_date=date(2024, 1, 1), end_date=date(2024, 12, 31), status_filter="Paid,Overdue"
-    )
-    assert _query(invoices) == {
-        "fields": INVOICE_FIELDS,
-        "page": "0",
-        "pageSize": "100",
-        "startDate": "2024-01-01",
-        "endDate": "2024-12-31",
-        "statusFilter": "Paid,Overdue",
-    }
-    assert result.collection[0].total_incl_vat == Decimal("1250.5")
-    assert result.collection[0].date == date(2022, 5, 12)
-
-    sold = await client.sales(sort_order="ascending")
-    assert _query(sales)["fields"] == SALES_FIELDS
-    assert _query(sales)["sortOrder"] == "ascending"
-    assert sold.collection[0].type == "CreditNote"
-
-    with pytest.raises(ValueError, match="together"):
-        await client.invoices(start_date=date(2024, 1, 1))
-
-
-async def test_products_and_trade_offers_pages(
-    client: DineroClient, dinero: respx.MockRouter
+@pytest.mark.parametrize(
+    ("collection", "path", "fields"),
+    [
+        (Collection.CONTACTS, "contacts", CONTACT_FIELDS),
+        (Collection.INVOICES, "invoices", INVOICE_FIELDS),
+        (Collection.SALES, "sales", SALES_FIELDS),
+        (Collection.PRODUCTS, "products", PRODUCT_FIELDS),
+        (Collection.TRADE_OFFERS, "tradeoffers", TRADE_OFFER_FIELDS),
+    ],
+)
+async def test_each_paged_collection_is_read_from_its_path_with_its_fields(
+    client: DineroClient,
+    dinero: respx.MockRouter,
+    collection: Collection,
+    path: str,
+    fields: str,
 ) -> None:
-    product = example(
-        "ProductReadModel",
-        fields=PRODUCT_FIELDS,
-        CreatedAt="2024-01-02T03:04:05Z",
-        UpdatedAt="2024-01-02T03:04:05Z",
-        DeletedAt=None,
-    )
-    dinero.get(f"/v1/{ORG}/products").respond(200, json=page([product]))
-    offer = example(
-        "TradeOfferReadModel",
-        fields=TRADE_OFFER_FIELDS,
-        CreatedAt="2024-01-02T03:04:05Z",
-        UpdatedAt="2024-01-02T03:04:05Z",
-        DeletedAt=None,
-    )
-    offers = dinero.get(f"/v1/{ORG}/tradeoffers").respond(200, json=page([offer]))
-
-    products = await client.products()
-    assert products.collection[0].base_amount_value == Decimal("20.0")
-    assert products.collection[0].unit == "parts"
-
-    trade_offers = await client.trade_offers()
-    assert _query(offers)["fields"] == TRADE_OFFER_FIELDS
-    first = trade_offers.collection[0]
-    assert first.status == "Invoiced"
-    assert first.total_incl_vat == Decimal("250")
-    assert first.time_stamp == "00000000020A5EA8"
-    assert first.product_lines == []  # lists carry no lines
+    route = dinero.get(f"/v1/{ORG}/{path}").respond(200, json=page([], total=0))
+    result = await client.record_page(collection)
+    assert _query(route) == {"fields": fields, "page": "0", "pageSize": "100"}
+    assert (result.records, result.last) == ([], True)
 
 
-async def test_iterating_all_pages_stops_at_the_last(
+async def test_a_page_is_the_last_when_no_further_page_can_hold_records(
     client: DineroClient, dinero: respx.MockRouter
 ) -> None:
     def contact(n: int) -> dict[str, object]:
@@ -456,78 +373,15 @@ async def test_iterating_all_pages_stops_at_the_last(
     route = dinero.get(f"/v1/{ORG}/contacts")
     route.side_effect = [
         httpx.Response(200, json=page([contact(1), contact(2)], page=0, page_size=2, total=5)),
-        httpx.Response(200, json=page([contact(3), contact(4)], page=1, page_size=2, total=5)),
         httpx.Response(200, json=page([contact(5)], page=2, page_size=2, total=5)),
+        httpx.Response(200, json=page([contact(3), contact(4)], page=1, page_size=2, total=4)),
     ]
-    names = [c.name async for c in client.iter_contacts(page_size=2)]
-    assert names == [f"Contact {n}" for n in range(1, 6)]
-    assert [dict(c.request.url.params)["page"] for c in route.calls] == ["0", "1", "2"]
+    full = await client.record_page(Collection.CONTACTS, page=0, page_size=2)
+    short = await client.record_page(Collection.CONTACTS, page=2, page_size=2)
+    exactly_full = await client.record_page(Collection.CONTACTS, page=1, page_size=2)
 
-
-async def test_iteration_stops_without_an_extra_call_when_pages_are_exactly_full(
-    client: DineroClient, dinero: respx.MockRouter
-) -> None:
-    product = example(
-        "ProductReadModel",
-        fields=PRODUCT_FIELDS,
-        CreatedAt="2024-01-02T03:04:05Z",
-        UpdatedAt="2024-01-02T03:04:05Z",
-        DeletedAt=None,
-    )
-    route = dinero.get(f"/v1/{ORG}/products")
-    route.side_effect = [
-        httpx.Response(200, json=page([product, product], page=0, page_size=2, total=4)),
-        httpx.Response(200, json=page([product, product], page=1, page_size=2, total=4)),
-    ]
-    assert len([p async for p in client.iter_products(page_size=2)]) == 4
-    assert route.call_count == 2
-
-
-async def test_iteration_of_an_empty_collection(
-    client: DineroClient, dinero: respx.MockRouter
-) -> None:
-    route = dinero.get(f"/v1/{ORG}/sales").respond(200, json=page([], total=0))
-    assert [s async for s in client.iter_sales()] == []
-    assert route.call_count == 1
-
-
-async def test_raw_pages_keep_every_field_as_sent(
-    client: DineroClient, dinero: respx.MockRouter
-) -> None:
-    offer = example(
-        "TradeOfferReadModel",
-        fields="guid,contactName,totalInclVat",
-        guid="0713954e-f3b0-4fb0-8b95-0dc0772d5ea0",
-        totalInclVat=1250.25,
-    )
-    route = dinero.get(f"/v1/{ORG}/tradeoffers").respond(200, json=page([offer], total=1))
-
-    records = [
-        r async for r in client.iter_raw("trade_offers", fields="guid,contactName,totalInclVat")
-    ]
-    assert records == [
-        {
-            "guid": "0713954e-f3b0-4fb0-8b95-0dc0772d5ea0",
-            "contactName": "My Customer",
-            "totalInclVat": Decimal("1250.25"),
-        }
-    ]
-    assert _query(route)["pageSize"] == "1000"
-
-    contacts_route = dinero.get(f"/v1/{ORG}/contacts").respond(200, json=page([], total=0))
-    await client.raw_page("contacts")
-    assert _query(contacts_route)["fields"] == CONTACT_FIELDS
-
-
-async def test_iterate_invoices_and_trade_offers(
-    client: DineroClient, dinero: respx.MockRouter
-) -> None:
-    dinero.get(f"/v1/{ORG}/invoices").respond(200, json=page([], total=0))
-    dinero.get(f"/v1/{ORG}/tradeoffers").respond(200, json=page([], total=0))
-    assert [
-        i async for i in client.iter_invoices(changes_since=datetime(2024, 1, 1, tzinfo=UTC))
-    ] == []
-    assert [t async for t in client.iter_trade_offers(deleted_only=True)] == []
+    assert [r.data["Name"] for r in full.records] == ["Contact 1", "Contact 2"]
+    assert (full.last, short.last, exactly_full.last) == (False, True, True)
 
 
 async def test_pro_missing_is_reported_plainly(
@@ -552,17 +406,6 @@ def test_change_windows_edges() -> None:
     assert len(change_windows(start, start + timedelta(days=31, seconds=1))) == 2
     with pytest.raises(ValueError, match="before"):
         change_windows(start, start - timedelta(seconds=1))
-
-
-async def test_factory_binds_clients_to_organizations(
-    http: httpx.AsyncClient, dinero: respx.MockRouter, pacer: RecordingPacer
-) -> None:
-    factory = DineroClientFactory(http=http, base_url=BASE_URL + "/", pacer=pacer)
-    other = factory.for_organization(100002, StaticTokenProvider("token-for-2"))
-    route = dinero.get("/v1/100002/vatTypes").respond(200, json=[])
-    assert await other.vat_types() == []
-    assert route.calls.last.request.headers["authorization"] == "Bearer token-for-2"
-    assert pacer.acquired == [100002]
 
 
 async def test_record_pages_are_typed_records_with_the_documents_verbatim(

@@ -168,76 +168,31 @@ async def test_purchase_voucher_rules_are_checked_before_sending() -> None:
         )
 
 
-async def test_get_book_and_delete_purchase_voucher(
+async def test_get_and_delete_purchase_voucher(
     client: DineroClient, dinero: respx.MockRouter
 ) -> None:
     get = dinero.get(f"/v1/{ORG}/vouchers/purchase/{VOUCHER_GUID}").respond(
         200, json=_voucher_answer(Status="Draft")
     )
-    book = dinero.post(f"/v1/{ORG}/vouchers/purchase/{VOUCHER_GUID}/book").respond(
-        200, json=_voucher_answer(Status="Paid", Timestamp="00000000020A5EB0")
-    )
     delete = dinero.delete(f"/v1/{ORG}/vouchers/purchase/{VOUCHER_GUID}").respond(200)
 
     draft = await client.get_purchase_voucher(VOUCHER_GUID)
-    assert draft.timestamp is not None
-    booked = await client.book_purchase_voucher(VOUCHER_GUID, draft.timestamp)
-    assert sent_json(book.calls.last.request) == {"Timestamp": "00000000020A5EA8"}
-    assert booked.status == "Paid"
-    assert not booked.is_draft
-    assert booked.voucher_number == 7
+    assert draft.timestamp == "00000000020A5EA8"
+    assert draft.is_draft
 
-    await client.book_purchase_voucher(VOUCHER_GUID, "00000000020A5EB0", number=42)
-    assert sent_json(book.calls.last.request) == {"Timestamp": "00000000020A5EB0", "Number": 42}
-
-    await client.delete_purchase_voucher(VOUCHER_GUID, "00000000020A5EB0")
-    assert sent_json(delete.calls.last.request) == {"Timestamp": "00000000020A5EB0"}
+    await client.delete_purchase_voucher(VOUCHER_GUID, draft.timestamp)
+    assert sent_json(delete.calls.last.request) == {"Timestamp": "00000000020A5EA8"}
     assert get.call_count == 1
 
 
 async def test_stale_timestamp_on_book(client: DineroClient, dinero: respx.MockRouter) -> None:
-    route = dinero.post(f"/v1/{ORG}/vouchers/purchase/{VOUCHER_GUID}/book").respond(
+    route = dinero.post(f"/v1/{ORG}/vouchers/manuel/{VOUCHER_GUID}/book").respond(
         400, json={"code": 58, "message": "The timestamp is outdated"}
     )
     with pytest.raises(DineroStaleVersion) as caught:
-        await client.book_purchase_voucher(VOUCHER_GUID, "0000000000000001")
+        await client.book_manual_voucher(VOUCHER_GUID, "0000000000000001")
     assert caught.value.dinero_message == "The timestamp is outdated"
     assert route.call_count == 1  # a refusal is not retried
-
-
-async def test_similar_purchase_voucher_lookup(
-    client: DineroClient, dinero: respx.MockRouter
-) -> None:
-    route = dinero.post(f"/v1/{ORG}/vouchers/purchase/similar").respond(
-        200,
-        json=example(
-            "SimilarPurchaseVoucherReadModel",
-            SimilarFound=True,
-            SimilarGuid=str(VOUCHER_GUID),
-            VoucherNumber=12,
-        ),
-    )
-    result = await client.find_similar_purchase_voucher(_card_expense())
-    assert sent_json(route.calls.last.request)["ExternalReference"] == "exp_8f2c"
-    assert sent_json(route.calls.last.request)["Lines"][1]["Amount"] == Decimal("45.50")
-    assert (result.similar_found, result.similar_guid, result.voucher_number) == (
-        True,
-        VOUCHER_GUID,
-        12,
-    )
-
-    route.respond(
-        200,
-        json=example(
-            "SimilarPurchaseVoucherReadModel",
-            SimilarFound=False,
-            SimilarGuid=None,
-            VoucherNumber=None,
-        ),
-    )
-    nothing = await client.find_similar_purchase_voucher(_card_expense())
-    assert nothing.similar_found is False
-    assert nothing.similar_guid is None
 
 
 async def test_purchase_vouchers_by_file(client: DineroClient, dinero: respx.MockRouter) -> None:
@@ -419,19 +374,7 @@ async def test_ledger_item_line_rules() -> None:
         )
 
 
-async def test_update_ledger_items(client: DineroClient, dinero: respx.MockRouter) -> None:
-    route = dinero.put(f"/v1/{ORG}/ledgeritems").respond(
-        200, json=[example("LedgerItemReadModel", Id=str(UUID(int=1)), Version="v9")]
-    )
-    item = _ledger_item(1).model_copy(update={"version": "v8"})
-    refs = await client.update_ledger_items([item])
-    assert sent_json(route.calls.last.request)[0]["Version"] == "v8"
-    assert refs == [LedgerItemRef(id=UUID(int=1), version="v9")]
-    with pytest.raises(ValueError, match="version"):
-        await client.update_ledger_items([_ledger_item(2)])
-
-
-async def test_book_status_ledgers_and_delete(
+async def test_book_status_and_delete_ledger_items(
     client: DineroClient, dinero: respx.MockRouter
 ) -> None:
     refs = [LedgerItemRef(id=UUID(int=1), version="AAAAAAYb0Eo1"), LedgerItemRef(id=UUID(int=2))]
@@ -450,9 +393,6 @@ async def test_book_status_ledgers_and_delete(
             ),
         ],
     )
-    draft = example("LedgerItemModelV2", Id=str(UUID(int=2)), Version="AAAAAAYb0Eo2")
-    draft["Lines"] = [example("LedgerItemLineModelV2", Id=None, IsPaymentForVoucherId=None)]
-    ledgers = dinero.post(f"/v1/{ORG}/ledgeritems/ledgers").respond(200, json=[draft])
     delete = dinero.delete(f"/v1/{ORG}/ledgeritems/delete").respond(200)
 
     await client.book_ledger_items(refs)
@@ -471,15 +411,6 @@ async def test_book_status_ledgers_and_delete(
         ("PendingBooking", False, None),
     ]
     assert statuses[0].ref() == LedgerItemRef(id=UUID(int=1), version="AAAAAAYb0Eo1")
-
-    unbooked = await client.ledger_items_in_ledger(refs)
-    assert sent_json(ledgers.calls.last.request)[0] == {
-        "Id": str(UUID(int=1)),
-        "Version": "AAAAAAYb0Eo1",
-    }
-    assert unbooked[0].id == UUID(int=2)
-    assert unbooked[0].lines[0].amount == Decimal("-200.0")
-    assert unbooked[0].lines[0].account_vat_code == "U25"
 
     await client.delete_ledger_items(refs[:1])
     assert sent_json(delete.calls.last.request) == [
