@@ -122,12 +122,13 @@ def worker(
     runtime = _runtime(settings, public_url=(settings.public_url or "http://127.0.0.1:8000"))
 
     async def run() -> None:
-        async with services.started(runtime):
+        async with services.started(runtime) as shared:
             pool = jobs.create_job_pool(libpq_url(runtime.database_url.get_secret_value()))
             await jobs.open_jobs(pool)
             try:
                 log.info("worker_started", mode="standalone")
                 await jobs.run_worker(
+                    additional_context=services.worker_context(shared),
                     concurrency=concurrency or settings.worker_concurrency,
                     name="standalone",
                     heartbeat_seconds=settings.worker_heartbeat_seconds,

@@ -233,6 +233,7 @@ async def bring_forward(session: AsyncSession, queueing_lock: str, at: datetime 
 
 async def run_worker(
     *,
+    additional_context: dict[str, Any],
     concurrency: int,
     name: str,
     heartbeat_seconds: float,
@@ -240,6 +241,9 @@ async def run_worker(
     install_signal_handlers: bool = True,
 ) -> None:
     """Run a worker on every queue, and put back the jobs of workers that died.
+
+    `additional_context` is what the worker hands each task declared with `pass_context=True`
+    (`services.worker_context(...)`: the process's resources, read with `services.of(context)`).
 
     New jobs wake a worker at once (LISTEN/NOTIFY). Two kinds of job send no notice when they
     become runnable: one scheduled for later (a backoff, the next ledger-status poll) and one
@@ -261,6 +265,7 @@ async def run_worker(
     )
     try:
         await job_app.run_worker_async(
+            additional_context=additional_context,
             concurrency=concurrency,
             name=name,
             install_signal_handlers=install_signal_handlers,

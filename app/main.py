@@ -73,9 +73,10 @@ def _document_problem_schema(app: FastAPI) -> None:
 
 @contextlib.asynccontextmanager
 async def _job_queue(
-    runtime: Runtime, *, open_job_queue: bool, run_worker: bool
+    shared: services.Services, *, open_job_queue: bool, run_worker: bool
 ) -> AsyncIterator[None]:
     """Open the job queue (to enqueue) and, with run_worker, run a worker in this process."""
+    runtime = shared.runtime
     pool = None
     worker: asyncio.Task[None] | None = None
     if open_job_queue:
@@ -84,6 +85,7 @@ async def _job_queue(
     if run_worker:
         worker = asyncio.create_task(
             jobs.run_worker(
+                additional_context=services.worker_context(shared),
                 concurrency=runtime.settings.worker_concurrency,
                 name="in-process",
                 heartbeat_seconds=runtime.settings.worker_heartbeat_seconds,
@@ -131,7 +133,7 @@ def create_app(
                 issuer=runtime.settings.auth_jwt_issuer,
                 max_lifetime_seconds=runtime.settings.auth_jwt_max_lifetime_seconds,
             )
-            async with _job_queue(runtime, open_job_queue=open_job_queue, run_worker=run_worker):
+            async with _job_queue(shared, open_job_queue=open_job_queue, run_worker=run_worker):
                 yield
 
     app = FastAPI(

@@ -1,7 +1,10 @@
 """The shared resources of one process: database, outbound HTTP, the Dinero gateway.
 
-Built once by the web app's lifespan or by a standalone worker, and installed so background jobs
-(which procrastinate calls with plain arguments) reach the same objects through `current()`.
+Built once by the web app's lifespan or by a standalone worker (`started`). Routes reach them as
+`app.state.services`; background jobs are handed them by the worker that runs them: the worker
+is started with `additional_context=worker_context(services)`, and every task that needs them is
+declared with `pass_context=True` and reads them with `of(context)`. Nothing keeps them in a
+module global.
 """
 
 from __future__ import annotations
@@ -10,8 +13,10 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Any, Final
 
 import httpx
+from procrastinate import JobContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app import registry
@@ -80,19 +85,27 @@ class Services:
         return self.runtime.settings
 
 
-_current: Services | None = None
+_CONTEXT_KEY: Final = "services"
+"""Where a worker's additional context holds the process's services."""
 
 
-def current() -> Services:
-    """The process's services; a job running outside a started app or worker is a bug."""
-    if _current is None:
-        raise RuntimeError("services are not started: run jobs inside `serve` or `worker`")
-    return _current
+def worker_context(services: Services) -> dict[str, Any]:
+    """A worker's `additional_context`: the services its jobs run with (read by `of`)."""
+    return {_CONTEXT_KEY: services}
 
 
-def install(services: Services | None) -> None:
-    global _current  # one per process, set at start-up
-    _current = services
+def of(context: JobContext) -> Services:
+    """The services of the worker running this job (its task has `pass_context=True`).
+
+    A worker started without `worker_context(...)` is a bug, and says so.
+    """
+    services = context.additional_context.get(_CONTEXT_KEY)
+    if not isinstance(services, Services):
+        raise RuntimeError(
+            "the worker was started without the services: "
+            "run_worker_async(additional_context=services.worker_context(...))"
+        )
+    return services
 
 
 @contextlib.asynccontextmanager
@@ -103,7 +116,7 @@ async def started(
     dinero_transport: httpx.AsyncBaseTransport | None = None,
     sessionmaker: async_sessionmaker[AsyncSession] | None = None,
 ) -> AsyncIterator[Services]:
-    """Create the services, install them for jobs, and release them on exit."""
+    """Create the services, and release them on exit."""
     registry.load()
     own_engine = engine is None
     db_engine = engine or create_engine(runtime.database_url.get_secret_value())
@@ -128,12 +141,9 @@ async def started(
         http=http,
         dinero=gateway,
     )
-    previous = _current
-    install(services)
     try:
         yield services
     finally:
-        install(previous)
         if services._receipt_http is not None:
             await services._receipt_http.aclose()
         await http.aclose()

@@ -9,9 +9,10 @@ request log has to be shipped back.
 
 Items are stored the way the intake stores them (export + item + inline receipt rows, as
 tests/exports/test_runner.py's `add_item` does), in bulk. The export then runs on the real
-worker path: `job_app.run_worker_async(queues=["exports"], concurrency=N)` in a task, the
-companies' runners kicked, the database polled until no item is queued or exporting; more
-worker processes (`--worker`, like `dinero-bridge worker`) may run beside it.
+worker path: `job_app.run_worker_async(queues=["exports"], concurrency=N)` in a task, handed the
+service's resources as `serve`'s in-process worker is, the companies' runners kicked, the
+database polled until no item is queued or exporting; more worker processes (`--worker`, like
+`dinero-bridge worker`) may run beside it.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import func, insert, select, text
 
-from app import jobs
+from app import jobs, services
 from app.auth import issue_token
 from app.chart.sync import sync_chart
 from app.config import Settings
@@ -583,6 +584,7 @@ async def run_worker_until_settled(
     started = time.perf_counter()
     worker = asyncio.create_task(
         jobs.job_app.run_worker_async(
+            additional_context=services.worker_context(app.state.services),
             queues=["exports"],
             concurrency=concurrency,
             wait=True,
@@ -663,7 +665,6 @@ def breakdown(requests: OrgRequests) -> str:
 
 async def _worker_main(args: argparse.Namespace) -> None:
     """A worker process as `dinero-bridge worker` runs one, on the exports queue only."""
-    from app import services
     from app.db import libpq_url
 
     configure_logging("WARNING", "console")
@@ -672,7 +673,7 @@ async def _worker_main(args: argparse.Namespace) -> None:
         database_url=None,
         public_url="http://b",
     )
-    async with services.started(runtime):
+    async with services.started(runtime) as shared:
         pool = jobs.create_job_pool(libpq_url(args.database_url))
         await jobs.open_jobs(pool)
         options: dict[str, Any] = {}
@@ -681,6 +682,7 @@ async def _worker_main(args: argparse.Namespace) -> None:
         print("ready", flush=True)
         try:
             await jobs.job_app.run_worker_async(
+                additional_context=services.worker_context(shared),
                 queues=["exports"],
                 concurrency=args.concurrency,
                 name=f"bench-{os.getpid()}",

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import text
 
-from app import jobs
+from app import jobs, services
 from app.db import create_engine
 from app.main import create_app
 from tests.conftest import bearer, make_runtime, running
@@ -72,9 +72,11 @@ async def sandboxed_service(
     *,
     sandbox_config: SandboxConfig | None = None,
     sandbox_app: FastAPI | None = None,
+    run_worker: bool = False,
     **settings: Any,
 ) -> AsyncIterator[Service]:
-    """The service (job queue open, no worker) talking to a fresh in-process sandbox.
+    """The service (job queue open; no worker unless `run_worker`, as `serve` runs one) talking
+    to a fresh in-process sandbox.
 
     A fresh sandbox is a Dinero whose rate windows are empty, so the pacing this database
     remembers for its organizations (requests earlier tests made) is forgotten too: a test
@@ -88,16 +90,22 @@ async def sandboxed_service(
         dinero_transport=httpx.ASGITransport(app=dinero),
         mount_sandbox=False,
         open_job_queue=True,
+        run_worker=run_worker,
     )
     async with running(app) as client:
         yield Service(app=app, client=client, sandbox=dinero.state.sandbox, sandbox_app=dinero)
 
 
-async def run_jobs(queues: Sequence[str] | None = None) -> None:
-    """Run every job waiting in the queues (all when None), then return."""
+async def run_jobs(service: Service, queues: Sequence[str] | None = None) -> None:
+    """Run every job waiting in the queues (all when None) with the service's resources, as
+    its worker would, then return."""
     options: dict[str, Any] = {"queues": list(queues)} if queues is not None else {}
     await jobs.job_app.run_worker_async(
-        wait=False, install_signal_handlers=False, listen_notify=False, **options
+        additional_context=services.worker_context(service.app.state.services),
+        wait=False,
+        install_signal_handlers=False,
+        listen_notify=False,
+        **options,
     )
 
 
@@ -117,7 +125,7 @@ async def connected_company(service: Service) -> str:
     """A new company connected by API key, its chart synced and its accounts mapped."""
     company = f"co-{uuid.uuid4().hex[:10]}"
     await connect_with_api_key(service.client, company)
-    await run_jobs(["chart"])
+    await run_jobs(service, ["chart"])
     response = await service.client.put(
         f"/v1/companies/{company}/dinero/settings",
         json={

@@ -15,10 +15,10 @@ import pytest
 from dinero_sandbox import SandboxConfig
 from sqlalchemy import text
 
-from app import services
 from app.chart.sync import sync_chart
 from app.db import create_engine
 from app.exports.models import Export, ExportItem, ItemStatus, ItemType, Step
+from app.services import Services
 from tests.conftest import bearer
 from tests.sandboxed import (
     PRO_ORG,
@@ -52,7 +52,7 @@ def company() -> str:
 async def connected(service: Service, company: str) -> None:
     """Connect with the API key and let the first sync (enqueued by connecting) run."""
     await connect_with_api_key(service.client, company)
-    await run_jobs(["chart"])
+    await run_jobs(service, ["chart"])
 
 
 async def categories(service: Service, company: str, **params: Any) -> dict[int, dict[str, Any]]:
@@ -69,7 +69,7 @@ async def resync(service: Service, company: str) -> dict[str, Any]:
     )
     assert response.status_code == 202, response.text
     assert response.json()["status"] == "queued"
-    await run_jobs(["chart"])
+    await run_jobs(service, ["chart"])
     state = await service.client.get(
         f"/v1/companies/{company}/dinero/sync", headers=bearer(company)
     )
@@ -85,7 +85,7 @@ async def test_connecting_syncs_the_chart_by_itself(service: Service, company: s
     assert before.json()["status"] == "queued"
     service.sandbox.clear_requests()
 
-    await run_jobs(["chart"])
+    await run_jobs(service, ["chart"])
 
     reads = sorted(r.path for r in service.sandbox.requests)
     assert reads == [
@@ -180,7 +180,7 @@ async def test_a_second_sync_with_nothing_changed_writes_nothing(
     service: Service, company: str
 ) -> None:
     await connected(service, company)
-    shared = services.current()
+    shared: Services = service.app.state.services
     async with shared.engine.connect() as conn:
         stamp = (
             await conn.execute(
@@ -390,9 +390,8 @@ async def test_two_syncs_requested_at_once_run_once(chart_db: str, company: str)
         assert queued == 1
 
         # Two workers starting a sync at the same moment: one runs, the other stands down.
-        outcomes = await asyncio.gather(
-            sync_chart(services.current(), company), sync_chart(services.current(), company)
-        )
+        shared: Services = svc.app.state.services
+        outcomes = await asyncio.gather(sync_chart(shared, company), sync_chart(shared, company))
         assert sorted(o.status for o in outcomes) == ["already_running", "succeeded"]
         assert len(svc.sandbox.find_requests("GET", f"/v1/{PRO_ORG}/vatTypes")) == 1
 
@@ -402,7 +401,7 @@ async def test_a_deactivated_category_still_used_by_a_queued_export_is_a_problem
 ) -> None:
     await connected(service, company)
     cats = await categories(service, company)
-    shared = services.current()
+    shared: Services = service.app.state.services
     async with shared.sessionmaker() as session, session.begin():
         export = Export(company_id=company, source="api", created_at=datetime.now(UTC))
         session.add(export)

@@ -34,7 +34,7 @@ async def service(accounts_db: str) -> AsyncIterator[Service]:
 async def company(service: Service) -> str:
     company = f"co-{uuid.uuid4().hex[:10]}"
     await connect_with_api_key(service.client, company)
-    await run_jobs(["chart"])
+    await run_jobs(service, ["chart"])
     return company
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -18,6 +19,7 @@ from app.db import libpq_url
 from app.deps import CompanyAdmin, SessionDep
 from app.errors import AppError
 from tests.conftest import bearer
+from tests.sandboxed import PRO_ORG, connect_with_api_key, sandboxed_service
 
 calls: Counter[str] = Counter()
 
@@ -190,3 +192,23 @@ async def test_a_stalled_job_with_a_twin_waiting_is_ended_so_the_twin_runs(
         assert await _recorded_jobs(pool) == [("first", "aborted"), ("twin", "succeeded")]
     finally:
         await jobs.close_jobs(pool)
+
+
+async def test_serves_in_process_worker_runs_jobs_with_the_apps_own_resources(
+    make_migrated_database: Callable[[], str],
+) -> None:
+    """`serve` runs a worker beside the API and hands it the app's resources: connecting a
+    company enqueues its chart sync, which that worker runs against the app's own Dinero."""
+    async with sandboxed_service(make_migrated_database(), run_worker=True) as service:
+        await connect_with_api_key(service.client, "co-in-process")
+        state: dict[str, Any] = {}
+        for _ in range(600):  # until the worker has run the sync (no job is run by the test)
+            response = await service.client.get(
+                "/v1/companies/co-in-process/dinero/sync", headers=bearer("co-in-process")
+            )
+            state = response.json()
+            if state["status"] not in ("queued", "running"):
+                break
+            await asyncio.sleep(0.05)
+    assert state["status"] == "succeeded", state
+    assert service.sandbox.find_requests("GET", f"/v1/{PRO_ORG}/accounts/entry")

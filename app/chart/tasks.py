@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import structlog
+from procrastinate import JobContext
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,10 +21,10 @@ FAILED_RETRY_AFTER = timedelta(minutes=10)
 """A failed sync is tried again after this long (or the interval, if shorter)."""
 
 
-@job_app.task(name=jobs.CHART_SYNC, queue="chart")
-async def sync_chart_job(company_id: str) -> None:
+@job_app.task(name=jobs.CHART_SYNC, queue="chart", pass_context=True)
+async def sync_chart_job(context: JobContext, company_id: str) -> None:
     """Sync one company's chart (never two at once: see app/chart/sync.py)."""
-    await sync_chart(services.current(), company_id)
+    await sync_chart(services.of(context), company_id)
 
 
 async def request_sync(session: AsyncSession, company_id: str) -> bool:
@@ -35,11 +36,11 @@ async def request_sync(session: AsyncSession, company_id: str) -> bool:
 
 
 @job_app.periodic(cron="* * * * *", periodic_id="schedule_chart_syncs")
-@job_app.task(name="chart.schedule", queue="housekeeping")
-async def schedule_chart_syncs(timestamp: int) -> None:
+@job_app.task(name="chart.schedule", queue="housekeeping", pass_context=True)
+async def schedule_chart_syncs(context: JobContext, timestamp: int) -> None:
     """Every minute: enqueue the syncs that are due (hourly by default)."""
     del timestamp
-    shared = services.current()
+    shared = services.of(context)
     interval = timedelta(minutes=shared.settings.chart_sync_interval_minutes)
     queued = await enqueue_due_syncs(shared.sessionmaker, interval)
     if queued:

@@ -14,6 +14,7 @@ from typing import Final
 from uuid import UUID
 
 import structlog
+from procrastinate import JobContext
 from procrastinate import exceptions as procrastinate_exceptions
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -34,10 +35,12 @@ def queueing_lock(data_source_id: UUID | str) -> str:
     return f"data-source:{data_source_id}"
 
 
-@job_app.task(name="data_sources.refresh", queue=QUEUE)
-async def refresh_data_source(data_source_id: str, reason: str = "requested") -> None:
+@job_app.task(name="data_sources.refresh", queue=QUEUE, pass_context=True)
+async def refresh_data_source(
+    context: JobContext, data_source_id: str, reason: str = "requested"
+) -> None:
     """Import or refresh one data source (`reason`: created, requested, schedule, retry…)."""
-    shared = services.current()
+    shared = services.of(context)
     outcome = await importer.run_data_source(
         engine=shared.engine,
         sessionmaker=shared.sessionmaker,
@@ -78,11 +81,11 @@ async def enqueue_refresh(session: AsyncSession, data_source_id: UUID, *, reason
 
 
 @job_app.periodic(cron="* * * * *", periodic_id="schedule_data_sources")
-@job_app.task(name="data_sources.schedule", queue="housekeeping")
-async def schedule_data_sources(timestamp: int) -> None:
+@job_app.task(name="data_sources.schedule", queue="housekeeping", pass_context=True)
+async def schedule_data_sources(context: JobContext, timestamp: int) -> None:
     """Every minute: enqueue the data sources whose refresh is due."""
     del timestamp
-    queued = await enqueue_due(services.current().sessionmaker)
+    queued = await enqueue_due(services.of(context).sessionmaker)
     if queued:
         log.info("data_sources_scheduled", count=queued)
 

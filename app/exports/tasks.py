@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import structlog
+from procrastinate import JobContext
 from sqlalchemy import select
 
 from app import jobs, services
@@ -17,10 +18,10 @@ from app.jobs import job_app
 log = structlog.get_logger(__name__)
 
 
-@job_app.task(name=jobs.EXPORTS_RUN, queue="exports")
-async def run_company_job(company_id: str) -> None:
+@job_app.task(name=jobs.EXPORTS_RUN, queue="exports", pass_context=True)
+async def run_company_job(context: JobContext, company_id: str) -> None:
     """Export what is due for one company (see app/exports/runner.py)."""
-    shared = services.current()
+    shared = services.of(context)
     result = await run_company(shared, company_id)
     if result.stats.get("created") or result.stats.get("voucher_found"):
         await plan_follow_up(shared, company_id)  # follow the new drafts

@@ -29,10 +29,10 @@ QUEUE: Final = "follow_up"
 SCHEDULE_BATCH: Final = 500
 
 
-@job_app.task(name=jobs.FOLLOW_UP_RUN, queue=QUEUE)
-async def follow_up_job(company_id: str) -> None:
+@job_app.task(name=jobs.FOLLOW_UP_RUN, queue=QUEUE, pass_context=True)
+async def follow_up_job(context: JobContext, company_id: str) -> None:
     """One follow-up cycle for a company (see app/follow_up/cycle.py)."""
-    shared = services.current()
+    shared = services.of(context)
     await run_company(shared, company_id)
     await plan_next(shared.sessionmaker, company_id)
 
@@ -79,6 +79,6 @@ async def enqueue_due(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
 async def schedule_follow_up(context: JobContext, timestamp: int) -> None:
     """Every minute: enqueue the cycles that are due."""
     del timestamp
-    queued = await enqueue_due(services.current().sessionmaker)
+    queued = await enqueue_due(services.of(context).sessionmaker)
     if queued:
         log.info("follow_up_scheduled", count=queued)

@@ -19,10 +19,10 @@ LOCK = "outbox-deliver"
 """Queueing lock (one waiting) and lock (one running): events go out in order."""
 
 
-@job_app.task(name="outbox.deliver", queue=QUEUE)
-async def deliver_job() -> None:
+@job_app.task(name="outbox.deliver", queue=QUEUE, pass_context=True)
+async def deliver_job(context: JobContext) -> None:
     """Send the due outbox events to the platform (see app/outbox/delivery.py)."""
-    shared = services.current()
+    shared = services.of(context)
     result = await delivery.deliver_pending(shared)
     if result.more_due:
         await kick_delivery(shared)
@@ -54,7 +54,7 @@ async def kick_delivery(shared: services.Services) -> None:
 async def tick_outbox(context: JobContext, timestamp: int) -> None:
     """Every minute: kick a delivery pass when events are due."""
     del timestamp
-    shared = services.current()
+    shared = services.of(context)
     if shared.settings.platform_webhook_url is None:
         return
     due = await delivery.next_due_at(shared)
@@ -63,8 +63,8 @@ async def tick_outbox(context: JobContext, timestamp: int) -> None:
 
 
 @job_app.periodic(cron="27 3 * * *", periodic_id="prune_outbox")
-@job_app.task(name="outbox.prune", queue="housekeeping")
-async def prune_outbox(timestamp: int) -> None:
+@job_app.task(name="outbox.prune", queue="housekeeping", pass_context=True)
+async def prune_outbox(context: JobContext, timestamp: int) -> None:
     """Daily: forget delivered events after a week (see delivery.prune)."""
     del timestamp
-    await delivery.prune(services.current())
+    await delivery.prune(services.of(context))

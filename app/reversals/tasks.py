@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from procrastinate import JobContext
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import jobs, services
@@ -18,10 +19,10 @@ def _lock(reversal_id: uuid.UUID | str) -> str:
     return f"export-reversal:{reversal_id}"
 
 
-@job_app.task(name="exports.reverse", queue="exports")
-async def reverse_job(reversal_id: str) -> None:
+@job_app.task(name="exports.reverse", queue="exports", pass_context=True)
+async def reverse_job(context: JobContext, reversal_id: str) -> None:
     """Take one reversal as far as it goes; run again later while Dinero books it."""
-    shared = services.current()
+    shared = services.of(context)
     later = await run_reversal(shared, uuid.UUID(reversal_id))
     if later is not None:
         async with shared.sessionmaker() as session, session.begin():

@@ -33,7 +33,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app import jobs
+from app import jobs, services
 from app.backoff import Backoff
 from app.datasources import importer, tasks
 from app.db import create_engine, libpq_url
@@ -158,6 +158,7 @@ class World:
     async def run_jobs(self, **options: Any) -> None:
         """Run every data-source job that is due, like a worker would, then return."""
         await jobs.job_app.run_worker_async(
+            additional_context=services.worker_context(self.service.state.services),
             queues=[tasks.QUEUE],
             wait=False,
             install_signal_handlers=False,

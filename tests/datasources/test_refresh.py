@@ -12,8 +12,10 @@ from decimal import Decimal
 from typing import Any
 
 from dinero_sandbox.reads import PRIMO_NAMESPACE
+from procrastinate import JobContext
+from procrastinate.jobs import Job
 
-from app import jobs
+from app import jobs, services
 from app.datasources import tasks
 from app.dinero.pacing import Lane, PacerBusy
 from tests.datasources.conftest import (
@@ -185,7 +187,17 @@ async def test_scheduled_refreshes_are_enqueued_once_when_due(world: World) -> N
         "UPDATE data_sources SET next_refresh_at = now() - interval '1 minute' WHERE id = :id",
         id=created["id"],
     )
-    await tasks.schedule_data_sources(timestamp=0)  # the periodic job, every minute
+    # The periodic job, every minute, as a worker calls it (with the worker's services).
+    worker = JobContext(
+        app=jobs.job_app,
+        job=Job(
+            queue="housekeeping", lock=None, queueing_lock=None, task_name="data_sources.schedule"
+        ),
+        start_timestamp=0.0,
+        abort_reason=lambda: None,
+        additional_context=services.worker_context(world.service.state.services),
+    )
+    await tasks.schedule_data_sources(worker, timestamp=0)
     assert await tasks.enqueue_due(sessionmaker) == 0  # one waits already: not twice
     queued = await world.queued(created["id"])
     assert [job["args"]["reason"] for job in queued] == ["schedule"]

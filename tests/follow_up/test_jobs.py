@@ -21,14 +21,14 @@ async def test_the_schedule_runs_cycles_and_the_cycle_tells_the_platform(
         w.service, company, ItemType.CARD_EXPENSE, 5000, lines=[line(2800, 5000)]
     )
     await settle(w.service, company)
-    await run_jobs(["webhooks"])  # the runner kicked delivery after its pass
+    await run_jobs(w.service, ["webhooks"])  # the runner kicked delivery after its pass
     assert [r.json["data"]["status"] for r in w.platform.accepted] == [
         "exporting",
         "awaiting_approval",
     ]
 
     assert await enqueue_due(w.services.sessionmaker) == 1
-    await run_jobs(["follow_up"])
+    await run_jobs(w.service, ["follow_up"])
     async with w.services.sessionmaker() as session:
         state = await session.get(FollowUpState, company)
         assert state is not None
@@ -47,8 +47,8 @@ async def test_the_schedule_runs_cycles_and_the_cycle_tells_the_platform(
             .values(next_run_at=datetime.now(UTC))
         )
     assert await enqueue_due(w.services.sessionmaker) == 1
-    await run_jobs(["follow_up"])
-    await run_jobs(["webhooks"])
+    await run_jobs(w.service, ["follow_up"])
+    await run_jobs(w.service, ["webhooks"])
 
     assert (await item_row(w.service, item_id)).status == ItemStatus.BOOKED
     assert w.platform.accepted[-1].json["data"]["status"] == "booked"

@@ -41,7 +41,7 @@ async def service(history_db: str) -> AsyncIterator[Service]:
 async def company(service: Service) -> str:
     company = f"co-{uuid.uuid4().hex[:10]}"
     await connect_with_api_key(service.client, company)
-    await run_jobs(["chart"])
+    await run_jobs(service, ["chart"])
     return company
 
 
@@ -164,7 +164,7 @@ async def test_a_category_keeps_what_dinero_and_the_admins_changed(
         f"/v1/companies/{company}/dinero/sync", headers=bearer(company)
     )
     assert synced.status_code == 202
-    await run_jobs(["chart"])
+    await run_jobs(service, ["chart"])
 
     changes = await history(service, company, f"categories/{category}/history")
 
@@ -217,7 +217,7 @@ async def test_a_sync_that_changes_nothing_adds_no_history(service: Service, com
         f"/v1/companies/{company}/dinero/sync", headers=bearer(company)
     )
     assert synced.status_code == 202
-    await run_jobs(["chart"])
+    await run_jobs(service, ["chart"])
 
     assert await history(service, company, limit=200) == before
     assert len(before) == 256  # one per purchase account, from the first sync
@@ -252,7 +252,7 @@ async def test_another_companys_category_has_no_history_here(
 ) -> None:
     other = f"co-{uuid.uuid4().hex[:10]}"
     await connect_with_api_key(service.client, other)
-    await run_jobs(["chart"])
+    await run_jobs(service, ["chart"])
     theirs = await category_id(service, other, 2000)
 
     response = await service.client.get(
