@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import tempfile
 import time
@@ -18,6 +17,7 @@ from pydantic import SecretStr
 
 from app.config import Settings
 from app.migrations_util import upgrade_to_head
+from tests.netutil import free_port as free_port
 
 JWT_SECRET = "bench-jwt-secret-" + "x" * 32
 ENCRYPTION_KEY = "r6Q3pJcTtH2kqC0m6bJXc6GJw8b8a2mXq0L0c5bQ8yI="
@@ -64,13 +64,6 @@ def service_settings(database_url: str, dinero: str | None = None, **overrides: 
         }
     values |= overrides
     return Settings(_env_file=None, **values)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def wait_until_up(child: subprocess.Popen[Any], url: str, *, timeout: float = 120) -> None:

@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,19 +28,13 @@ from pydantic import SecretStr
 
 from app.auth import issue_token
 from tests.conftest import ENCRYPTION_KEY, JWT_SECRET, WEBHOOK_SECRET
+from tests.netutil import free_port
 
 COMMAND = str(Path(sys.executable).with_name("dinero-bridge"))
 PRO_ORG = 100001
 API_KEY = "sandbox-api-key-100001"
 CLIENT_ID, CLIENT_SECRET = "isv_sandbox", "sandbox-secret"  # the sandbox's published demo client
 START_TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -5,20 +5,15 @@ webhooks arrive. What counts is what Dinero holds at the end, read from the sand
 from __future__ import annotations
 
 import itertools
-import json
 import random
 import threading
 import time
-import uuid
 from collections import Counter
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-from standardwebhooks.webhooks import Webhook
 
-from tests.conftest import WEBHOOK_SECRET
 from tests.e2e.stack import PRO_ORG, Process, Stack, eventually, new_company
 from tests.e2e.test_production_shape import (
     connect_and_map,
@@ -26,6 +21,7 @@ from tests.e2e.test_production_shape import (
     items_by_external_id,
     receipt,
 )
+from tests.exports.intake_support import signed, webhook_body
 
 EXPENSES, REIMBURSEMENTS, TOP_UPS = 50, 20, 20
 SETTLED = {"awaiting_approval", "booked"}
@@ -187,21 +183,6 @@ def test_workers_killed_at_random_leave_each_item_in_dinero_exactly_once(
     assert report == {"items exported": total, "duplicates": 0, "missing": 0, "orphan files": 0}
 
 
-def signed_webhook(company: str, body_items: list[dict[str, Any]]) -> tuple[bytes, dict[str, str]]:
-    raw = json.dumps(
-        {"type": "export.requested", "company_id": company, "items": body_items}
-    ).encode()
-    msg_id = f"msg_{uuid.uuid4().hex}"
-    sent_at = datetime.now(UTC)
-    signature = Webhook(WEBHOOK_SECRET.get_secret_value()).sign(msg_id, sent_at, raw.decode())
-    return raw, {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(sent_at.timestamp())),
-        "webhook-signature": signature,
-        "content-type": "application/json",
-    }
-
-
 def test_api_killed_while_webhooks_arrive_exports_what_it_accepted_and_nothing_else(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -226,8 +207,8 @@ def test_api_killed_while_webhooks_arrive_exports_what_it_accepted_and_nothing_e
                 if (n >= 60 and not killer.is_alive()) or n >= 1000:
                     return
                 external_id = f"wh{n}"
-                raw, headers = signed_webhook(
-                    company, [item(external_id, "reimbursement", 100 + n)]
+                raw, headers = signed(
+                    webhook_body(company, item(external_id, "reimbursement", 100 + n))
                 )
                 if n % 6 == 5:  # a forged one: must be refused and never exported
                     headers["webhook-signature"] = "v1,Zm9yZ2VkLXNpZ25hdHVyZS1vZi10aGUtcmlnaHQtbGVu"
