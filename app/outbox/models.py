@@ -29,8 +29,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
 
-ITEM_UPDATED = "export_item.updated"
-
 
 class OutboxEvent(Base):
     """A change to tell the platform about; `seq` orders the changes of one item."""
