@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -19,18 +20,24 @@ from app.errors import Forbidden, NotFound, Unauthorized
 _bearer = HTTPBearer(auto_error=False, description="A JWT from the expense platform.")
 
 
+@contextlib.asynccontextmanager
+async def unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """`session`, committed when the block ends, rolled back if it raises."""
+    try:
+        yield session
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        raise
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: committed when the endpoint returns, rolled back on error.
 
     Services only flush; this is the one place a request commits.
     """
-    async with request.app.state.services.sessionmaker() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+    async with request.app.state.services.sessionmaker() as session, unit_of_work(session):
+        yield session
 
 
 SessionFactory = Callable[[], AsyncSession]

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from app.auth import Role, issue_token
 from app.config import Settings
 from app.db import create_engine, libpq_url
-from app.deps import get_session, get_session_factory
+from app.deps import get_session, get_session_factory, unit_of_work
 from app.logging import configure_logging
 from app.main import create_app
 from app.migrations_util import upgrade_to_head
@@ -284,17 +284,8 @@ def bind_to_connection(app: FastAPI, connection: AsyncConnection) -> None:
     """Every request's session joins the test's rolled-back transaction."""
 
     async def session_override() -> AsyncIterator[AsyncSession]:
-        session = AsyncSession(
-            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
-        )
-        try:
+        async with factory() as session, unit_of_work(session):
             yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
-        finally:
-            await session.close()
 
     def factory() -> AsyncSession:
         return AsyncSession(
