@@ -22,8 +22,8 @@ import {
 
 const PAGE_SIZE = 25;
 const MAX_PAGE = 200;
-const SETTLED = new Set(["booked", "failed", "deleted_in_dinero"]);
-const IN_MOTION = new Set(["queued", "exporting"]);
+const SETTLED = new Set(["booked", "failed", "deleted_in_dinero", "reversed"]);
+const IN_MOTION = new Set(["queued", "exporting", "reversing"]);
 const FAST_POLL_MS = 1500;
 const SLOW_POLL_MS = 3000;
 const retryable = (item) => item.status === "failed" || item.status === "deleted_in_dinero";

@@ -54,6 +54,68 @@ function SyncProgress({ sync }) {
   </div>`;
 }
 
+const USE_AS = { deposit_account: "deposit", out_of_pocket_account: "out_of_pocket",
+  reimbursement_account: "reimbursement", top_up_account: "top_up" };
+
+// Create a deposit account in Dinero (POST …/dinero/deposit-accounts), then show it chosen.
+function CreateAccount({ api, onCreated }) {
+  const { t } = useI18n();
+  const [name, setName] = useState("");
+  const [number, setNumber] = useState("");
+  const [useAs, setUseAs] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(null);
+  const [done, setDone] = useState(null);
+
+  async function create(event) {
+    event.preventDefault();
+    setBusy(true);
+    setError(null);
+    setDone(null);
+    const body = { name };
+    if (number !== "") body.number = Number(number);
+    if (useAs !== "") body.use_as = USE_AS[useAs];
+    try {
+      const answer = await api.post("/dinero/deposit-accounts", body);
+      setDone(answer);
+      setName("");
+      setNumber("");
+      await onCreated();
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return html`<${Card} title=${t("setup.createTitle")}>
+    <p class="hint">${t("setup.createIntro")}</p>
+    <form class="stack" onSubmit=${create}>
+      <div class="field">
+        <label for="new-name">${t("setup.createName")}</label>
+        <input id="new-name" required maxlength="255" value=${name}
+          onInput=${(e) => setName(e.currentTarget.value)} />
+      </div>
+      <div class="field">
+        <label for="new-number">${t("setup.createNumber")}</label>
+        <input id="new-number" type="number" min="1" value=${number}
+          onInput=${(e) => setNumber(e.currentTarget.value)} />
+      </div>
+      <div class="field">
+        <label for="new-use">${t("setup.createUseAs")}</label>
+        <select id="new-use" value=${useAs} onChange=${(e) => setUseAs(e.currentTarget.value)}>
+          <option value="">${t("setup.createNoUse")}</option>
+          ${ACCOUNT_FIELDS.map((field) => html`<option key=${field} value=${field}>${t(`setup.${field}`)}</option>`)}
+        </select>
+      </div>
+      <${ErrorNotice} error=${error} title=${t("setup.createRefused")} />
+      ${done && html`<${Notice} tone="success">${t("setup.created", { number: String(done.account_number), name: done.name })}<//>`}
+      <div class="row"><button type="submit" class="button" disabled=${busy || name.trim() === ""}>
+        ${t("setup.create")}</button></div>
+    </form>
+  <//>`;
+}
+
 export function SetupPage({ api, canEdit }) {
   const { t } = useI18n();
   const [conn, setConn] = useState(null);
@@ -188,6 +250,12 @@ export function SetupPage({ api, canEdit }) {
             <ul>${settings.problems.map((p, i) => html`<li key=${i}>${p.message}</li>`)}</ul>
           <//>`}
         <//>
+        ${canEdit && connected && html`<${CreateAccount} api=${api} onCreated=${async () => {
+          const [current, deposit] = await Promise.all([api.get("/dinero/settings"), api.get("/deposit-accounts")]);
+          setSettings(current);
+          setAccounts(deposit);
+          setForm(formOf(current));
+        }} />`}
         <${Card} title=${t("setup.syncTitle")}
           actions=${canEdit && connected && html`<button type="button" class="button" onClick=${syncNow}
             disabled=${busy || syncing}>${t("setup.syncNow")}</button>`}>

@@ -174,6 +174,8 @@ export const ITEM_STATUSES = [
   "booked",
   "failed",
   "deleted_in_dinero",
+  "reversing",
+  "reversed",
 ];
 export const isExpense = (type) => type === "card_expense" || type === "out_of_pocket_expense";
 
