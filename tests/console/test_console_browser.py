@@ -280,6 +280,22 @@ def test_pick_the_four_accounts_and_sync(session: Session, service: Service) -> 
     session.shot("05-setup-ready")
 
 
+def test_create_a_deposit_account_in_dinero_from_setup(session: Session, service: Service) -> None:
+    page = session.page
+    nav(page, "Setup")
+    page.get_by_label("Name in Dinero").fill("Pleo kort")
+    page.get_by_label("Account number (optional: the first free one from 55000)").fill("55900")
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_text("Account 55900 Pleo kort is in Dinero.")).to_be_visible()
+    # Synced at once: the new account is offered in the dropdowns without a sync.
+    expect(page.locator('#acc-deposit_account option[value="55900"]')).to_have_count(1)
+    with service.api() as api:
+        listed = {a["account_number"]: a["name"] for a in api.get("/deposit-accounts").json()}
+        settings = api.get("/dinero/settings").json()
+    assert listed[55900] == "Pleo kort"
+    assert settings["deposit_account"] == CARD  # only created, nothing remapped
+
+
 def test_rename_a_category_and_see_a_deactivated_one(session: Session, service: Service) -> None:
     page = session.page
     nav(page, "Categories")
