@@ -25,6 +25,7 @@ from app.exports import runner
 from app.exports.models import Export, ExportItem, InlineReceipt, ItemStatus, ItemType, Step
 from app.services import Services
 from tests.conftest import bearer
+from tests.killing import Killed, kill_at
 from tests.sandboxed import (
     BANK,
     CARD,
@@ -36,10 +37,6 @@ from tests.sandboxed import (
 )
 
 RECEIPT_HOST = "receipts.example.com"
-
-
-class Killed(BaseException):
-    """The worker died here (not an Exception: nothing in the runner may catch it)."""
 
 
 @pytest.fixture(scope="module")
@@ -282,12 +279,8 @@ async def test_a_worker_killed_mid_voucher_still_gives_one_voucher(
         service, company, ItemType.CARD_EXPENSE, 9900, lines=[line(2800, 9900)], receipt=jpeg()
     )
 
-    async def kill(name: str) -> None:
-        if name == point:
-            raise Killed(name)
-
     with pytest.raises(Killed):
-        await runner.run_company(shared(service), company, checkpoint=kill)
+        await runner.run_company(shared(service), company, checkpoint=kill_at(point))
     # The restarted worker sees the item where the dead one left it. Backoff is not waited for.
     await settle(service, company)
 
@@ -305,12 +298,8 @@ async def test_a_worker_killed_mid_ledger_still_gives_one_booked_item(
 ) -> None:
     item_id = await add_item(service, company, ItemType.REIMBURSEMENT, 4200)
 
-    async def kill(name: str) -> None:
-        if name == point:
-            raise Killed(name)
-
     with pytest.raises(Killed):
-        await runner.run_company(shared(service), company, checkpoint=kill)
+        await runner.run_company(shared(service), company, checkpoint=kill_at(point))
     await settle(service, company)
 
     items = service.sandbox.ledger_items(PRO_ORG)

@@ -22,11 +22,8 @@ from tests.follow_up.conftest import (
     outbox,
     settle,
 )
+from tests.killing import Killed, kill_at
 from tests.sandboxed import PRO_ORG
-
-
-class Killed(BaseException):
-    """The worker died here."""
 
 
 async def _draft(w: World, company: str, amount: int = 24500) -> tuple[uuid.UUID, str]:
@@ -182,12 +179,8 @@ async def test_a_restart_mid_cycle_loses_no_approval(w: World, company: str) -> 
         ).scalar_one()
     w.service.sandbox.approve_purchase_voucher(PRO_ORG, guid)
 
-    async def kill(name: str) -> None:
-        if name == "after_entries":
-            raise Killed(name)
-
     with pytest.raises(Killed):
-        await follow(w, company, checkpoint=kill)
+        await follow(w, company, checkpoint=kill_at("after_entries"))
     async with w.services.sessionmaker() as session:
         after = (
             await session.execute(

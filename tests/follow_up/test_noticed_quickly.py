@@ -19,13 +19,10 @@ from app.exports.models import ExportItem, ItemStatus, ItemType, Step
 from app.follow_up.result import CycleResult
 from tests.contract import ContractTransport
 from tests.follow_up.conftest import World, add_item, follow, item_api, item_row, line, settle
+from tests.killing import Killed
 from tests.sandboxed import PRO_ORG
 
 DINERO_HOST = "dinero.test"
-
-
-class Killed(BaseException):
-    """The worker died here."""
 
 
 async def _draft(w: World, company: str, amount: int) -> ExportItem:

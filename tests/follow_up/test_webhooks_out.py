@@ -22,11 +22,8 @@ from tests.follow_up.conftest import (
     outbox,
     settle,
 )
+from tests.killing import Killed
 from tests.sandboxed import PRO_ORG
-
-
-class Killed(BaseException):
-    """The worker died here."""
 
 
 async def test_approved_while_the_platform_is_down_is_delivered_when_it_is_back(
