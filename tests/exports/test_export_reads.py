@@ -251,15 +251,15 @@ async def test_retry_requeues_a_failed_item_where_it_stopped(
 ) -> None:
     created = await export(client, card("exp_1"))
     item_id = created["items"][0]["id"]
-    await db.execute(
-        update(ExportItem).values(
-            status=ItemStatus.FAILED,
-            step=Step.CREATE_SENT,
-            failure_code="dinero_unavailable",
-            failure_message="Dinero did not answer.",
-            waiting_code="x",
-            attempts=5,
-        )
+    await set_status(
+        db,
+        "exp_1",
+        ItemStatus.FAILED,
+        step=Step.CREATE_SENT,
+        failure_code="dinero_unavailable",
+        failure_message="Dinero did not answer.",
+        waiting_code="x",
+        attempts=5,
     )
     await db.execute(text("DELETE FROM procrastinate_jobs"))
 
@@ -293,16 +293,16 @@ async def test_retry_after_deletion_in_dinero_exports_a_new_voucher(
 ) -> None:
     created = await export(client, card("exp_1"))
     item_id = created["items"][0]["id"]
-    await db.execute(
-        update(ExportItem).values(
-            status=ItemStatus.DELETED_IN_DINERO,
-            step=Step.CREATED,
-            dinero_kind="purchase_voucher",
-            dinero_guid=uuid.uuid4(),
-            dinero_file_guid="file-1",
-            dinero_voucher_number=3,
-            dinero_timestamp="ts",
-        )
+    await set_status(
+        db,
+        "exp_1",
+        ItemStatus.DELETED_IN_DINERO,
+        step=Step.CREATED,
+        dinero_kind="purchase_voucher",
+        dinero_guid=uuid.uuid4(),
+        dinero_file_guid="file-1",
+        dinero_voucher_number=3,
+        dinero_timestamp="ts",
     )
 
     response = await client.post(f"{COMPANY}/export-items/{item_id}/retry", headers=bearer("acme"))
