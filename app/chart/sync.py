@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -237,11 +237,35 @@ def _bulk_insert(model: type[Row]) -> Any:
 
 
 async def _company_rows(
-    session: AsyncSession, model: type[Row], company_id: str, key: str
+    session: AsyncSession,
+    model: type[Row],
+    company_id: str,
+    key: str,
+    only: Collection[Any] | None = None,
 ) -> dict[Any, Row]:
-    """The company's stored rows of one table, by their key column."""
-    rows = await session.execute(select(model).where(model.company_id == company_id))
+    """The company's stored rows of one table (or those with a key in `only`), by their key."""
+    query = select(model).where(model.company_id == company_id)
+    if only is not None:
+        if not only:
+            return {}
+        query = query.where(getattr(model, key).in_(only))
+    rows = await session.execute(query)
     return {getattr(row, key): row for row in rows.scalars()}
+
+
+async def _stored_values(
+    session: AsyncSession, model: type[Row], company_id: str, key: str, fields: Sequence[str]
+) -> dict[Any, dict[str, Any]]:
+    """The company's stored rows of one table as plain values, by their key: compared with what
+    Dinero sent before any row is loaded as an object (a resync that changes nothing loads
+    none)."""
+    columns = [getattr(model, name) for name in (key, *fields)]
+    rows = await session.execute(select(*columns).where(model.company_id == company_id))
+    return {row[0]: dict(zip(fields, row[1:], strict=True)) for row in rows}
+
+
+def _differs(stored: dict[str, Any], values: dict[str, Any]) -> bool:
+    return any(stored[name] != value for name, value in values.items())
 
 
 async def apply_chart(session: AsyncSession, company_id: str, chart: Chart) -> dict[str, int]:
@@ -305,23 +329,29 @@ async def _apply_accounts(
     incoming: dict[int, dict[str, Any]],
     summary: dict[str, int],
 ) -> None:
-    existing = await _company_rows(session, DineroAccount, company_id, "account_number")
+    fields = [*next(iter(incoming.values()), {}), "present"]
+    stored = await _stored_values(session, DineroAccount, company_id, "account_number", fields)
     new: list[dict[str, Any]] = []
+    changed: set[int] = set()
     for number, values in incoming.items():
-        row = existing.get(number)
-        if row is None:
+        was = stored.get(number)
+        if was is None:
             new.append(
                 {"company_id": company_id, "account_number": number, "present": True, **values}
             )
-        elif _assign(row, {**values, "present": True}):
-            summary["accounts_updated"] += 1
-    if new:  # one multi-row INSERT, not one ORM object each
+        elif _differs(was, {**values, "present": True}):
+            changed.add(number)
+    gone = {number for number, was in stored.items() if number not in incoming and was["present"]}
+    rows = await _company_rows(session, DineroAccount, company_id, "account_number", changed | gone)
+    for number in changed:
+        _assign(rows[number], {**incoming[number], "present": True})
+        summary["accounts_updated"] += 1
+    if new:
         await session.execute(_bulk_insert(DineroAccount), new)
         summary["accounts_added"] += len(new)
-    for number, row in existing.items():
-        if number not in incoming and row.present:
-            row.present = False
-            summary["accounts_removed"] += 1
+    for number in gone:
+        rows[number].present = False
+        summary["accounts_removed"] += 1
 
 
 async def _apply_categories(
@@ -339,11 +369,11 @@ async def _apply_categories(
             )
         ).scalars()
     )
-    existing = await _company_rows(session, Category, company_id, "account_number")
+    fields = ["id", *history.CATEGORY_FIELDS]
+    stored = await _stored_values(session, Category, company_id, "account_number", fields)
     purchase = {number: values for number, values in incoming.items() if values["is_purchase"]}
     new: list[dict[str, Any]] = []
-    before: history.CategoryStates = {}
-    after: history.CategoryStates = {}
+    wanted: dict[int, dict[str, Any]] = {}  # account number: the state it should have
     for number, values in purchase.items():
         hidden = bool(values["hidden_in_dinero"])
         state = {
@@ -351,10 +381,13 @@ async def _apply_categories(
             "active": not hidden,
             "inactive_reason": "hidden_in_dinero" if hidden else None,
         }
-        row = existing.get(number)
-        if row is None:
-            vat_code = values["vat_code"]
-            created = {
+        if number in stored:
+            if _differs(stored[number], state):
+                wanted[number] = state
+            continue
+        vat_code = values["vat_code"]
+        new.append(
+            {
                 "id": uuid.uuid4(),
                 "company_id": company_id,
                 "account_number": number,
@@ -363,26 +396,29 @@ async def _apply_categories(
                 "tax_code": vat_code if vat_code in known_codes else None,
                 **state,
             }
-            new.append(created)
-            after[created["id"]] = {key: created[key] for key in history.CATEGORY_FIELDS}
-            continue
-        was = history.category_state(row)
-        if _assign(row, state):
-            key = (
-                "categories_deactivated"
-                if was["active"] and not row.active
-                else "categories_updated"
-            )
-            summary[key] += 1
-            before[row.id], after[row.id] = was, history.category_state(row)
+        )
+    removed = {"active": False, "inactive_reason": "removed_from_dinero"}
+    for number, was in stored.items():
+        if number not in purchase and _differs(was, removed):
+            wanted[number] = removed
+    before: history.CategoryStates = {}
+    after: history.CategoryStates = {
+        created["id"]: {key: created[key] for key in history.CATEGORY_FIELDS} for created in new
+    }
+    rows = await _company_rows(session, Category, company_id, "account_number", set(wanted))
+    for number, state in wanted.items():
+        row = rows[number]
+        was_state = history.category_state(row)
+        _assign(row, state)
+        if number not in purchase:
+            key = "categories_deactivated" if was_state["active"] else "categories_updated"
+        elif was_state["active"] and not row.active:
+            key = "categories_deactivated"
+        else:
+            key = "categories_updated"
+        summary[key] += 1
+        before[row.id], after[row.id] = was_state, history.category_state(row)
     if new:
         await session.execute(_bulk_insert(Category), new)
         summary["categories_added"] += len(new)
-    for number, row in existing.items():
-        if number not in purchase and (row.active or row.inactive_reason != "removed_from_dinero"):
-            was = history.category_state(row)
-            row.active = False
-            row.inactive_reason = "removed_from_dinero"
-            summary["categories_deactivated" if was["active"] else "categories_updated"] += 1
-            before[row.id], after[row.id] = was, history.category_state(row)
     return before, after
