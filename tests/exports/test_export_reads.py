@@ -35,6 +35,16 @@ async def set_status(db: AsyncSession, external_id: str, status: ItemStatus, **v
     )
 
 
+async def exported_in(
+    client: httpx.AsyncClient, db: AsyncSession, status: ItemStatus, **values: Any
+) -> str:
+    """Export one card item, exp_1, then put it in `status` with `values`; the item's id."""
+    created = await export(client, card("exp_1"))
+    await set_status(db, "exp_1", status, **values)
+    item_id: str = created["items"][0]["id"]
+    return item_id
+
+
 async def read(client: httpx.AsyncClient, path: str, **params: Any) -> dict[str, Any]:
     response = await client.get(f"{COMPANY}{path}", params=params, headers=bearer("acme", "member"))
     assert response.status_code == 200, response.text
@@ -249,11 +259,9 @@ async def test_nothing_of_another_company_is_visible(
 async def test_retry_requeues_a_failed_item_where_it_stopped(
     client: httpx.AsyncClient, db: AsyncSession
 ) -> None:
-    created = await export(client, card("exp_1"))
-    item_id = created["items"][0]["id"]
-    await set_status(
+    item_id = await exported_in(
+        client,
         db,
-        "exp_1",
         ItemStatus.FAILED,
         step=Step.CREATE_SENT,
         failure_code="dinero_unavailable",
@@ -291,11 +299,9 @@ async def test_retry_requeues_a_failed_item_where_it_stopped(
 async def test_retry_after_deletion_in_dinero_exports_a_new_voucher(
     client: httpx.AsyncClient, db: AsyncSession
 ) -> None:
-    created = await export(client, card("exp_1"))
-    item_id = created["items"][0]["id"]
-    await set_status(
+    item_id = await exported_in(
+        client,
         db,
-        "exp_1",
         ItemStatus.DELETED_IN_DINERO,
         step=Step.CREATED,
         dinero_kind="purchase_voucher",
