@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from dinero_sandbox import FakeClock, Sandbox, SandboxConfig, create_sandbox_app
+from dinero_sandbox import Sandbox
 from fastapi import FastAPI
 
 from tests.contract import ContractTransport
@@ -21,26 +21,16 @@ PREFIX = "/sandbox"
 
 
 @pytest.fixture
-def sandbox_app() -> FastAPI:
-    return create_sandbox_app(SandboxConfig(clock=FakeClock()))
-
-
-@pytest.fixture
-def parent(sandbox_app: FastAPI) -> FastAPI:
+def parent(app: FastAPI) -> FastAPI:
+    """A service with the sandbox (tests/sandbox/conftest's `app`) mounted at PREFIX."""
     service = FastAPI()
 
     @service.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    service.mount(PREFIX, sandbox_app)
+    service.mount(PREFIX, app)
     return service
-
-
-@pytest.fixture
-def mounted_sandbox(sandbox_app: FastAPI) -> Sandbox:
-    handle: Sandbox = sandbox_app.state.sandbox
-    return handle
 
 
 @pytest.fixture
@@ -79,10 +69,10 @@ async def test_oauth_form_and_callbacks_use_the_mount_prefix(
 
 
 async def test_the_log_records_paths_without_the_prefix(
-    mounted: httpx.AsyncClient, mounted_sandbox: Sandbox
+    mounted: httpx.AsyncClient, sandbox: Sandbox
 ) -> None:
-    token = mounted_sandbox.issue_token()
+    token = sandbox.issue_token()
     await mounted.get(f"{PREFIX}/v1/100001/vatTypes", headers={"Authorization": f"Bearer {token}"})
-    assert [r.path for r in mounted_sandbox.requests] == ["/v1/100001/vatTypes"]
+    assert [r.path for r in sandbox.requests] == ["/v1/100001/vatTypes"]
     discovery = (await mounted.get(f"{PREFIX}/.well-known/openid-configuration")).json()
     assert discovery["token_endpoint"] == f"http://service.test{PREFIX}/connect/token"
