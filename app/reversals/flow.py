@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import structlog
 from sqlalchemy import select
 
+from app.backoff import EXPORT_ITEM
 from app.chart.models import NO_VAT
 from app.connection.gateway import NotConnected, ReauthRequired
 from app.connection.models import get_connection
@@ -64,17 +66,19 @@ PURCHASE = "purchase_voucher"
 MANUAL = "manual_voucher"
 LEDGER = "ledger_item"
 BOOKING_POLL_SECONDS = 2.0
-MAX_BACKOFF = timedelta(minutes=30)
 PACER_MAX_WAIT_SECONDS = 5.0
 
-# Test hook: called at each named point between steps; a test raises there to "kill" the worker.
+# Called at each named point between steps (`run_reversal(checkpoint=...)`, as the export runner's
+# and the follow-up cycle's `checkpoint=`): a test raises there to "kill" the worker. Held for the
+# one run in a context variable, so the steps need not pass it along and no module state changes.
 Checkpoint = Callable[[str], Awaitable[None]]
-checkpoint_hook: Checkpoint | None = None
+_checkpoint: ContextVar[Checkpoint | None] = ContextVar("reversal_checkpoint", default=None)
 
 
 async def checkpoint(name: str) -> None:
-    if checkpoint_hook is not None:
-        await checkpoint_hook(name)
+    hook = _checkpoint.get()
+    if hook is not None:
+        await hook(name)
 
 
 class Refused(Exception):
@@ -167,8 +171,18 @@ async def _refuse(services: Services, reversal: Reversal, refused: Refused) -> N
 # --- the run -----------------------------------------------------------------------------------
 
 
-async def run_reversal(services: Services, reversal_id: uuid.UUID) -> Later | None:
+async def run_reversal(
+    services: Services, reversal_id: uuid.UUID, *, checkpoint: Checkpoint | None = None
+) -> Later | None:
     """Take one reversal as far as it goes now; `Later` when it must be run again."""
+    token = _checkpoint.set(checkpoint)
+    try:
+        return await _run(services, reversal_id)
+    finally:
+        _checkpoint.reset(token)
+
+
+async def _run(services: Services, reversal_id: uuid.UUID) -> Later | None:
     async with services.sessionmaker() as session:
         reversal = await session.get(Reversal, reversal_id)
         if reversal is None or reversal.status != ReversalStatus.PENDING.value:
@@ -216,7 +230,7 @@ async def run_reversal(services: Services, reversal_id: uuid.UUID) -> Later | No
 async def _backoff(services: Services, reversal: Reversal, exc: Exception) -> Later:
     attempts = reversal.attempts + 1
     await _save(services, reversal, attempts=attempts)
-    delay = min(timedelta(seconds=5 * 2 ** min(attempts, 12)), MAX_BACKOFF)
+    delay = EXPORT_ITEM.delay(attempts)
     log.info("export_item_reversal_later", reversal_id=str(reversal.id), error=str(exc))
     return Later(delay.total_seconds())
 

@@ -345,30 +345,26 @@ async def test_a_booked_reimbursement_gets_a_booked_reversing_ledger_item(
 # --- exactly once: a worker killed at every step --------------------------------------------------
 
 
-async def killed_at(
-    service: Service, reversal_id: str, step: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def killed_at(service: Service, reversal_id: str, step: str) -> None:
     """Run the reversal until the worker dies at `step`."""
 
     async def die(name: str) -> None:
         if name == step:
             raise Killed(name)
 
-    monkeypatch.setattr(flow, "checkpoint_hook", die)
     with pytest.raises(Killed):
-        await flow.run_reversal(shared(service), uuid.UUID(reversal_id))
-    monkeypatch.setattr(flow, "checkpoint_hook", None)
+        await flow.run_reversal(shared(service), uuid.UUID(reversal_id), checkpoint=die)
 
 
 @pytest.mark.parametrize("step", ["before_create", "after_create", "before_book", "after_book"])
 async def test_a_killed_worker_leaves_one_reversing_voucher(
-    service: Service, company: str, step: str, monkeypatch: pytest.MonkeyPatch
+    service: Service, company: str, step: str
 ) -> None:
     first = await approved(service, company, f"exp-kill-{step}", 12500)
     status, body = await reverse(service, company, first["id"])
     assert status == 202, body
 
-    await killed_at(service, body["id"], step, monkeypatch)
+    await killed_at(service, body["id"], step)
     await run_reversal(service, body["id"])  # the job, retried after the worker died
 
     assert len(reversing_manual_vouchers(service, body["id"])) == 1
@@ -380,13 +376,13 @@ async def test_a_killed_worker_leaves_one_reversing_voucher(
     "step", ["before_ledger_create", "after_ledger_create", "before_ledger_book"]
 )
 async def test_a_killed_worker_leaves_one_reversing_ledger_item(
-    service: Service, company: str, step: str, monkeypatch: pytest.MonkeyPatch
+    service: Service, company: str, step: str
 ) -> None:
     first = await exported(service, company, reimbursement(f"reimb-kill-{step}", 50000))
     status, body = await reverse(service, company, first["id"])
     assert status == 202, body
 
-    await killed_at(service, body["id"], step, monkeypatch)
+    await killed_at(service, body["id"], step)
     await run_reversal(service, body["id"])
 
     reversing = [i for i in service.sandbox.ledger_items(PRO_ORG) if i.id == body["id"]]
@@ -396,12 +392,12 @@ async def test_a_killed_worker_leaves_one_reversing_ledger_item(
 
 @pytest.mark.parametrize("step", ["before_delete", "after_delete"])
 async def test_a_killed_worker_deletes_the_draft_once(
-    service: Service, company: str, step: str, monkeypatch: pytest.MonkeyPatch
+    service: Service, company: str, step: str
 ) -> None:
     first = await exported(service, company, expense(f"exp-kill-{step}", 12500))
     _, body = await reverse(service, company, first["id"])
 
-    await killed_at(service, body["id"], step, monkeypatch)
+    await killed_at(service, body["id"], step)
     await run_reversal(service, body["id"])
 
     assert (await item(service, company, first["id"]))["status"] == "reversed"
