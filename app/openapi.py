@@ -12,12 +12,11 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from app.config import Settings
+from app.main import create_app
 from app.runtime import resolve
 
 
 def schema() -> dict[str, Any]:
-    from app.main import create_app
-
     settings = Settings(
         _env_file=None,
         database_url=SecretStr("postgresql://schema-only/none"),

@@ -9,12 +9,10 @@ The PNG is deterministic: the same item always gives the same bytes.
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw, ImageFont
 
-if TYPE_CHECKING:
-    from app.exports.models import ExportItem
+from app.exports.models import ExportItem
 
 WIDTH, HEIGHT = 1240, 877  # A5 landscape at 150 dpi
 MARGIN = 60
