@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -20,19 +21,29 @@ KEY_VALUE_PATTERN = re.compile(
     r"(?i)((?:api_?key|password|passwd|secret|token|code_verifier|authorization)[\w-]*['\"]?"
     r"\s*[:=]\s*['\"]?)[^'\"\s,&}]+"
 )
+_MAYBE_SECRET = re.compile(
+    r"(?i)bearer|basic|api_?key|password|passwd|secret|token|code_verifier|authorization|postgres"
+)
+"""What each pattern above needs to match at all: a string without it is left as it is, unsearched
+(most values of a log line: ids, counts, paths)."""
 REDACTED = "[redacted]"
+
+
+@functools.lru_cache(maxsize=1024)
+def _secret_key(key: str) -> bool:
+    """Whether a field's name says its value is a secret (the same few names on every line)."""
+    return SECRET_KEY_PATTERN.search(key) is not None
 
 
 def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
+        if not _MAYBE_SECRET.search(value):
+            return value
         value = BEARER_PATTERN.sub(lambda m: f"{m.group(1)} {REDACTED}", value)
         value = KEY_VALUE_PATTERN.sub(lambda m: f"{m.group(1)}{REDACTED}", value)
         return URL_PASSWORD_PATTERN.sub(lambda m: f"{m.group(1)}{REDACTED}@", value)
     if isinstance(value, dict):
-        return {
-            k: REDACTED if SECRET_KEY_PATTERN.search(str(k)) else _redact_value(v)
-            for k, v in value.items()
-        }
+        return {k: REDACTED if _secret_key(str(k)) else _redact_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_redact_value(v) for v in value]
     return value
@@ -45,7 +56,7 @@ def redact_secrets(
     for key in list(event_dict):
         if key == "event":
             event_dict[key] = _redact_value(event_dict[key])
-        elif SECRET_KEY_PATTERN.search(key):
+        elif _secret_key(key):
             event_dict[key] = REDACTED
         else:
             event_dict[key] = _redact_value(event_dict[key])
@@ -77,7 +88,9 @@ def configure_logging(
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=False,
+        # A module's logger is built once, not on every line (the processors are the same for
+        # every format; the level and the output are the standard library's, read per line).
+        cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(

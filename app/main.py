@@ -150,6 +150,9 @@ def create_app(
     # everything that reads a body or checks a token.
     app.add_middleware(BodyLimitMiddleware, max_bytes=runtime.settings.max_request_bytes)
     app.add_middleware(RequestContextMiddleware)
+    # First: routes are matched in order, and the webhook intake is the busiest route (a route
+    # further down costs its requests a regular-expression match per route before it).
+    app.include_router(export_webhooks_router)
     app.include_router(ops_router)
     app.include_router(companies_router, responses=PROBLEM_RESPONSES)
     app.include_router(connection_router, responses=PROBLEM_RESPONSES)
@@ -161,7 +164,6 @@ def create_app(
     app.include_router(preview_router, responses=PROBLEM_RESPONSES)
     app.include_router(exports_router, responses=PROBLEM_RESPONSES)
     app.include_router(reversals_router, responses=PROBLEM_RESPONSES)
-    app.include_router(export_webhooks_router)
     app.include_router(dev_token_router)
     app.include_router(console_router)
     document_webhooks(app)

@@ -370,7 +370,7 @@ async def server(kind: str, database_url: str, options: Options) -> AsyncIterato
     profiler: asyncio.subprocess.Process | None = None
     try:
         async with httpx.AsyncClient() as client:
-            for _ in range(300):
+            for _ in range(1200):  # up to 2 minutes on a busy machine
                 with contextlib.suppress(httpx.TransportError):
                     if (await client.get(f"{base}/healthz")).status_code == 200:
                         break

@@ -5,6 +5,10 @@ stores nothing), the items whose categories all exist (ON CONFLICT: a repeated i
 is) and their inline receipts, in one statement; whether the company's export runner is already
 waiting to start comes back with it (`app.jobs.hold_waiting_job_sql`), so the common request
 needs no defer of its own.
+
+The statement is sent on the session's psycopg connection in pipeline mode: the transaction's
+BEGIN goes in the same round trip (SQLAlchemy's execute waits for BEGIN's answer first), and
+psycopg prepares the statement on each connection after a few uses.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, cast
 
+import psycopg
 from sqlalchemy import Table, select, text, tuple_
+from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import jobs
@@ -81,6 +87,8 @@ SELECT EXISTS (SELECT FROM new_export) AS stored,
        EXISTS (SELECT FROM queued_run) AS run_queued
 """  # noqa: S608 - the only interpolation is app.jobs' constant fragment
 )
+_STORE_SQL = str(_STORE.compile(dialect=psycopg_dialect()))  # type: ignore[no-untyped-call]
+"""The statement with psycopg's `%(name)s` placeholders, compiled once."""
 
 
 @dataclass(frozen=True)
@@ -109,34 +117,34 @@ async def store(
     webhook_id: str | None,
 ) -> Stored:
     blobs = [(blob_id, c.id, content) for c in candidates for blob_id, content in c.blobs]
-    row = (
-        await session.execute(
-            _STORE,
-            {
-                "run_lock": jobs.export_run_lock(company_id),
-                "company_id": company_id,
-                "category_ids": sorted(set().union(*(c.category_ids for c in candidates))),
-                "export_id": body.id,
-                "source": body.source,
-                "idempotency_key": idempotency_key,
-                "request_hash": request_hash,
-                "webhook_id": webhook_id,
-                "item_ids": dumps([item["id"] for item in answer["items"]]),
-                "rejected": dumps(answer["rejected"]),
-                "response": dumps(answer),
-                "created_at": body.created_at,
-                "items": dumps([c.row for c in candidates]),
-                "blob_ids": [b[0] for b in blobs],
-                "blob_item_ids": [b[1] for b in blobs],
-                "blob_contents": [b[2] for b in blobs],
-            },
-        )
-    ).one()
+    params = {
+        "run_lock": jobs.export_run_lock(company_id),
+        "company_id": company_id,
+        "category_ids": sorted(set().union(*(c.category_ids for c in candidates))),
+        "export_id": body.id,
+        "source": body.source,
+        "idempotency_key": idempotency_key,
+        "request_hash": request_hash,
+        "webhook_id": webhook_id,
+        "item_ids": dumps([item["id"] for item in answer["items"]]),
+        "rejected": dumps(answer["rejected"]),
+        "response": dumps(answer),
+        "created_at": body.created_at,
+        "items": dumps([c.row for c in candidates]),
+        "blob_ids": [b[0] for b in blobs],
+        "blob_item_ids": [b[1] for b in blobs],
+        "blob_contents": [b[2] for b in blobs],
+    }
+    # The session's own connection and transaction (committed or rolled back with the request).
+    raw = await (await session.connection()).get_raw_connection()
+    driver = cast(psycopg.AsyncConnection[Any], raw.driver_connection)
+    async with driver.pipeline(), driver.cursor() as cursor:
+        await cursor.execute(_STORE_SQL, params)
+        found = await cursor.fetchone()
+    assert found is not None  # the statement's last SELECT gives one row
+    stored, inserted, known, run_queued = found
     return Stored(
-        stored=row.stored,
-        inserted=set(row.inserted),
-        known_categories=set(row.known),
-        run_queued=row.run_queued,
+        stored=stored, inserted=set(inserted), known_categories=set(known), run_queued=run_queued
     )
 
 
