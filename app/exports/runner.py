@@ -21,6 +21,7 @@ message kept. Status changes go through app/exports/service.py.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass
@@ -77,6 +78,8 @@ log = structlog.get_logger(__name__)
 TIME_SLICE_SECONDS: Final = 45.0
 """A runner yields its worker after this long, so no company starves the others."""
 PACER_MAX_WAIT_SECONDS: Final = 5.0
+VOUCHERS_IN_FLIGHT: Final = 3
+"""Expenses a pass works on at once (each one's steps in order; see `_voucher_items`)."""
 
 
 @dataclass
@@ -143,13 +146,7 @@ async def _run_items(ctx: Context, items: list[ExportItem]) -> None:
     try:
         if ledger:
             await ledger_pass(ctx, ledger)
-        for item in vouchers:
-            if ctx.paused:
-                break  # Dinero said 429: the organization waits, the items keep their place
-            if time.monotonic() > ctx.deadline:
-                ctx.later(0)
-                break
-            await _voucher_item(ctx, item)
+        await _voucher_items(ctx, vouchers)
     except (ReauthRequired, NotConnected) as exc:
         pending = [i for i in items if not i.status.settled]
         await wait_all(ctx, pending, connection_wait(exc))
@@ -165,6 +162,58 @@ def _client(ctx: Context) -> DineroClient:
 
 
 # --- vouchers (expenses and refunds) -------------------------------------------------------
+
+
+async def _voucher_items(ctx: Context, vouchers: list[ExportItem]) -> None:
+    """The expenses, VOUCHERS_IN_FLIGHT at a time (the first alone), started in their order.
+
+    One item's steps stay one after another (its intent committed before each call, as
+    always); while one item's request is in flight the next one's receipt is prepared and its
+    upload goes out, so the pacer's budget, not the runner's own round trips, sets the pace.
+    A lane that meets a full budget, a lost connection or anything unexpected stops the others
+    from starting new items (the ones in flight finish their step) and its error is raised.
+    Dinero's 429 in the middle of a pass can meet the other lanes' requests in flight (at most
+    VOUCHERS_IN_FLIGHT - 1 more); the pacer keeps the pass under the limit, so it is rare.
+    """
+    errors: list[BaseException] = []
+
+    def may_start() -> bool:
+        if errors or ctx.paused:
+            return False  # on 429 the organization waits; the items keep their place
+        if time.monotonic() > ctx.deadline:
+            ctx.later(0)
+            return False
+        return True
+
+    if not vouchers or not may_start():
+        return
+    # The first alone: a 429 or a full budget at the start costs one request, not one per lane.
+    await _voucher_item(ctx, vouchers[0])
+    upcoming = iter(vouchers[1:])
+
+    async def lane() -> None:
+        for item in upcoming:  # shared: each item is taken by one lane
+            if not may_start():
+                return
+            try:
+                await _voucher_item(ctx, item)
+            except Exception as exc:  # raised below, once the other lanes are done
+                errors.append(exc)
+                return
+
+    lanes = [asyncio.create_task(lane()) for _ in range(min(VOUCHERS_IN_FLIGHT, len(vouchers) - 1))]
+    try:
+        await asyncio.gather(*lanes)
+    finally:  # a lane killed or cancelled: the others stop where they are, as in a dead worker
+        for task in lanes:
+            task.cancel()
+        await asyncio.gather(*lanes, return_exceptions=True)
+    if errors:
+        busy = [e for e in errors if isinstance(e, PacerBusy)]
+        other = [e for e in errors if not isinstance(e, PacerBusy)]
+        if other:
+            raise other[0]
+        raise min(busy, key=lambda e: e.retry_after)  # the earliest slot
 
 
 async def _voucher_item(ctx: Context, item: ExportItem) -> None:
