@@ -11,6 +11,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.helpers import timestamps
+
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -25,12 +27,7 @@ def upgrade() -> None:
     op.create_table(
         "companies",
         sa.Column("id", sa.String(length=128), nullable=False),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        *timestamps(),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_companies")),
     )
     # The job queue's tables, functions and triggers, exactly as procrastinate ships them.

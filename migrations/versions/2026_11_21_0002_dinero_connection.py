@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.helpers import company_fk, company_id, timestamp, timestamps
+
 revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
@@ -26,7 +28,7 @@ def upgrade() -> None:
     op.create_table(
         "dinero_connections",
         sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("company_id", sa.String(length=128), nullable=False),
+        company_id(),
         sa.Column(
             "status",
             sa.Enum(
@@ -46,48 +48,22 @@ def upgrade() -> None:
         sa.Column("api_key_enc", sa.LargeBinary(), nullable=True),
         sa.Column("access_expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("token_generation", sa.BigInteger(), server_default="0", nullable=False),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.ForeignKeyConstraint(
-            ["company_id"],
-            ["companies.id"],
-            name=op.f("fk_dinero_connections_company_id_companies"),
-            ondelete="CASCADE",
-        ),
+        *timestamps(),
+        company_fk("dinero_connections"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_dinero_connections")),
         sa.UniqueConstraint("company_id", name=op.f("uq_dinero_connections_company_id")),
     )
     op.create_table(
         "dinero_oauth_states",
         sa.Column("state_hash", sa.String(length=64), nullable=False),
-        sa.Column("company_id", sa.String(length=128), nullable=False),
+        company_id(),
         sa.Column("organization_id", sa.BigInteger(), nullable=False),
         sa.Column("code_verifier_enc", sa.LargeBinary(), nullable=False),
         sa.Column("confirm_switch", sa.Boolean(), nullable=False),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
+        timestamp("created_at"),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["company_id"],
-            ["companies.id"],
-            name=op.f("fk_dinero_oauth_states_company_id_companies"),
-            ondelete="CASCADE",
-        ),
+        company_fk("dinero_oauth_states"),
         sa.PrimaryKeyConstraint("state_hash", name=op.f("pk_dinero_oauth_states")),
     )
 

@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from migrations.helpers import company_fk, company_id, timestamps
+
 revision: str = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
@@ -21,7 +23,7 @@ def upgrade() -> None:
     op.create_table(
         "categories",
         sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("company_id", sa.String(length=128), nullable=False),
+        company_id(),
         sa.Column("account_number", sa.Integer(), nullable=False),
         sa.Column("account_name", sa.String(length=255), nullable=False),
         sa.Column("name", sa.String(length=255), nullable=True),
@@ -29,24 +31,8 @@ def upgrade() -> None:
         sa.Column("hidden", sa.Boolean(), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("inactive_reason", sa.String(length=32), nullable=True),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.ForeignKeyConstraint(
-            ["company_id"],
-            ["companies.id"],
-            name=op.f("fk_categories_company_id_companies"),
-            ondelete="CASCADE",
-        ),
+        *timestamps(),
+        company_fk("categories"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_categories")),
         sa.UniqueConstraint(
             "company_id", "account_number", name=op.f("uq_categories_company_id_account_number")
@@ -54,7 +40,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "chart_syncs",
-        sa.Column("company_id", sa.String(length=128), nullable=False),
+        company_id(),
         sa.Column("requested_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
@@ -66,44 +52,23 @@ def upgrade() -> None:
         sa.Column("accounting_years", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("requests", sa.Integer(), nullable=False),
         sa.Column("changes", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["company_id"],
-            ["companies.id"],
-            name=op.f("fk_chart_syncs_company_id_companies"),
-            ondelete="CASCADE",
-        ),
+        company_fk("chart_syncs"),
         sa.PrimaryKeyConstraint("company_id", name=op.f("pk_chart_syncs")),
     )
     op.create_table(
         "company_settings",
-        sa.Column("company_id", sa.String(length=128), nullable=False),
+        company_id(),
         sa.Column("deposit_account", sa.Integer(), nullable=True),
         sa.Column("out_of_pocket_account", sa.Integer(), nullable=True),
         sa.Column("reimbursement_account", sa.Integer(), nullable=True),
         sa.Column("top_up_account", sa.Integer(), nullable=True),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.ForeignKeyConstraint(
-            ["company_id"],
-            ["companies.id"],
-            name=op.f("fk_company_settings_company_id_companies"),
-            ondelete="CASCADE",
-        ),
+        *timestamps(),
+        company_fk("company_settings"),
         sa.PrimaryKeyConstraint("company_id", name=op.f("pk_company_settings")),
     )
     op.create_table(
         "dinero_accounts",
-        sa.Column("company_id", sa.String(length=128), nullable=False),
+        company_id(),
         sa.Column("account_number", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("vat_code", sa.String(length=32), nullable=True),
@@ -117,51 +82,19 @@ def upgrade() -> None:
         sa.Column("bank_registration_number", sa.String(length=32), nullable=True),
         sa.Column("bank_account_number", sa.String(length=64), nullable=True),
         sa.Column("bank_iban_number", sa.String(length=64), nullable=True),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.ForeignKeyConstraint(
-            ["company_id"],
-            ["companies.id"],
-            name=op.f("fk_dinero_accounts_company_id_companies"),
-            ondelete="CASCADE",
-        ),
+        *timestamps(),
+        company_fk("dinero_accounts"),
         sa.PrimaryKeyConstraint("company_id", "account_number", name=op.f("pk_dinero_accounts")),
     )
     op.create_table(
         "tax_codes",
-        sa.Column("company_id", sa.String(length=128), nullable=False),
+        company_id(),
         sa.Column("code", sa.String(length=32), nullable=False),
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("rate", sa.Numeric(precision=7, scale=4), nullable=False),
         sa.Column("present", sa.Boolean(), nullable=False),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.ForeignKeyConstraint(
-            ["company_id"],
-            ["companies.id"],
-            name=op.f("fk_tax_codes_company_id_companies"),
-            ondelete="CASCADE",
-        ),
+        *timestamps(),
+        company_fk("tax_codes"),
         sa.PrimaryKeyConstraint("company_id", "code", name=op.f("pk_tax_codes")),
     )
 

@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from migrations.helpers import cascade_fk, company_fk, company_id, timestamps
+
 revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
@@ -21,7 +23,7 @@ def upgrade() -> None:
     op.create_table(
         "data_sources",
         sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("company_id", sa.String(length=128), nullable=False),
+        company_id(),
         sa.Column("organization_id", sa.BigInteger(), nullable=False),
         sa.Column("title", sa.String(length=200), nullable=False),
         sa.Column("data_types", postgresql.ARRAY(sa.String(length=32)), nullable=False),
@@ -42,24 +44,8 @@ def upgrade() -> None:
         sa.Column("error_code", sa.String(length=64), nullable=True),
         sa.Column("error_message", sa.Text(), nullable=True),
         sa.Column("error_dinero_message", sa.Text(), nullable=True),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.ForeignKeyConstraint(
-            ["company_id"],
-            ["companies.id"],
-            name=op.f("fk_data_sources_company_id_companies"),
-            ondelete="CASCADE",
-        ),
+        *timestamps(),
+        company_fk("data_sources"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_data_sources")),
     )
     op.create_index(op.f("ix_data_sources_company_id"), "data_sources", ["company_id"])
@@ -77,12 +63,7 @@ def upgrade() -> None:
         sa.Column("pass_started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("watermark", sa.DateTime(timezone=True), nullable=True),
         sa.Column("refreshed_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["data_source_id"],
-            ["data_sources.id"],
-            name=op.f("fk_data_source_types_data_source_id_data_sources"),
-            ondelete="CASCADE",
-        ),
+        cascade_fk("data_source_types", "data_source_id", "data_sources"),
         sa.PrimaryKeyConstraint("data_source_id", "data_type", name=op.f("pk_data_source_types")),
     )
 
@@ -109,12 +90,7 @@ def upgrade() -> None:
         sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["data_source_id"],
-            ["data_sources.id"],
-            name=op.f("fk_data_source_records_data_source_id_data_sources"),
-            ondelete="CASCADE",
-        ),
+        cascade_fk("data_source_records", "data_source_id", "data_sources"),
         sa.PrimaryKeyConstraint(
             "data_source_id", "data_type", "key", name=op.f("pk_data_source_records")
         ),

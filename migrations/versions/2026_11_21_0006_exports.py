@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from migrations.helpers import cascade_fk, company_fk, company_id, timestamps
+
 revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
@@ -21,7 +23,7 @@ def upgrade() -> None:
     op.create_table(
         "exports",
         sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("company_id", sa.String(length=128), nullable=False),
+        company_id(),
         sa.Column("source", sa.String(length=16), nullable=False),
         sa.Column("idempotency_key", sa.String(length=255), nullable=True),
         sa.Column("request_hash", sa.String(length=64), nullable=True),
@@ -30,12 +32,7 @@ def upgrade() -> None:
         sa.Column("rejected", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("response", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["company_id"],
-            ["companies.id"],
-            name=op.f("fk_exports_company_id_companies"),
-            ondelete="CASCADE",
-        ),
+        company_fk("exports"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_exports")),
         sa.UniqueConstraint(
             "company_id", "idempotency_key", name=op.f("uq_exports_company_id_idempotency_key")
@@ -45,7 +42,7 @@ def upgrade() -> None:
     op.create_table(
         "export_items",
         sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("company_id", sa.String(length=128), nullable=False),
+        company_id(),
         sa.Column("export_id", sa.Uuid(), nullable=False),
         sa.Column("external_id", sa.String(length=255), nullable=False),
         sa.Column(
@@ -114,30 +111,9 @@ def upgrade() -> None:
         sa.Column("dinero_voucher_number", sa.Integer(), nullable=True),
         sa.Column("exported_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("booked_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.ForeignKeyConstraint(
-            ["company_id"],
-            ["companies.id"],
-            name=op.f("fk_export_items_company_id_companies"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["export_id"],
-            ["exports.id"],
-            name=op.f("fk_export_items_export_id_exports"),
-            ondelete="CASCADE",
-        ),
+        *timestamps(),
+        company_fk("export_items"),
+        cascade_fk("export_items", "export_id", "exports"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_export_items")),
         sa.UniqueConstraint(
             "company_id",
@@ -162,12 +138,7 @@ def upgrade() -> None:
         sa.Column("item_id", sa.Uuid(), nullable=False),
         sa.Column("content", sa.LargeBinary(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["item_id"],
-            ["export_items.id"],
-            name=op.f("fk_export_receipt_blobs_item_id_export_items"),
-            ondelete="CASCADE",
-        ),
+        cascade_fk("export_receipt_blobs", "item_id", "export_items"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_export_receipt_blobs")),
     )
     op.create_index(

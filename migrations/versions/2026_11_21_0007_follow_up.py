@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from migrations.helpers import cascade_fk, company_fk, company_id, timestamp, timestamps
+
 revision: str = "0007"
 down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
@@ -95,48 +97,27 @@ def upgrade() -> None:
     )
     op.create_table(
         "follow_up_states",
-        sa.Column("company_id", sa.String(length=128), nullable=False),
+        company_id(),
         sa.Column("entries_watermark", sa.DateTime(timezone=True), nullable=True),
         sa.Column("next_run_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_run_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_requests", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.ForeignKeyConstraint(
-            ["company_id"],
-            ["companies.id"],
-            name=op.f("fk_follow_up_states_company_id_companies"),
-            ondelete="CASCADE",
-        ),
+        *timestamps(),
+        company_fk("follow_up_states"),
         sa.PrimaryKeyConstraint("company_id", name=op.f("pk_follow_up_states")),
     )
     op.create_table(
         "outbox_events",
         sa.Column("id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("seq", sa.BigInteger(), sa.Identity(always=False), nullable=False),
-        sa.Column("company_id", sa.String(length=128), nullable=False),
+        company_id(),
         sa.Column("item_id", sa.Uuid(), nullable=False),
         sa.Column("type", sa.String(length=64), nullable=False),
         sa.Column("previous_status", sa.String(length=32), nullable=True),
         sa.Column("status", sa.String(length=32), nullable=False),
         sa.Column("item", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
+        timestamp("created_at"),
         sa.Column("attempts", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("first_attempt_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
@@ -144,18 +125,8 @@ def upgrade() -> None:
         sa.Column("given_up_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_status_code", sa.Integer(), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["company_id"],
-            ["companies.id"],
-            name=op.f("fk_outbox_events_company_id_companies"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["item_id"],
-            ["export_items.id"],
-            name=op.f("fk_outbox_events_item_id_export_items"),
-            ondelete="CASCADE",
-        ),
+        company_fk("outbox_events"),
+        cascade_fk("outbox_events", "item_id", "export_items"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox_events")),
         sa.UniqueConstraint("seq", name=op.f("uq_outbox_events_seq")),
     )

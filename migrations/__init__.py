@@ -1,0 +1,1 @@
+"""Alembic environment, revisions and the column shapes they share (migrations/helpers.py)."""
