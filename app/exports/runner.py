@@ -8,8 +8,9 @@ One runner per company at a time (a procrastinate job with a per-company lock). 
    itself on a later pass once that is fixed (settings, syncs and reconnects kick the runner);
 2. ledger items (reimbursements, top-ups) go to the Kassekladde in batches, are booked, and are
    followed until Dinero says `Booked` (app/exports/ledger.py);
-3. expenses become draft vouchers, one item at a time: receipt file (app/exports/files.py),
-   upload, create. What is sent is decided by app/exports/mapping.py.
+3. expenses become draft vouchers, up to VOUCHERS_IN_FLIGHT at once, each one's steps in
+   order: receipt file (app/exports/files.py), upload, create. What is sent is decided by
+   app/exports/mapping.py.
 
 Exactly once: before each call to Dinero the item's step is committed as `…_SENT` (the intent);
 Dinero's answer is committed as the next step. No call is made inside a transaction. An item
