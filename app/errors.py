@@ -121,6 +121,22 @@ class ServiceUnavailable(AppError):
     title = "Service unavailable"
 
 
+class DineroUnavailable(AppError):
+    """Dinero could not be reached or answered with a transient failure while a request waited."""
+
+    status = 503
+    code = "dinero_unavailable"
+    title = "Dinero is not available"
+
+
+class DineroRefused(AppError):
+    """Dinero answered a request's call with a refusal that trying again will not change."""
+
+    status = 502
+    code = "dinero_refused"
+    title = "Dinero refused the request"
+
+
 class _ProblemJSON(JSONResponse):
     """JSON whose text may echo a client's unpaired surrogate (e.g. a field name): written as
     its JSON escape (`\\ud800`) instead of failing to encode as UTF-8."""

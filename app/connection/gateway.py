@@ -52,6 +52,25 @@ class NotConnected(AppError):
     title = "Dinero is not connected"
 
 
+REFUSED_CREDENTIALS = "Dinero refused the stored credentials; reconnect."
+
+
+def require_connected(
+    connection: DineroConnection | None, *, before: str, reauth: str | None = None
+) -> DineroConnection:
+    """The company's connection, or 409: `not_connected` ("Connect Dinero before …") when
+    there is none or it is still pending, `reauth_required` when Dinero refused its credentials
+    (`reauth`, or else the stored problem message, says what to do)."""
+    if connection is None or connection.status in (
+        ConnectionStatus.NOT_CONNECTED,
+        ConnectionStatus.PENDING,
+    ):
+        raise NotConnected(f"Connect Dinero before {before}.")
+    if connection.status == ConnectionStatus.REAUTH_REQUIRED:
+        raise ReauthRequired(reauth or connection.problem_message or REFUSED_CREDENTIALS)
+    return connection
+
+
 LOCK_NAMESPACE = 0x50414345  # "PACE": advisory-lock namespace of the request pacer
 
 
@@ -321,7 +340,7 @@ class DineroGateway:
         """
         if connection.status == ConnectionStatus.REAUTH_REQUIRED:
             raise ReauthRequired(
-                connection.problem_message or "Dinero refused the stored credentials; reconnect.",
+                connection.problem_message or REFUSED_CREDENTIALS,
             )
         if connection.status != ConnectionStatus.CONNECTED or connection.organization_id is None:
             raise NotConnected("Connect Dinero first.")

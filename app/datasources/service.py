@@ -20,8 +20,8 @@ from sqlalchemy import ColumnElement, Text, cast, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from app.connection.gateway import DineroGateway, NotConnected, ReauthRequired
-from app.connection.models import ConnectionStatus, DineroConnection, get_connection
+from app.connection.gateway import DineroGateway, ReauthRequired, require_connected
+from app.connection.models import DineroConnection, get_connection
 from app.datasources import tasks
 from app.datasources.models import (
     DataSource,
@@ -36,22 +36,10 @@ from app.datasources.types import PUBLIC_ORDER, SPECS, DataType, DateField, date
 from app.dinero.errors import DineroError, DineroUnauthorized
 from app.dinero.models import AccountingYear
 from app.dinero.pacing import Lane
-from app.errors import AppError, NotFound, ValidationFailed
+from app.errors import AppError, DineroRefused, DineroUnavailable, NotFound, ValidationFailed
 from app.inputs import InvalidCursor
 
 log = structlog.get_logger(__name__)
-
-
-class DineroUnavailable(AppError):
-    status = 503
-    code = "dinero_unavailable"
-    title = "Dinero is not available"
-
-
-class DineroRefused(AppError):
-    status = 502
-    code = "dinero_refused"
-    title = "Dinero refused the request"
 
 
 class NotAcceptable(AppError):
@@ -117,16 +105,7 @@ def _year_label(year: AccountingYear) -> str:
 
 async def _connection(session: AsyncSession, company_id: str) -> DineroConnection:
     connection = await get_connection(session=session, company_id=company_id)
-    if connection is None or connection.status in (
-        ConnectionStatus.NOT_CONNECTED,
-        ConnectionStatus.PENDING,
-    ):
-        raise NotConnected("Connect Dinero before creating a data source.")
-    if connection.status == ConnectionStatus.REAUTH_REQUIRED:
-        raise ReauthRequired(
-            connection.problem_message or "Dinero refused the stored credentials; reconnect."
-        )
-    return connection
+    return require_connected(connection, before="creating a data source")
 
 
 async def _accounting_years(

@@ -32,8 +32,8 @@ from app import jobs
 from app.chart import service as chart
 from app.chart.models import DineroAccount
 from app.chart.sync import sync_chart
-from app.connection.gateway import NotConnected, ReauthRequired
-from app.connection.models import ConnectionStatus, DineroConnection, get_connection
+from app.connection.gateway import ReauthRequired, require_connected
+from app.connection.models import get_connection
 from app.db import try_advisory_lock
 from app.dinero.client import DineroClient
 from app.dinero.errors import (
@@ -44,7 +44,7 @@ from app.dinero.errors import (
 )
 from app.dinero.models import DepositAccount, DepositAccountCreate, EntryAccount
 from app.dinero.pacing import Lane
-from app.errors import AppError, Conflict
+from app.errors import AppError, Conflict, DineroRefused, DineroUnavailable
 from app.services import Services
 
 log = structlog.get_logger(__name__)
@@ -56,18 +56,6 @@ SYNC_ATTEMPTS: Final = 20
 SYNC_RETRY_SECONDS: Final = 0.5
 """A sync already running when the account was created may have read the chart before it:
 wait for it to end and sync again (up to SYNC_ATTEMPTS times)."""
-
-
-class DineroUnavailable(AppError):
-    status = 503
-    code = "dinero_unavailable"
-    title = "Dinero is not available"
-
-
-class DineroRefused(AppError):
-    status = 502
-    code = "dinero_refused"
-    title = "Dinero refused the request"
 
 
 @dataclass(frozen=True)
@@ -97,19 +85,6 @@ def _taken(number: int, holder: str | None) -> Conflict:
         code="account_number_taken",
         extra={"account_number": number},
     )
-
-
-def _connected(connection: DineroConnection | None) -> DineroConnection:
-    if connection is None or connection.status in (
-        ConnectionStatus.NOT_CONNECTED,
-        ConnectionStatus.PENDING,
-    ):
-        raise NotConnected("Connect Dinero before creating accounts in it.")
-    if connection.status == ConnectionStatus.REAUTH_REQUIRED:
-        raise ReauthRequired(
-            connection.problem_message or "Dinero refused the stored credentials; reconnect."
-        )
-    return connection
 
 
 def _dinero_failure(exc: DineroError, doing: str) -> AppError:
@@ -219,7 +194,10 @@ async def create_deposit_account(
 ) -> Outcome:
     """Create (or find, when a repeated request already did) the account, sync, and map it."""
     name = name.strip()
-    connection = _connected(await get_connection(session=session, company_id=company_id))
+    connection = require_connected(
+        await get_connection(session=session, company_id=company_id),
+        before="creating accounts in it",
+    )
     synced = await _synced_numbers(session, company_id)
     if number is not None and number in synced and not _same_name(synced[number].name, name):
         raise _taken(number, synced[number].name)  # refused before Dinero hears of anything

@@ -19,8 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chart.models import ChartSync
-from app.connection.gateway import NotConnected, ReauthRequired
-from app.connection.models import ConnectionStatus, get_connection
+from app.connection.gateway import require_connected
+from app.connection.models import get_connection
 from app.errors import AppError, Conflict, NotFound
 from app.exports import service as lifecycle
 from app.exports.models import Export, ExportItem, ItemStatus
@@ -62,16 +62,11 @@ async def _pending(session: AsyncSession, item_id: uuid.UUID) -> Reversal | None
 
 
 async def _check_connection(session: AsyncSession, company_id: str) -> None:
-    connection = await get_connection(session=session, company_id=company_id)
-    if connection is None or connection.status in (
-        ConnectionStatus.NOT_CONNECTED,
-        ConnectionStatus.PENDING,
-    ):
-        raise NotConnected("Connect Dinero before reversing an item.")
-    if connection.status == ConnectionStatus.REAUTH_REQUIRED:
-        raise ReauthRequired(
-            "Dinero no longer accepts the connection: reconnect Dinero, then reverse the item."
-        )
+    require_connected(
+        await get_connection(session=session, company_id=company_id),
+        before="reversing an item",
+        reauth="Dinero no longer accepts the connection: reconnect Dinero, then reverse the item.",
+    )
 
 
 async def _check_year(session: AsyncSession, company_id: str, day: date) -> None:
