@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from migrations.helpers import cascade_fk, company_fk, company_id, timestamp
+
 revision: str = "0011"
 down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
@@ -58,32 +60,17 @@ def upgrade() -> None:
     op.create_table(
         "settings_history",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=True), nullable=False),
-        sa.Column("company_id", sa.String(length=128), nullable=False),
+        company_id(),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("setting", sa.String(length=64), nullable=True),
         sa.Column("category_id", sa.Uuid(), nullable=True),
         sa.Column("changes", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("state", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-        sa.Column(
-            "changed_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
+        timestamp("changed_at"),
         sa.Column("changed_by", sa.String(length=255), nullable=True),
         sa.Column("source", sa.String(length=16), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["category_id"],
-            ["categories.id"],
-            name=op.f("fk_settings_history_category_id_categories"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["company_id"],
-            ["companies.id"],
-            name=op.f("fk_settings_history_company_id_companies"),
-            ondelete="CASCADE",
-        ),
+        cascade_fk("settings_history", "category_id", "categories"),
+        company_fk("settings_history"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_settings_history")),
     )
     op.create_index(
@@ -100,18 +87,8 @@ def upgrade() -> None:
         "export_explanations",
         sa.Column("item_id", sa.Uuid(), nullable=False),
         sa.Column("lines", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-        sa.Column(
-            "recorded_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.ForeignKeyConstraint(
-            ["item_id"],
-            ["export_items.id"],
-            name=op.f("fk_export_explanations_item_id_export_items"),
-            ondelete="CASCADE",
-        ),
+        timestamp("recorded_at"),
+        cascade_fk("export_explanations", "item_id", "export_items"),
         sa.PrimaryKeyConstraint("item_id", name=op.f("pk_export_explanations")),
     )
     op.execute(_BACKFILL_MAPPINGS)

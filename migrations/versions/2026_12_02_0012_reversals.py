@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.helpers import cascade_fk, company_fk, company_id, timestamps
+
 revision: str = "0012"
 down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
@@ -47,7 +49,7 @@ def upgrade() -> None:
     op.create_table(
         "export_reversals",
         sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("company_id", sa.String(length=128), nullable=False),
+        company_id(),
         sa.Column("item_id", sa.Uuid(), nullable=False),
         sa.Column("idempotency_key", sa.String(length=255), nullable=True),
         sa.Column("request_hash", sa.String(length=64), nullable=True),
@@ -72,24 +74,9 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.ForeignKeyConstraint(
-            ["company_id"],
-            ["companies.id"],
-            name=op.f("fk_export_reversals_company_id_companies"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["item_id"],
-            ["export_items.id"],
-            name=op.f("fk_export_reversals_item_id_export_items"),
-            ondelete="CASCADE",
-        ),
+        *timestamps(),
+        company_fk("export_reversals"),
+        cascade_fk("export_reversals", "item_id", "export_items"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_export_reversals")),
         sa.UniqueConstraint(
             "company_id",
