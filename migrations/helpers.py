@@ -47,3 +47,18 @@ def cascade_fk(
 def company_fk(table: str) -> sa.ForeignKeyConstraint:
     """`company_id` → `companies.id`, deleted with the company."""
     return cascade_fk(table, "company_id", "companies")
+
+
+# export_items' outbox trigger as revision 0007 creates it; 0012 puts it back unchanged around the
+# rebuild of the status type it reads. A revision that changes the trigger spells out its own.
+EXPORT_ITEMS_OUTBOX_TRIGGER = """
+CREATE TRIGGER export_items_outbox
+AFTER UPDATE OF status, dinero_changes, late_receipt_status ON export_items
+FOR EACH ROW
+WHEN (
+    OLD.status IS DISTINCT FROM NEW.status
+    OR OLD.dinero_changes IS DISTINCT FROM NEW.dinero_changes
+    OR OLD.late_receipt_status IS DISTINCT FROM NEW.late_receipt_status
+)
+EXECUTE FUNCTION export_items_outbox()
+"""

@@ -11,7 +11,14 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from migrations.helpers import cascade_fk, company_fk, company_id, timestamp, timestamps
+from migrations.helpers import (
+    EXPORT_ITEMS_OUTBOX_TRIGGER,
+    cascade_fk,
+    company_fk,
+    company_id,
+    timestamp,
+    timestamps,
+)
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -60,18 +67,6 @@ BEGIN
     RETURN NULL;
 END;
 $$
-"""
-
-_TRIGGER = """
-CREATE TRIGGER export_items_outbox
-AFTER UPDATE OF status, dinero_changes, late_receipt_status ON export_items
-FOR EACH ROW
-WHEN (
-    OLD.status IS DISTINCT FROM NEW.status
-    OR OLD.dinero_changes IS DISTINCT FROM NEW.dinero_changes
-    OR OLD.late_receipt_status IS DISTINCT FROM NEW.late_receipt_status
-)
-EXECUTE FUNCTION export_items_outbox()
 """
 
 
@@ -141,7 +136,7 @@ def upgrade() -> None:
         "ix_outbox_events_item_id_seq", "outbox_events", ["item_id", "seq"], unique=False
     )
     op.execute(_FUNCTION)
-    op.execute(_TRIGGER)
+    op.execute(EXPORT_ITEMS_OUTBOX_TRIGGER)
 
 
 def downgrade() -> None:

@@ -12,7 +12,13 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from migrations.helpers import cascade_fk, company_fk, company_id, timestamps
+from migrations.helpers import (
+    EXPORT_ITEMS_OUTBOX_TRIGGER,
+    cascade_fk,
+    company_fk,
+    company_id,
+    timestamps,
+)
 
 revision: str = "0012"
 down_revision: str | None = "0011"
@@ -27,19 +33,6 @@ _OLD_STATUSES = (
     "failed",
     "deleted_in_dinero",
 )
-
-# The outbox trigger of 0007 reads `status`: it is put back unchanged around the type's rebuild.
-_TRIGGER = """
-CREATE TRIGGER export_items_outbox
-AFTER UPDATE OF status, dinero_changes, late_receipt_status ON export_items
-FOR EACH ROW
-WHEN (
-    OLD.status IS DISTINCT FROM NEW.status
-    OR OLD.dinero_changes IS DISTINCT FROM NEW.dinero_changes
-    OR OLD.late_receipt_status IS DISTINCT FROM NEW.late_receipt_status
-)
-EXECUTE FUNCTION export_items_outbox()
-"""
 
 
 def upgrade() -> None:
@@ -115,4 +108,5 @@ def downgrade() -> None:
         "USING status::text::export_item_status"
     )
     op.execute("DROP TYPE export_item_status_old")
-    op.execute(_TRIGGER)
+    # The outbox trigger of 0007 reads `status`: it is put back unchanged around the type's rebuild.
+    op.execute(EXPORT_ITEMS_OUTBOX_TRIGGER)
