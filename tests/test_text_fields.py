@@ -89,6 +89,13 @@ BODIES: Final[dict[tuple[str, str], Any]] = {
         "accounting_year": YEAR,
     },
     ("POST", "/v1/companies/{company}/exports"): {"items": [card("good")]},
+    ("POST", "/v1/companies/{company}/exports/preview"): {"items": [card("good")]},
+    ("POST", "/v1/companies/{company}/dinero/deposit-accounts"): {
+        "name": "Pleo wallet",
+        "use_as": "deposit",
+    },
+    ("POST", "/v1/companies/{company}/export-items/{item_id}/reverse"): {"reason": "wrong card"},
+    ("POST", "/v1/companies/{company}/exports/{export_id}/reverse"): {"reason": "wrong card"},
     ("POST", "/v1/webhooks/expenses"): {
         "type": "export.requested",
         "company_id": COMPANY,
@@ -101,8 +108,12 @@ BODIES: Final[dict[tuple[str, str], Any]] = {
 
 ITEM_BODIES: Final = {
     ("POST", "/v1/companies/{company}/exports"),
+    ("POST", "/v1/companies/{company}/exports/preview"),
     ("POST", "/v1/webhooks/expenses"),
 }
+"""Bodies of items, each refused by itself: the poisoned item is sent beside a good one."""
+
+PREVIEW: Final = ("POST", "/v1/companies/{company}/exports/preview")
 
 
 @dataclass(frozen=True)
@@ -261,7 +272,8 @@ async def _send(
 def _check(field: Field, poison: str, response: httpx.Response, parts: list[str | int]) -> str:
     """What is wrong with the answer ('' when it is right)."""
     label = f"{field} = {poison!r}: {response.status_code} {response.text[:300]}"
-    accepted_beside = field.operation in ITEM_BODIES and response.status_code == 202
+    answered = 200 if field.operation == PREVIEW else 202
+    accepted_beside = field.operation in ITEM_BODIES and response.status_code == answered
     if not (400 <= response.status_code < 500 or accepted_beside):
         return label
     if response.headers.get("content-type", "").split(";")[0] not in (
@@ -272,6 +284,16 @@ def _check(field: Field, poison: str, response: httpx.Response, parts: list[str 
     answer = response.json()
     if field.where != "body" or field.path == "/v1/dinero/oauth/callback":
         return "" if response.status_code != 500 else label
+    if field.operation == PREVIEW and parts[0] == "items":
+        if response.status_code != 200:
+            return label
+        outcomes = {i["index"]: i for i in answer["items"]}
+        expected = _error_key(parts[2:])
+        if outcomes[1]["outcome"] != "refused" or expected not in outcomes[1]["errors"]:
+            return f"{label} (the preview's refusal should name {expected})"
+        if outcomes[0]["outcome"] == "refused":
+            return f"{label} (the good item should be previewed)"
+        return ""
     if field.operation in ITEM_BODIES and parts[0] == "items":
         if response.status_code != 202:
             return label
