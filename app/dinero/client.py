@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar, Unpack
 from uuid import UUID
 
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
-from app.backoff import DINERO_REQUEST, Backoff
 from app.dinero.collections import (
     Collection,
     DineroRecord,
@@ -55,7 +52,7 @@ from app.dinero.models import (
     UploadedFile,
     VatType,
 )
-from app.dinero.pacing import Lane, Pacer, Sleep
+from app.dinero.pacing import Pacer
 from app.dinero.paging import (
     MAX_CHANGES_WINDOW,
     change_windows,
@@ -63,7 +60,7 @@ from app.dinero.paging import (
     is_last_page,
 )
 from app.dinero.tokens import TokenProvider
-from app.dinero.transport import RATE_LIMIT_PENALTY_SECONDS, Call, Transport
+from app.dinero.transport import Call, Transport, TransportOptions
 from app.dinero.wire import format_utc
 
 T = TypeVar("T")
@@ -152,29 +149,14 @@ class DineroClient:
         tokens: TokenProvider,
         pacer: Pacer,
         *,
-        retry: Backoff = DINERO_REQUEST,
-        sleep: Sleep = asyncio.sleep,
-        random_fraction: Callable[[], float] = random.random,
-        rate_limit_penalty_seconds: float = RATE_LIMIT_PENALTY_SECONDS,
         max_upload_bytes: int = MAX_UPLOAD_BYTES,
         ledger_chunk_size: int = MAX_LEDGER_ITEMS_PER_CALL,
         max_changes_window: timedelta = MAX_CHANGES_WINDOW,
-        lane: Lane = Lane.EXPORT,
-        max_wait: float | None = None,
+        **transport: Unpack[TransportOptions],
     ) -> None:
-        self._transport = Transport(
-            http,
-            base_url,
-            organization_id,
-            tokens,
-            pacer,
-            retry=retry,
-            sleep=sleep,
-            random_fraction=random_fraction,
-            rate_limit_penalty_seconds=rate_limit_penalty_seconds,
-            lane=lane,
-            max_wait=max_wait,
-        )
+        """`transport` (retry, sleep, random_fraction, rate_limit_penalty_seconds, lane,
+        max_wait) goes to the Transport that sends the calls."""
+        self._transport = Transport(http, base_url, organization_id, tokens, pacer, **transport)
         self.base_url = self._transport.base_url
         self.organization_id = organization_id
         self._max_upload = max_upload_bytes

@@ -98,6 +98,27 @@ def basic_auth_header(client_id: str, client_secret: str, *, form_encode: bool) 
     return "Basic " + base64.b64encode(raw).decode("ascii")
 
 
+async def _post_form(
+    http: httpx.AsyncClient,
+    url: str,
+    form: Mapping[str, str],
+    headers: Mapping[str, str],
+    *,
+    endpoint: str,
+) -> httpx.Response:
+    """POST a form to an OAuth endpoint, asking for JSON. An endpoint that cannot be reached
+    raises DineroTransportError (nothing was sent); any other httpx.TransportError (sent, no
+    answer) is the caller's to judge."""
+    try:
+        return await http.post(
+            url, data=dict(form), headers={"Accept": "application/json", **headers}
+        )
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        raise DineroTransportError(
+            f"{endpoint} unreachable ({type(exc).__name__})", sent=False
+        ) from exc
+
+
 async def _token_request(
     http: httpx.AsyncClient,
     url: str,
@@ -109,13 +130,8 @@ async def _token_request(
     previous_refresh_token: SecretStr | None = None,
 ) -> TokenSet:
     """POST a grant to a token endpoint and read the answer into a TokenSet."""
-    request_headers = {"Accept": "application/json", **(headers or {})}
     try:
-        response = await http.post(url, data=dict(form), headers=request_headers)
-    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-        raise DineroTransportError(
-            f"token endpoint unreachable ({type(exc).__name__})", sent=False
-        ) from exc
+        response = await _post_form(http, url, form, headers or {}, endpoint="token endpoint")
     except httpx.TransportError as exc:
         # A grant may have been consumed (rotating refresh tokens): the caller decides.
         raise DineroOutcomeUnknown(
@@ -155,7 +171,29 @@ async def _token_request(
     )
 
 
-class VismaConnectOAuth:
+class _TokenClient:
+    """A registered client of a token endpoint: its id, its secret (kept as a SecretStr), the
+    endpoint, and the clock that dates the tokens it gets."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        client_id: str,
+        client_secret: SecretStr | str,
+        token_url: str,
+        now: Now = _utcnow,
+    ) -> None:
+        self._http = http
+        self.client_id = client_id
+        self._client_secret = (
+            client_secret if isinstance(client_secret, SecretStr) else SecretStr(client_secret)
+        )
+        self.token_url = token_url
+        self._now = now
+
+
+class VismaConnectOAuth(_TokenClient):
     """Visma Connect, Dinero's OAuth server: authorization code with PKCE, refresh, revoke."""
 
     def __init__(
@@ -172,18 +210,14 @@ class VismaConnectOAuth:
         client_auth: ClientAuth = "client_secret_post",
         now: Now = _utcnow,
     ) -> None:
-        self._http = http
-        self.client_id = client_id
-        self._client_secret = (
-            client_secret if isinstance(client_secret, SecretStr) else SecretStr(client_secret)
+        super().__init__(
+            http, client_id=client_id, client_secret=client_secret, token_url=token_url, now=now
         )
         self.authorize_url = authorize_url
-        self.token_url = token_url
         self.redirect_uri = redirect_uri
         self.revoke_url = revoke_url
         self.scope = scope
         self.client_auth: ClientAuth = client_auth
-        self._now = now
 
     def authorization_url(
         self,
@@ -221,6 +255,20 @@ class VismaConnectOAuth:
         form["client_secret"] = secret
         return {}
 
+    async def _grant(
+        self, form: dict[str, str], *, previous_refresh_token: SecretStr | None = None
+    ) -> TokenSet:
+        """Send a grant, authenticated as the client, to the token endpoint."""
+        return await _token_request(
+            self._http,
+            self.token_url,
+            form,
+            headers=self._client_auth(form),
+            now=self._now,
+            default_scope=self.scope,
+            previous_refresh_token=previous_refresh_token,
+        )
+
     async def exchange_code(
         self, code: str, code_verifier: str, *, redirect_uri: str | None = None
     ) -> TokenSet:
@@ -231,30 +279,13 @@ class VismaConnectOAuth:
             "redirect_uri": redirect_uri or self.redirect_uri,
             "code_verifier": code_verifier,
         }
-        headers = self._client_auth(form)
-        return await _token_request(
-            self._http,
-            self.token_url,
-            form,
-            headers=headers,
-            now=self._now,
-            default_scope=self.scope,
-        )
+        return await self._grant(form)
 
     async def refresh(self, refresh_token: SecretStr | str) -> TokenSet:
         """Use a refresh token; keeps the old one when the server does not rotate it."""
         old = refresh_token if isinstance(refresh_token, SecretStr) else SecretStr(refresh_token)
         form = {"grant_type": "refresh_token", "refresh_token": old.get_secret_value()}
-        headers = self._client_auth(form)
-        return await _token_request(
-            self._http,
-            self.token_url,
-            form,
-            headers=headers,
-            now=self._now,
-            default_scope=self.scope,
-            previous_refresh_token=old,
-        )
+        return await self._grant(form, previous_refresh_token=old)
 
     async def revoke(
         self,
@@ -266,13 +297,11 @@ class VismaConnectOAuth:
         if not self.revoke_url:
             return False
         form = {"token": _secret(token), "token_type_hint": token_type_hint}
-        headers = {"Accept": "application/json", **self._client_auth(form)}
+        headers = self._client_auth(form)
         try:
-            response = await self._http.post(self.revoke_url, data=form, headers=headers)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise DineroTransportError(
-                f"revocation endpoint unreachable ({type(exc).__name__})", sent=False
-            ) from exc
+            response = await _post_form(
+                self._http, self.revoke_url, form, headers, endpoint="revocation endpoint"
+            )
         except httpx.TransportError as exc:
             raise DineroTransportError(
                 f"no answer from the revocation endpoint ({type(exc).__name__})", sent=True
@@ -282,25 +311,8 @@ class VismaConnectOAuth:
         return True
 
 
-class LegacyApiKeyAuth:
+class LegacyApiKeyAuth(_TokenClient):
     """Dinero's "personal integration": password grant with the organization's API key."""
-
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        *,
-        client_id: str,
-        client_secret: SecretStr | str,
-        token_url: str,
-        now: Now = _utcnow,
-    ) -> None:
-        self._http = http
-        self.client_id = client_id
-        self._client_secret = (
-            client_secret if isinstance(client_secret, SecretStr) else SecretStr(client_secret)
-        )
-        self.token_url = token_url
-        self._now = now
 
     async def password_grant(self, api_key: SecretStr | str) -> TokenSet:
         """Exchange the API key for a ~1 hour access token (username = password = API key)."""

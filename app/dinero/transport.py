@@ -8,7 +8,7 @@ import logging
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypedDict, TypeVar
 
 import httpx
 from pydantic import TypeAdapter, ValidationError
@@ -61,6 +61,18 @@ class _Again(Exception):
 
 class _Refused(Exception):
     """Dinero answered 401 before doing anything: repeat once with a fresh token."""
+
+
+class TransportOptions(TypedDict, total=False):
+    """How a Transport paces, retries and waits (each has Transport's default when left out);
+    DineroClient takes them as keywords and passes them on."""
+
+    retry: Backoff
+    sleep: Sleep
+    random_fraction: Callable[[], float]
+    rate_limit_penalty_seconds: float
+    lane: Lane
+    max_wait: float | None
 
 
 class Transport:
