@@ -48,4 +48,5 @@ async def preview_export(
         company_id=access.company.id,
         raw_items=body.items,
         rules=rules,
+        replace=body.replace,
     )

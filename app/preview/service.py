@@ -224,8 +224,11 @@ async def preview(
     company_id: str,
     raw_items: Sequence[object],
     rules: ReceiptRules,
+    replace: bool = False,
 ) -> PreviewOut:
-    """Per item of an export request: what Dinero would receive, or why it would not go."""
+    """Per item of an export request: what Dinero would receive, or why it would not go.
+
+    With `replace`, a reversed item is previewed anew, as the export would send it again."""
     candidates, refusals = await check_items(raw_items, company_id=company_id, rules=rules)
     known = set(
         (
@@ -246,6 +249,8 @@ async def preview(
         for r in [*refusals, *unknown]
     }
     existing = await existing_items(session, company_id, [c.key for c in candidates])
+    if replace:
+        existing = {k: v for k, v in existing.items() if v[1] != ItemStatus.REVERSED}
     connection = await get_connection(session=session, company_id=company_id)
     books = await load_books(session, company_id)
     fresh: Freshness | None = None

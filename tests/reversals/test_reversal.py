@@ -248,6 +248,18 @@ async def test_a_draft_is_deleted_and_a_corrected_export_makes_a_new_one(
     await run_exports(service, company)
     assert (await item(service, company, first["id"]))["status"] == "reversed"
 
+    # The preview says the same: a no-op without replace, the corrected posting with it.
+    for replace, outcome in ((False, "exists"), (True, "would_export")):
+        preview = await service.client.post(
+            f"/v1/companies/{company}/exports/preview",
+            json={"items": [expense("exp-draft", 10000)], "replace": replace},
+            headers=bearer(company),
+        )
+        assert preview.status_code == 200, preview.text
+        [previewed] = preview.json()["items"]
+        assert previewed["outcome"] == outcome, previewed
+    assert previewed["posting"]["amount_minor"] == 10000
+
     accepted = await export(service, company, expense("exp-draft", 10000), replace=True)
     assert accepted["items"][0]["status"] == "queued"
     await run_exports(service, company)
