@@ -47,6 +47,15 @@ class VatTypeSpec:
 
 _Q = Decimal("0.25")
 
+
+def _reverse_charge(code: str, name: str, account: int) -> VatTypeSpec:
+    """A reverse-charge purchase type: rate 0, its 25 % posted both as købsmoms and on
+    `account`."""
+    return VatTypeSpec(
+        code, name, Decimal(0), "purchase", Decimal(0), PURCHASE_VAT_ACCOUNT, _Q, account
+    )
+
+
 VAT_TYPES: tuple[VatTypeSpec, ...] = (
     VatTypeSpec("I25", "Dansk købsmoms", _Q, "purchase", _Q, PURCHASE_VAT_ACCOUNT),
     VatTypeSpec("U25", "Dansk salgsmoms", _Q, "sale", _Q, SALES_VAT_ACCOUNT),
@@ -61,56 +70,11 @@ VAT_TYPES: tuple[VatTypeSpec, ...] = (
     VatTypeSpec(
         "HREP", "Hotel (75 % fradrag)", Decimal("0.1875"), "purchase", _Q, PURCHASE_VAT_ACCOUNT
     ),
-    VatTypeSpec(
-        "IEUV",
-        "Varekøb i EU (rubrik A - varer)",
-        Decimal(0),
-        "purchase",
-        Decimal(0),
-        PURCHASE_VAT_ACCOUNT,
-        _Q,
-        EU_GOODS_VAT_ACCOUNT,
-    ),
-    VatTypeSpec(
-        "IEUY",
-        "Ydelseskøb i EU (rubrik A - ydelser)",
-        Decimal(0),
-        "purchase",
-        Decimal(0),
-        PURCHASE_VAT_ACCOUNT,
-        _Q,
-        FOREIGN_SERVICES_VAT_ACCOUNT,
-    ),
-    VatTypeSpec(
-        "IVV",
-        "Varekøb uden for EU",
-        Decimal(0),
-        "purchase",
-        Decimal(0),
-        PURCHASE_VAT_ACCOUNT,
-        _Q,
-        NON_EU_GOODS_VAT_ACCOUNT,
-    ),
-    VatTypeSpec(
-        "IVY",
-        "Ydelseskøb uden for EU",
-        Decimal(0),
-        "purchase",
-        Decimal(0),
-        PURCHASE_VAT_ACCOUNT,
-        _Q,
-        FOREIGN_SERVICES_VAT_ACCOUNT,
-    ),
-    VatTypeSpec(
-        "OBPK",
-        "Køb med omvendt betalingspligt",
-        Decimal(0),
-        "purchase",
-        Decimal(0),
-        PURCHASE_VAT_ACCOUNT,
-        _Q,
-        REVERSE_CHARGE_VAT_ACCOUNT,
-    ),
+    _reverse_charge("IEUV", "Varekøb i EU (rubrik A - varer)", EU_GOODS_VAT_ACCOUNT),
+    _reverse_charge("IEUY", "Ydelseskøb i EU (rubrik A - ydelser)", FOREIGN_SERVICES_VAT_ACCOUNT),
+    _reverse_charge("IVV", "Varekøb uden for EU", NON_EU_GOODS_VAT_ACCOUNT),
+    _reverse_charge("IVY", "Ydelseskøb uden for EU", FOREIGN_SERVICES_VAT_ACCOUNT),
+    _reverse_charge("OBPK", "Køb med omvendt betalingspligt", REVERSE_CHARGE_VAT_ACCOUNT),
     VatTypeSpec("UEUV", "Varesalg til EU (rubrik B - varer)", Decimal(0), "sale"),
     VatTypeSpec("UEUV2", "Varesalg til EU, ikke indberettet (rubrik B)", Decimal(0), "sale"),
     VatTypeSpec("UEUY", "Ydelsessalg til EU (rubrik B - ydelser)", Decimal(0), "sale"),
