@@ -23,9 +23,7 @@ RATE_LIMIT_PAUSE_SECONDS: Final = 60.0
 
 def connection_wait(exc: ReauthRequired | NotConnected) -> Wait:
     if isinstance(exc, ReauthRequired):
-        return Wait(
-            "reauth_required", "Dinero no longer accepts the connection: reconnect Dinero."
-        )
+        return Wait("reauth_required", "Dinero no longer accepts the connection: reconnect Dinero.")
     return Wait("connect_dinero", "Dinero is not connected: connect Dinero.")
 
 
