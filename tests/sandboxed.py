@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 from dinero_sandbox import CLIENT_ID, CLIENT_SECRET, Sandbox, SandboxConfig, create_sandbox_app
 from fastapi import FastAPI
 from pydantic import SecretStr
@@ -21,6 +22,7 @@ from sqlalchemy import text
 from app import jobs, services
 from app.db import create_engine
 from app.main import create_app
+from app.services import Services
 from tests.conftest import bearer, make_runtime, running
 
 DINERO = "http://dinero.test"
@@ -96,6 +98,28 @@ async def sandboxed_service(
         yield Service(app=app, client=client, sandbox=dinero.state.sandbox, sandbox_app=dinero)
 
 
+def service_fixture(**settings: Any) -> Any:
+    """A test module's `service` fixture (`service = service_fixture(...)`): the service with
+    these settings talking to a fresh sandbox, one per test, on a database of the module's own
+    (made at its first test)."""
+    database: list[str] = []
+
+    @pytest.fixture
+    async def service(make_migrated_database: Callable[[], str]) -> AsyncIterator[Service]:
+        if not database:
+            database.append(make_migrated_database())
+        async with sandboxed_service(database[0], **settings) as svc:
+            yield svc
+
+    return service
+
+
+def shared(service: Service) -> Services:
+    """The service's resources (engine, sessions, Dinero gateway), as its jobs are given them."""
+    resources: Services = service.app.state.services
+    return resources
+
+
 async def run_jobs(service: Service, queues: Sequence[str] | None = None) -> None:
     """Run every job waiting in the queues (all when None) with the service's resources, as
     its worker would, then return."""
@@ -121,11 +145,17 @@ async def connect_with_api_key(client: httpx.AsyncClient, company: str) -> dict[
     return body
 
 
-async def connected_company(service: Service) -> str:
-    """A new company connected by API key, its chart synced and its accounts mapped."""
+async def synced_company(service: Service) -> str:
+    """A new company connected by API key, its chart synced (no accounts mapped yet)."""
     company = f"co-{uuid.uuid4().hex[:10]}"
     await connect_with_api_key(service.client, company)
     await run_jobs(service, ["chart"])
+    return company
+
+
+async def connected_company(service: Service) -> str:
+    """A new company connected by API key, its chart synced and its accounts mapped."""
+    company = await synced_company(service)
     response = await service.client.put(
         f"/v1/companies/{company}/dinero/settings",
         json={

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -17,7 +16,6 @@ from sqlalchemy import text
 
 from app.chart.sync import sync_chart
 from app.db import create_engine
-from app.exports.models import Export, ExportItem, ItemStatus, ItemType, Step
 from app.services import Services
 from tests.conftest import bearer
 from tests.sandboxed import (
@@ -27,6 +25,7 @@ from tests.sandboxed import (
     run_jobs,
     sandboxed_service,
 )
+from tests.stored import store_item
 
 PURCHASE_ACCOUNTS = 256  # purchase accounts (2000-9399) in the sandbox's seeded chart
 VISIBLE_DEPOSIT = [55000, 55010, 55020, 55030, 55040, 55050, 55060, 55070, 55080]
@@ -403,25 +402,8 @@ async def test_a_deactivated_category_still_used_by_a_queued_export_is_a_problem
     cats = await categories(service, company)
     shared: Services = service.app.state.services
     async with shared.sessionmaker() as session, session.begin():
-        export = Export(company_id=company, source="api", created_at=datetime.now(UTC))
-        session.add(export)
-        await session.flush()
-        session.add(
-            ExportItem(
-                company_id=company,
-                export_id=export.id,
-                external_id="exp_1",
-                type=ItemType.CARD_EXPENSE,
-                status=ItemStatus.QUEUED,
-                step=Step.NEW,
-                voucher_date=date(2026, 11, 3),
-                currency="DKK",
-                amount_minor=1000,
-                dkk_amount_minor=1000,
-                lines=[{"category_id": cats[2800]["id"], "amount": 1000, "dkk_amount": 1000}],
-                receipts=[],
-            )
-        )
+        line = {"category_id": cats[2800]["id"], "amount": 1000, "dkk_amount": 1000}
+        await store_item(session, company, 1000, external_id="exp_1", lines=[line])
     service.sandbox.hide_account(PRO_ORG, 2800)
 
     await resync(service, company)

@@ -8,34 +8,22 @@ new, and a taken number is refused before Dinero hears of anything.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
 from tests.conftest import bearer
-from tests.sandboxed import PRO_ORG, Service, connect_with_api_key, run_jobs, sandboxed_service
+from tests.sandboxed import PRO_ORG, Service, service_fixture, synced_company
 
 DEPOSIT_PATH = f"/v1/{PRO_ORG}/accounts/deposit"
 
 
-@pytest.fixture(scope="module")
-def accounts_db(make_migrated_database: Callable[[], str]) -> str:
-    return make_migrated_database()
-
-
-@pytest.fixture
-async def service(accounts_db: str) -> AsyncIterator[Service]:
-    async with sandboxed_service(accounts_db) as svc:
-        yield svc
+service = service_fixture()
 
 
 @pytest.fixture
 async def company(service: Service) -> str:
-    company = f"co-{uuid.uuid4().hex[:10]}"
-    await connect_with_api_key(service.client, company)
-    await run_jobs(service, ["chart"])
-    return company
+    return await synced_company(service)
 
 
 async def create(service: Service, company: str, **body: Any) -> tuple[int, dict[str, Any]]:

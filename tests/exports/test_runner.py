@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import uuid
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -22,7 +21,7 @@ from PIL import Image
 from sqlalchemy import select, text, update
 
 from app.exports import runner
-from app.exports.models import Export, ExportItem, InlineReceipt, ItemStatus, ItemType, Step
+from app.exports.models import ExportItem, InlineReceipt, ItemStatus, ItemType
 from app.services import Services
 from tests.conftest import bearer
 from tests.killing import Killed, kill_at
@@ -33,34 +32,20 @@ from tests.sandboxed import (
     PRO_ORG,
     Service,
     connected_company,
-    sandboxed_service,
+    service_fixture,
+    shared,
 )
+from tests.stored import store_item
 
 RECEIPT_HOST = "receipts.example.com"
 
 
-@pytest.fixture(scope="module")
-def exports_db(make_migrated_database: Callable[[], str]) -> str:
-    url = make_migrated_database()
-    return url
-
-
-@pytest.fixture
-async def service(exports_db: str) -> AsyncIterator[Service]:
-    async with sandboxed_service(
-        exports_db, dinero_rate_limit_per_minute=10_000, receipt_allowed_hosts=[RECEIPT_HOST]
-    ) as svc:
-        yield svc
+service = service_fixture(dinero_rate_limit_per_minute=10_000, receipt_allowed_hosts=[RECEIPT_HOST])
 
 
 @pytest.fixture
 async def company(service: Service) -> str:
     return await connected_company(service)
-
-
-def shared(service: Service) -> Services:
-    services: Services = service.app.state.services
-    return services
 
 
 def jpeg() -> bytes:
@@ -81,33 +66,18 @@ async def add_item(
 ) -> uuid.UUID:
     """Store an item the way the intake does."""
     services = shared(service)
-    item_id = uuid.uuid4()
     async with services.sessionmaker() as session, session.begin():
-        export = Export(
-            company_id=company, source="api", created_at=datetime.now(UTC), item_ids=[str(item_id)]
-        )
-        session.add(export)
-        await session.flush()
-        receipts: list[dict[str, Any]] = []
-        item = ExportItem(
-            id=item_id,
-            company_id=company,
-            export_id=export.id,
-            external_id=f"exp_{item_id.hex[:8]}",
+        item = await store_item(
+            session,
+            company,
+            amount,
             type=item_type,
-            status=ItemStatus.QUEUED,
-            step=Step.NEW,
             voucher_date=day,
             description="Taxa Nord, kundebesøg",
-            currency="DKK",
-            amount_minor=amount,
-            dkk_amount_minor=amount,
             lines=lines or [],
             employee={"id": "emp-1", "name": "Mette Sørensen"},
-            receipts=receipts,
         )
-        session.add(item)
-        await session.flush()
+        item_id = item.id
         if receipt is not None:
             blob = InlineReceipt(item_id=item_id, content=receipt, created_at=datetime.now(UTC))
             session.add(blob)
@@ -555,41 +525,26 @@ RECEIPT_LINK = f"https://{RECEIPT_HOST}/r/1.jpg?sig=secret-signature"
 
 
 async def _linked_expense(services: Services, company: str) -> uuid.UUID:
-    item_id = uuid.uuid4()
     async with services.sessionmaker() as session, session.begin():
-        export = Export(
-            company_id=company, source="api", created_at=datetime.now(UTC), item_ids=[str(item_id)]
+        item = await store_item(
+            session,
+            company,
+            10000,
+            external_id="exp_link",
+            description="Taxa",
+            lines=[
+                {
+                    "category_id": None,
+                    "account_number": 2800,
+                    "tax_code": "I25",
+                    "amount": 10000,
+                    "dkk_amount": 10000,
+                    "description": None,
+                }
+            ],
+            receipts=[{"url": RECEIPT_LINK, "filename": "1.jpg", "content_type": "image/jpeg"}],
         )
-        session.add(export)
-        await session.flush()
-        session.add(
-            ExportItem(
-                id=item_id,
-                company_id=company,
-                export_id=export.id,
-                external_id="exp_link",
-                type=ItemType.CARD_EXPENSE,
-                status=ItemStatus.QUEUED,
-                step=Step.NEW,
-                voucher_date=date(2026, 11, 3),
-                description="Taxa",
-                currency="DKK",
-                amount_minor=10000,
-                dkk_amount_minor=10000,
-                lines=[
-                    {
-                        "category_id": None,
-                        "account_number": 2800,
-                        "tax_code": "I25",
-                        "amount": 10000,
-                        "dkk_amount": 10000,
-                        "description": None,
-                    }
-                ],
-                receipts=[{"url": RECEIPT_LINK, "filename": "1.jpg", "content_type": "image/jpeg"}],
-            )
-        )
-    return item_id
+    return item.id
 
 
 async def _item(services: Services, item_id: uuid.UUID) -> ExportItem:

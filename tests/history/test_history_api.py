@@ -7,7 +7,6 @@ edits what they changed, each with the token's `sub`, and the two history reads 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,27 +21,16 @@ from tests.sandboxed import (
     Service,
     connect_with_api_key,
     run_jobs,
-    sandboxed_service,
+    service_fixture,
+    synced_company,
 )
 
-
-@pytest.fixture(scope="module")
-def history_db(make_migrated_database: Callable[[], str]) -> str:
-    return make_migrated_database()
-
-
-@pytest.fixture
-async def service(history_db: str) -> AsyncIterator[Service]:
-    async with sandboxed_service(history_db) as svc:
-        yield svc
+service = service_fixture()
 
 
 @pytest.fixture
 async def company(service: Service) -> str:
-    company = f"co-{uuid.uuid4().hex[:10]}"
-    await connect_with_api_key(service.client, company)
-    await run_jobs(service, ["chart"])
-    return company
+    return await synced_company(service)
 
 
 async def history(

@@ -13,7 +13,6 @@ import base64
 import io
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -25,7 +24,6 @@ from sqlalchemy import func, select, update
 from app.chart.models import ChartSync
 from app.exports import runner
 from app.exports.models import ExportItem, ItemStatus
-from app.services import Services
 from tests.conftest import bearer
 from tests.sandboxed import (
     BANK,
@@ -34,32 +32,20 @@ from tests.sandboxed import (
     PRO_ORG,
     Service,
     connected_company,
-    sandboxed_service,
+    service_fixture,
+    shared,
 )
 
 ZERO_ID = str(uuid.UUID(int=0))
 WRITES = ("*/vouchers/*", "*/ledgeritems*", "*/files")
 
 
-@pytest.fixture(scope="module")
-def preview_db(make_migrated_database: Callable[[], str]) -> str:
-    return make_migrated_database()
-
-
-@pytest.fixture
-async def service(preview_db: str) -> AsyncIterator[Service]:
-    async with sandboxed_service(preview_db, dinero_rate_limit_per_minute=10_000) as svc:
-        yield svc
+service = service_fixture(dinero_rate_limit_per_minute=10_000)
 
 
 @pytest.fixture
 async def company(service: Service) -> str:
     return await connected_company(service)
-
-
-def shared(service: Service) -> Services:
-    services: Services = service.app.state.services
-    return services
 
 
 def jpeg_base64() -> str:
