@@ -296,11 +296,17 @@ def bind_to_connection(app: FastAPI, connection: AsyncConnection) -> None:
     app.dependency_overrides[get_session_factory] = lambda: factory
 
 
-@pytest.fixture
-async def app(runtime: Runtime, engine: AsyncEngine, connection: AsyncConnection) -> FastAPI:
+def bound_app(runtime: Runtime, engine: AsyncEngine, connection: AsyncConnection) -> FastAPI:
+    """The app on the test's engine (no job queue, no sandbox), its sessions joining the
+    test's rolled-back transaction."""
     application = create_app(runtime, engine=engine, open_job_queue=False, mount_sandbox=False)
     bind_to_connection(application, connection)
     return application
+
+
+@pytest.fixture
+async def app(runtime: Runtime, engine: AsyncEngine, connection: AsyncConnection) -> FastAPI:
+    return bound_app(runtime, engine, connection)
 
 
 @pytest.fixture

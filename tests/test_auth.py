@@ -18,8 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from app.auth import issue_token
 from app.companies.models import Company
 from app.deps import CompanyAdmin
-from app.main import create_app
-from tests.conftest import JWT_SECRET, bearer, bind_to_connection, make_runtime, running
+from tests.conftest import JWT_SECRET, bearer, bound_app, make_runtime, running
 
 
 def _add_admin_route(app: FastAPI) -> None:
@@ -135,8 +134,7 @@ async def test_rs256_tokens_verified_with_jwks(
     runtime = make_runtime(
         database_url, auth_jwt_secret=None, auth_jwks_url="https://idp.example/jwks.json"
     )
-    app = create_app(runtime, engine=engine, open_job_queue=False, mount_sandbox=False)
-    bind_to_connection(app, connection)
+    app = bound_app(runtime, engine, connection)
     claims = {"sub": "u1", "company_id": "acme", "role": "member", "exp": int(time.time()) + 60}
     good = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k1"})
     hs = jwt.encode(claims, SecretStr("x" * 40).get_secret_value(), algorithm="HS256")
@@ -218,8 +216,7 @@ async def test_audience_issuer_and_lifetime_are_configurable(
         auth_jwt_issuer="https://platform.example",
         auth_jwt_max_lifetime_seconds=600,
     )
-    app = create_app(runtime, engine=engine, open_job_queue=False, mount_sandbox=False)
-    bind_to_connection(app, connection)
+    app = bound_app(runtime, engine, connection)
     right = {"aud": "dinero-bridge", "iss": "https://platform.example"}
     now = int(time.time())
     cases: list[tuple[dict[str, Any], int, str | None]] = [

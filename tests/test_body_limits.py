@@ -19,8 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from starlette.types import Message
 
 from app.limits import SMALL_BODY_BYTES
-from app.main import create_app
-from tests.conftest import bearer, bind_to_connection, make_runtime, running
+from tests.conftest import bearer, bound_app, make_runtime, running
 from tests.exports.intake_support import card, count_exports, signed, webhook_body
 
 LIMIT = 2 * 1024 * 1024
@@ -33,8 +32,7 @@ async def small_app(
     database_url: str, engine: AsyncEngine, connection: AsyncConnection
 ) -> AsyncIterator[FastAPI]:
     runtime = make_runtime(database_url, max_request_bytes=LIMIT)
-    app = create_app(runtime, engine=engine, open_job_queue=False, mount_sandbox=False)
-    bind_to_connection(app, connection)
+    app = bound_app(runtime, engine, connection)
     async with running(app):
         yield app
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -20,9 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.connection.models import DineroConnection, OAuthState
 from app.dinero.oauth import code_challenge_s256
-from app.exports.models import Export, ExportItem, ItemStatus, ItemType, Step
-from app.main import create_app
-from tests.conftest import bearer, bind_to_connection, make_runtime, running
+from app.exports.models import ItemStatus, Step
+from tests.conftest import bearer, bound_app, make_runtime, running
+from tests.stored import store_item
 
 API = "https://api.dinero.test"
 CONNECT = "https://connect.dinero.test"
@@ -56,8 +56,7 @@ async def dinero_app(
     database_url: str, engine: AsyncEngine, connection: AsyncConnection
 ) -> FastAPI:
     runtime = make_runtime(database_url, **DINERO_SETTINGS)
-    app = create_app(runtime, engine=engine, open_job_queue=False, mount_sandbox=False)
-    bind_to_connection(app, connection)
+    app = bound_app(runtime, engine, connection)
     return app
 
 
@@ -177,8 +176,7 @@ async def test_declined_and_frontend_redirect(
     runtime = make_runtime(
         database_url, frontend_url="https://app.example/settings", **DINERO_SETTINGS
     )
-    app = create_app(runtime, engine=engine, open_job_queue=False, mount_sandbox=False)
-    bind_to_connection(app, connection)
+    app = bound_app(runtime, engine, connection)
     async with running(app) as api:
         params = await _start_oauth(api)
         declined = await api.get(
@@ -290,26 +288,14 @@ async def test_members_read_but_cannot_connect(api: httpx.AsyncClient) -> None:
 
 async def _exported_item(db: AsyncSession, company: str) -> None:
     """An item that reached Dinero (its voucher is in the current organization's books)."""
-    export = Export(company_id=company, source="api", created_at=datetime.now(UTC), item_ids=[])
-    db.add(export)
-    await db.flush()
-    db.add(
-        ExportItem(
-            company_id=company,
-            export_id=export.id,
-            external_id="exp_1",
-            type=ItemType.CARD_EXPENSE,
-            status=ItemStatus.AWAITING_APPROVAL,
-            step=Step.CREATED,
-            voucher_date=date(2026, 11, 3),
-            currency="DKK",
-            amount_minor=100,
-            dkk_amount_minor=100,
-            lines=[],
-            receipts=[],
-        )
+    await store_item(
+        db,
+        company,
+        100,
+        external_id="exp_1",
+        status=ItemStatus.AWAITING_APPROVAL,
+        step=Step.CREATED,
     )
-    await db.flush()
 
 
 async def test_switching_organization_needs_confirmation_and_disconnect_keeps_history(
