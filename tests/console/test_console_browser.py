@@ -29,7 +29,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 
 from tests.conftest import ENCRYPTION_KEY, JWT_SECRET, WEBHOOK_SECRET
 from tests.console.browser import CHROMIUM, CHROMIUM_ARGS, SKIP_REASON, screenshots_dir
-from tests.e2e.stack import Process, free_port
+from tests.e2e.stack import Process
+from tests.netutil import free_port
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=SKIP_REASON)
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.companies.models import Company
 from app.db import create_engine
-from app.exports import intake
+from app.exports import intake, validation
 from app.exports.models import Export, ExportItem
 from app.exports.validation import Candidate, ReceiptRules, Refusal
 from app.main import create_app
@@ -180,7 +180,7 @@ async def live(committed_db: str) -> AsyncIterator[httpx.AsyncClient]:
 def in_lockstep(monkeypatch: pytest.MonkeyPatch) -> None:
     """Both requests pass the "seen before?" lookup before either stores anything."""
     barrier = asyncio.Barrier(2)
-    check_items = intake.check_items
+    check_items = validation.check_items
 
     async def checked_together(
         raw_items: Sequence[object], *, company_id: str, rules: ReceiptRules
