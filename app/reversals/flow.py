@@ -27,7 +27,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import select
@@ -61,6 +61,7 @@ from app.reversals.models import Reversal, ReversalKind, ReversalStatus, Reversa
 from app.services import Services
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 PURCHASE = "purchase_voucher"
 MANUAL = "manual_voucher"
@@ -123,6 +124,30 @@ async def _save(services: Services, reversal: Reversal, **values: Any) -> None:
             setattr(row, key, value)
     for key, value in values.items():
         setattr(reversal, key, value)
+
+
+async def _sending(
+    services: Services, reversal: Reversal, step: ReversalStep, point: str, **values: Any
+) -> None:
+    """About to send the request of `step`: commit the step and when it is sent (with
+    `values`), so a worker that dies from here on looks in Dinero before sending again; then
+    the checkpoint `point`."""
+    await _save(services, reversal, step=step.value, sent_at=datetime.now(UTC), **values)
+    await checkpoint(point)
+
+
+async def _create(services: Services, reversal: Reversal, request: Awaitable[T], doing: str) -> T:
+    """Send the create `request` (`doing` names it): no slot from the pacer means it was not
+    sent (back to `new`); a refusal of what was sent is the reversal's Refused."""
+    try:
+        return await request
+    except PacerBusy:
+        await _save(services, reversal, step=ReversalStep.NEW.value)  # certainly not sent
+        raise
+    except DineroApiError as exc:
+        if not _refusal(exc):
+            raise
+        raise _api_refusal(exc, doing) from exc
 
 
 async def _finish(services: Services, reversal: Reversal, **values: Any) -> None:
@@ -314,14 +339,13 @@ async def _delete_draft(
     reversal: Reversal,
     draft: PurchaseVoucher | ManualVoucher,
 ) -> None:
-    await _save(
+    await _sending(
         services,
         reversal,
+        ReversalStep.DELETE_SENT,
+        "before_delete",
         kind=ReversalKind.DRAFT_DELETED.value,
-        step=ReversalStep.DELETE_SENT.value,
-        sent_at=datetime.now(UTC),
     )
-    await checkpoint("before_delete")
     try:
         if isinstance(draft, ManualVoucher):
             await client.delete_manual_voucher(draft.guid, draft.timestamp or "")
@@ -378,25 +402,18 @@ async def _create_reversing(
         file_guid=original.file_guid,
         external_reference=reference(reversal),
     )
-    await _save(
+    await _sending(
         services,
         reversal,
+        ReversalStep.CREATE_SENT,
+        "before_create",
         kind=ReversalKind.MANUAL_VOUCHER.value,
-        step=ReversalStep.CREATE_SENT.value,
-        sent_at=datetime.now(UTC),
         original_file_guid=original.file_guid,
         original_voucher_number=original.voucher_number,
     )
-    await checkpoint("before_create")
-    try:
-        created = await client.create_manual_voucher(voucher)
-    except PacerBusy:
-        await _save(services, reversal, step=ReversalStep.NEW.value)  # certainly not sent
-        raise
-    except DineroApiError as exc:
-        if not _refusal(exc):
-            raise
-        raise _api_refusal(exc, "create the reversing voucher") from exc
+    created = await _create(
+        services, reversal, client.create_manual_voucher(voucher), "create the reversing voucher"
+    )
     await checkpoint("after_create")
     await _save(
         services,
@@ -439,15 +456,14 @@ async def _find_reversing(client: DineroClient, reversal: Reversal, item: Export
 
 async def _book(services: Services, client: DineroClient, reversal: Reversal) -> Later | None:
     assert reversal.dinero_guid is not None
-    await _save(
+    await _sending(
         services,
         reversal,
-        step=ReversalStep.BOOK_SENT.value,
+        ReversalStep.BOOK_SENT,
+        "before_book",
         dinero_guid=reversal.dinero_guid,
         dinero_timestamp=reversal.dinero_timestamp,
-        sent_at=datetime.now(UTC),
     )
-    await checkpoint("before_book")
     try:
         booked = await client.book_manual_voucher(
             reversal.dinero_guid, reversal.dinero_timestamp or ""
@@ -514,15 +530,14 @@ async def _ledger(
     if reversal.dinero_version is None:  # the create answer did not carry it: read it
         for status in await _status(client, reversal.id):
             reversal.dinero_version = status.version
-    await _save(
+    await _sending(
         services,
         reversal,
-        step=ReversalStep.BOOK_SENT.value,
+        ReversalStep.BOOK_SENT,
+        "before_ledger_book",
         dinero_version=reversal.dinero_version,
-        sent_at=datetime.now(UTC),
     )
     ref = LedgerItemRef(id=reversal.id, version=reversal.dinero_version)
-    await checkpoint("before_ledger_book")
     try:
         await client.book_ledger_items([ref])
     except DineroApiError as exc:
@@ -582,23 +597,19 @@ async def _ledger_create(
             )
         ],
     )
-    await _save(
+    await _sending(
         services,
         reversal,
+        ReversalStep.CREATE_SENT,
+        "before_ledger_create",
         kind=ReversalKind.LEDGER_ITEM.value,
-        step=ReversalStep.CREATE_SENT.value,
-        sent_at=datetime.now(UTC),
     )
-    await checkpoint("before_ledger_create")
-    try:
-        refs = await client.create_ledger_items([ledger_item])
-    except PacerBusy:
-        await _save(services, reversal, step=ReversalStep.NEW.value)  # certainly not sent
-        raise
-    except DineroApiError as exc:
-        if not _refusal(exc):
-            raise
-        raise _api_refusal(exc, "create the reversing ledger item") from exc
+    refs = await _create(
+        services,
+        reversal,
+        client.create_ledger_items([ledger_item]),
+        "create the reversing ledger item",
+    )
     await checkpoint("after_ledger_create")
     version = refs[0].version if refs else None
     await _save(services, reversal, step=ReversalStep.CREATED.value, dinero_version=version)
