@@ -133,6 +133,16 @@ async def run_jobs(service: Service, queues: Sequence[str] | None = None) -> Non
     )
 
 
+async def read_item(service: Service, company: str, item_id: object) -> dict[str, Any]:
+    """The export item as the API answers a member of the company."""
+    response = await service.client.get(
+        f"/v1/companies/{company}/export-items/{item_id}", headers=bearer(company, "member")
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
 async def connect_with_api_key(client: httpx.AsyncClient, company: str) -> dict[str, Any]:
     response = await client.put(
         f"/v1/companies/{company}/dinero/connection",

@@ -32,6 +32,7 @@ from tests.sandboxed import (
     PRO_ORG,
     Service,
     connected_company,
+    read_item,
     service_fixture,
     shared,
 )
@@ -168,12 +169,9 @@ async def test_card_expense_becomes_one_draft_with_its_receipt(
     assert row.status == ItemStatus.AWAITING_APPROVAL
     assert str(row.dinero_guid) == voucher.guid
     assert row.dinero_file_guid == voucher.file_guid
-    detail = await service.client.get(
-        f"/v1/companies/{company}/export-items/{item_id}", headers=bearer(company, "member")
-    )
-    assert detail.status_code == 200
-    assert detail.json()["status"] == "awaiting_approval"
-    assert detail.json()["dinero"]["voucher_guid"] == voucher.guid
+    detail = await read_item(service, company, item_id)
+    assert detail["status"] == "awaiting_approval"
+    assert detail["dinero"]["voucher_guid"] == voucher.guid
 
 
 async def test_expense_without_receipt_gets_a_note_and_a_refund_reverses(

@@ -34,9 +34,9 @@ from app.outbox import delivery
 from app.outbox.delivery import DeliveryResult
 from app.outbox.models import OutboxEvent
 from app.services import Services
-from tests.conftest import bearer, make_runtime, running
+from tests.conftest import make_runtime, running
 from tests.exports import test_runner as export_helpers
-from tests.sandboxed import Service, connected_company, sandbox_settings
+from tests.sandboxed import Service, connected_company, read_item, sandbox_settings
 
 PLATFORM = "http://platform.test"
 PLATFORM_URL = f"{PLATFORM}/dinero-bridge/events"
@@ -195,12 +195,7 @@ async def outbox(w: World, item_id: uuid.UUID | None = None) -> list[OutboxEvent
 
 
 async def item_api(w: World, company: str, item_id: uuid.UUID) -> dict[str, Any]:
-    response = await w.service.client.get(
-        f"/v1/companies/{company}/export-items/{item_id}", headers=bearer(company, "member")
-    )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    return await read_item(w.service, company, item_id)
 
 
 async def draft_of(w: World, item_id: uuid.UUID) -> ExportItem:

@@ -32,6 +32,7 @@ from tests.sandboxed import (
     PRO_ORG,
     Service,
     connected_company,
+    read_item,
     service_fixture,
     shared,
 )
@@ -93,15 +94,6 @@ async def settle(service: Service, company: str) -> None:
         service.sandbox.complete_ledger_bookings(PRO_ORG)
         if result.reschedule_in is None:
             return
-
-
-async def get_item(service: Service, company: str, item_id: str) -> dict[str, Any]:
-    response = await service.client.get(
-        f"/v1/companies/{company}/export-items/{item_id}", headers=bearer(company, "member")
-    )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 async def make_chart_stale(service: Service, company: str) -> None:
@@ -220,7 +212,7 @@ async def test_the_preview_is_what_dinero_then_receives(
         assert file["pages"] == 1
         assert file["from_receipts"] is (case == "card")
     assert received == expected
-    exported = await get_item(service, company, item_id)
+    exported = await read_item(service, company, item_id)
     assert exported["status"] in (ItemStatus.AWAITING_APPROVAL.value, ItemStatus.BOOKED.value)
     # The explanation stored with the export is the one the preview gave.
     assert exported["explained_by"] == [ln["explained_by"] for ln in posting["lines"]]
@@ -309,7 +301,7 @@ async def test_preflight_catches_a_hidden_account_without_a_voucher_request(
     item_id = await export(service, company, body)
     await settle(service, company)
 
-    exported = await get_item(service, company, item_id)
+    exported = await read_item(service, company, item_id)
     assert (exported["status"], exported["waiting"]["code"]) == ("queued", "account_unavailable")
     assert writes(service) == []
     assert len(service.sandbox.find_requests("GET", f"/v1/{PRO_ORG}/accounts/purchase")) == 2
@@ -326,7 +318,7 @@ async def test_preflight_catches_a_vat_code_the_account_cannot_take(
     await settle(service, company)
 
     assert (previewed["outcome"], previewed["code"]) == ("would_wait", "tax_code_not_for_account")
-    exported = await get_item(service, company, item_id)
+    exported = await read_item(service, company, item_id)
     assert exported["waiting"]["code"] == "tax_code_not_for_account"
     assert "U25" in exported["waiting"]["message"]
     assert writes(service) == []
@@ -350,7 +342,7 @@ async def test_an_explanation_stays_as_it_was_when_the_line_was_sent(
     )
     item_id = await export(service, company, body)
     await settle(service, company)
-    before = await get_item(service, company, item_id)
+    before = await read_item(service, company, item_id)
     (line,) = before["lines"]
     explained = line["explained_by"]
 
@@ -387,5 +379,5 @@ async def test_an_explanation_stays_as_it_was_when_the_line_was_sent(
         headers=bearer(company, subject="frank"),
     )
 
-    after = await get_item(service, company, item_id)
+    after = await read_item(service, company, item_id)
     assert after["lines"][0]["explained_by"] == explained
