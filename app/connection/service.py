@@ -163,15 +163,22 @@ async def verify_organization(
     return organization
 
 
-def _store_connected(
-    conn: DineroConnection,
+async def _store_connected(
+    session: AsyncSession,
+    existing: DineroConnection | None,
+    company_id: str,
     *,
     gateway: DineroGateway,
     method: ConnectionMethod,
     organization: Organization,
     tokens: TokenSet,
     api_key: SecretStr | None,
-) -> None:
+) -> DineroConnection:
+    """The company's connection (a new row when it has none) connected to `organization`
+    with these tokens (encrypted), flushed, and a chart sync requested."""
+    conn = existing or DineroConnection(company_id=company_id)
+    if existing is None:
+        session.add(conn)
     cipher = gateway.cipher
     conn.status = ConnectionStatus.CONNECTED
     conn.method = method
@@ -190,6 +197,10 @@ def _store_connected(
     )
     conn.api_key_enc = cipher.encrypt(api_key) if api_key is not None else None
     conn.token_generation = (conn.token_generation or 0) + 1
+    await session.flush()
+    await jobs.request_chart_sync(session, company_id)
+    log.info("dinero_connected", company_id=company_id, organization_id=organization.id)
+    return conn
 
 
 async def connect_api_key(
@@ -233,21 +244,16 @@ async def connect_api_key(
                 f"This API key belongs to a different Dinero organization than {organization_id}."
             )
         raise
-    conn = existing or DineroConnection(company_id=company_id)
-    if existing is None:
-        session.add(conn)
-    _store_connected(
-        conn,
+    return await _store_connected(
+        session,
+        existing,
+        company_id,
         gateway=gateway,
         method=ConnectionMethod.API_KEY,
         organization=organization,
         tokens=tokens,
         api_key=api_key,
     )
-    await session.flush()
-    await jobs.request_chart_sync(session, company_id)
-    log.info("dinero_connected", company_id=company_id, organization_id=organization_id)
-    return conn
 
 
 @dataclass(frozen=True)
@@ -321,21 +327,16 @@ async def finish_oauth(
         confirm_switch=consumed.confirm_switch,
         exported=exported,
     )
-    conn = existing or DineroConnection(company_id=consumed.company_id)
-    if existing is None:
-        session.add(conn)
-    _store_connected(
-        conn,
+    return await _store_connected(
+        session,
+        existing,
+        consumed.company_id,
         gateway=gateway,
         method=ConnectionMethod.OAUTH,
         organization=organization,
         tokens=tokens,
         api_key=None,
     )
-    await session.flush()
-    await jobs.request_chart_sync(session, consumed.company_id)
-    log.info("dinero_connected", company_id=consumed.company_id, organization_id=organization.id)
-    return conn
 
 
 async def abandon_pending(*, session: AsyncSession, company_id: str) -> None:
