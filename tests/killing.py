@@ -1,4 +1,5 @@
-"""A worker "killed" at a named checkpoint of the runner, the follow-up cycle or the outbox."""
+"""A worker "killed" at a named checkpoint of the runner, the follow-up cycle, the outbox or a
+reversal."""
 
 from __future__ import annotations
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import io
 import uuid
-from collections.abc import AsyncIterator, Callable
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -26,8 +25,8 @@ from app.exports.models import ExportItem
 from app.outbox.models import OutboxEvent
 from app.reversals import flow
 from app.reversals.models import Reversal
-from app.services import Services
 from tests.conftest import bearer
+from tests.killing import Killed, kill_at
 from tests.sandboxed import (
     BANK,
     CARD,
@@ -35,27 +34,17 @@ from tests.sandboxed import (
     PRO_ORG,
     Service,
     connected_company,
+    read_item,
     run_jobs,
-    sandboxed_service,
+    service_fixture,
+    shared,
 )
 
 EXPENSE_ACCOUNT = 5000
 REVERSAL_DAY = "2026-11-20"
 
 
-class Killed(BaseException):
-    """The worker died here (not an Exception: nothing in the flow may catch it)."""
-
-
-@pytest.fixture(scope="module")
-def reversals_db(make_migrated_database: Callable[[], str]) -> str:
-    return make_migrated_database()
-
-
-@pytest.fixture
-async def service(reversals_db: str) -> AsyncIterator[Service]:
-    async with sandboxed_service(reversals_db, dinero_rate_limit_per_minute=10_000) as svc:
-        yield svc
+service = service_fixture(dinero_rate_limit_per_minute=10_000)
 
 
 @pytest.fixture
@@ -63,11 +52,6 @@ async def company(service: Service) -> str:
     connected = await connected_company(service)
     _BEFORE[id(service.sandbox)] = balances(service)
     return connected
-
-
-def shared(service: Service) -> Services:
-    services: Services = service.app.state.services
-    return services
 
 
 def receipt() -> dict[str, str]:
@@ -123,20 +107,11 @@ async def run_exports(service: Service, company: str) -> None:
         service.sandbox.complete_ledger_bookings(PRO_ORG)
 
 
-async def item(service: Service, company: str, item_id: str) -> dict[str, Any]:
-    response = await service.client.get(
-        f"/v1/companies/{company}/export-items/{item_id}", headers=bearer(company, "member")
-    )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
 async def exported(service: Service, company: str, body: dict[str, Any]) -> dict[str, Any]:
     await export(service, company, body)
     item_id = await item_id_of(service, company, body["external_id"])
     await run_exports(service, company)
-    return await item(service, company, item_id)
+    return await read_item(service, company, item_id)
 
 
 async def item_id_of(service: Service, company: str, external_id: str) -> str:
@@ -227,7 +202,7 @@ async def test_a_draft_is_deleted_and_a_corrected_export_makes_a_new_one(
     assert (body["status"], body["item_status"]) == ("pending", "reversing")
     await run_reversal(service, body["id"])
 
-    after = await item(service, company, first["id"])
+    after = await read_item(service, company, first["id"])
     assert after["status"] == "reversed"
     gone = {v.guid: v for v in service.sandbox.purchase_vouchers(PRO_ORG, include_deleted=True)}
     assert gone[draft_guid].deleted_at is not None  # deleted in Dinero
@@ -246,7 +221,7 @@ async def test_a_draft_is_deleted_and_a_corrected_export_makes_a_new_one(
     # Without replace, the same external_id is still a no-op.
     await export(service, company, expense("exp-draft", 10000))
     await run_exports(service, company)
-    assert (await item(service, company, first["id"]))["status"] == "reversed"
+    assert (await read_item(service, company, first["id"]))["status"] == "reversed"
 
     # The preview says the same: a no-op without replace, the corrected posting with it.
     for replace, outcome in ((False, "exists"), (True, "would_export")):
@@ -263,7 +238,7 @@ async def test_a_draft_is_deleted_and_a_corrected_export_makes_a_new_one(
     accepted = await export(service, company, expense("exp-draft", 10000), replace=True)
     assert accepted["items"][0]["status"] == "queued"
     await run_exports(service, company)
-    again = await item(service, company, first["id"])
+    again = await read_item(service, company, first["id"])
     assert again["status"] == "awaiting_approval"
     assert again["dinero"]["voucher_guid"] != draft_guid
     assert again["amount"]["value"] == 10000
@@ -303,7 +278,7 @@ async def test_an_approved_expense_gets_a_booked_reversing_voucher_then_a_new_on
     }
     assert balance(service, EXPENSE_ACCOUNT) == Decimal("0.00")
     assert balance(service, CARD) == Decimal("0.00")
-    after = await item(service, company, first["id"])
+    after = await read_item(service, company, first["id"])
     assert after["status"] == "reversed"
     [reversal] = (
         await service.client.get(
@@ -317,7 +292,7 @@ async def test_an_approved_expense_gets_a_booked_reversing_voucher_then_a_new_on
 
     await export(service, company, expense("exp-paid", 10000), replace=True)
     await run_exports(service, company)
-    again = await item(service, company, first["id"])
+    again = await read_item(service, company, first["id"])
     service.sandbox.approve_purchase_voucher(PRO_ORG, again["dinero"]["voucher_guid"])
     # The books: the original, its reversal and the new voucher, netting to the correction.
     assert entries_of(service, original)[EXPENSE_ACCOUNT] == Decimal("100.00")
@@ -345,11 +320,11 @@ async def test_a_booked_reimbursement_gets_a_booked_reversing_ledger_item(
     assert reversing.status == "Booked"
     assert balance(service, OUT_OF_POCKET) == Decimal("0.00")
     assert balance(service, BANK) == Decimal("0.00")
-    assert (await item(service, company, first["id"]))["status"] == "reversed"
+    assert (await read_item(service, company, first["id"]))["status"] == "reversed"
 
     await export(service, company, reimbursement("reimb-1", 45000), replace=True)
     await run_exports(service, company)
-    assert (await item(service, company, first["id"]))["status"] == first["status"]
+    assert (await read_item(service, company, first["id"]))["status"] == first["status"]
     assert balance(service, OUT_OF_POCKET) == Decimal("450.00")
     assert balance(service, BANK) == Decimal("-450.00")
 
@@ -359,13 +334,8 @@ async def test_a_booked_reimbursement_gets_a_booked_reversing_ledger_item(
 
 async def killed_at(service: Service, reversal_id: str, step: str) -> None:
     """Run the reversal until the worker dies at `step`."""
-
-    async def die(name: str) -> None:
-        if name == step:
-            raise Killed(name)
-
     with pytest.raises(Killed):
-        await flow.run_reversal(shared(service), uuid.UUID(reversal_id), checkpoint=die)
+        await flow.run_reversal(shared(service), uuid.UUID(reversal_id), checkpoint=kill_at(step))
 
 
 @pytest.mark.parametrize("step", ["before_create", "after_create", "before_book", "after_book"])
@@ -381,7 +351,7 @@ async def test_a_killed_worker_leaves_one_reversing_voucher(
 
     assert len(reversing_manual_vouchers(service, body["id"])) == 1
     assert balance(service, EXPENSE_ACCOUNT) == Decimal("0.00")
-    assert (await item(service, company, first["id"]))["status"] == "reversed"
+    assert (await read_item(service, company, first["id"]))["status"] == "reversed"
 
 
 @pytest.mark.parametrize(
@@ -412,7 +382,7 @@ async def test_a_killed_worker_deletes_the_draft_once(
     await killed_at(service, body["id"], step)
     await run_reversal(service, body["id"])
 
-    assert (await item(service, company, first["id"]))["status"] == "reversed"
+    assert (await read_item(service, company, first["id"]))["status"] == "reversed"
     assert service.sandbox.manual_vouchers(PRO_ORG) == []  # nothing booked to undo a draft
 
 
@@ -427,7 +397,7 @@ async def test_a_lost_answer_to_the_create_is_found_by_our_reference(
     await run_reversal(service, body["id"])
 
     assert len(reversing_manual_vouchers(service, body["id"])) == 1
-    assert (await item(service, company, first["id"]))["status"] == "reversed"
+    assert (await read_item(service, company, first["id"]))["status"] == "reversed"
 
 
 # --- refusals -------------------------------------------------------------------------------------
@@ -455,7 +425,7 @@ async def test_a_draft_edited_in_dinero_is_refused_with_the_differences(
     assert {"field": "lines[0].account_number", "sent": 5000, "now": 4000} in reversal["failure"][
         "changes"
     ]
-    assert (await item(service, company, first["id"]))["status"] == "awaiting_approval"
+    assert (await read_item(service, company, first["id"]))["status"] == "awaiting_approval"
     assert service.sandbox.purchase_vouchers(PRO_ORG)[-1].deleted_at is None
 
 
@@ -471,7 +441,7 @@ async def test_a_closed_year_is_refused_and_leaves_nothing(service: Service, com
     )
     assert history.json()[0]["failure"]["code"] == "accounting_year_closed"
     # Back as it was (the follow-up had not yet seen the approval).
-    assert (await item(service, company, first["id"]))["status"] == first["status"]
+    assert (await read_item(service, company, first["id"]))["status"] == first["status"]
     assert reversing_manual_vouchers(service, body["id"]) == []  # the draft was deleted again
     assert balance(service, EXPENSE_ACCOUNT) == Decimal("100.00")
 
@@ -483,7 +453,7 @@ async def test_a_date_outside_the_accounting_years_is_refused_at_once(
     status, body = await reverse(service, company, first["id"], voucher_date="1999-01-01")
     assert status == 409
     assert body["code"] == "accounting_year_closed"
-    assert (await item(service, company, first["id"]))["status"] == first["status"]
+    assert (await read_item(service, company, first["id"]))["status"] == first["status"]
 
 
 async def test_a_connection_needing_reauthorisation_is_refused(
@@ -499,7 +469,7 @@ async def test_a_connection_needing_reauthorisation_is_refused(
     status, body = await reverse(service, company, first["id"])
     assert status == 409
     assert body["code"] == "reauth_required"
-    assert (await item(service, company, first["id"]))["status"] == "awaiting_approval"
+    assert (await read_item(service, company, first["id"]))["status"] == "awaiting_approval"
 
 
 async def test_only_exported_items_can_be_reversed(service: Service, company: str) -> None:
@@ -578,7 +548,7 @@ async def test_the_job_reverses_the_item_and_tells_the_platform(
         f"/v1/companies/{company}/export-items/{first['id']}/reversals", headers=bearer(company)
     )
     assert history.json()[0]["status"] == "done", history.json()[0]["failure"]
-    assert (await item(service, company, first["id"]))["status"] == "reversed"
+    assert (await read_item(service, company, first["id"]))["status"] == "reversed"
     assert (await outbox_statuses(service, first["id"]))[-1] == "reversed"
 
 
@@ -606,7 +576,7 @@ async def test_a_re_export_with_lost_answers_finds_its_own_file_and_voucher(
                 .values(next_attempt_at=None)
             )
 
-    again = await item(service, company, first["id"])
+    again = await read_item(service, company, first["id"])
     assert again["status"] == "awaiting_approval"
     assert again["dinero"]["voucher_guid"] != first["dinero"]["voucher_guid"]
     assert again["dinero"]["file_guid"] != first["dinero"]["file_guid"]
