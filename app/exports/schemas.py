@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SkipValidation,
+    StrictBool,
     StrictInt,
     StrictStr,
     model_validator,
@@ -191,7 +192,7 @@ class ExportRequest(BaseModel):
     items: list[SkipValidation[ExportItemIn]] = Field(
         min_length=1, max_length=MAX_ITEMS_PER_REQUEST
     )
-    replace: bool = Field(
+    replace: StrictBool = Field(
         default=False,
         description="Export a `reversed` item again, corrected (same `type` and `external_id`): "
         "it is queued with this content and gets a new voucher. Without it, an item already "
