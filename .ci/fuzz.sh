@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FUZZ_MAX_EXAMPLES=${FUZZ_MAX_EXAMPLES:-30}
-FUZZ_TIME_LIMIT=${FUZZ_TIME_LIMIT:-170}
+FUZZ_TIME_LIMIT=${FUZZ_TIME_LIMIT:-480}
 
 data_dir=$(mktemp -d "${TMPDIR:-/tmp}/dinero-bridge-fuzz.XXXXXX")
 port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
