@@ -10,9 +10,10 @@ refused before it reaches code that walks it recursively.
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Final
 
-from pydantic import AfterValidator, StrictStr
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, StrictStr
 from pydantic_core import PydanticCustomError
 
 from app.errors import AppError, ValidationFailed
@@ -59,6 +60,21 @@ def checked_if_text(value: object) -> object:
 SafeStr = Annotated[str, AfterValidator(_checked)]
 """A string that PostgreSQL and UTF-8 accept (no NUL, no unpaired surrogate)."""
 SafeStrictStr = Annotated[StrictStr, AfterValidator(_checked)]
+
+_NUMBER = re.compile(r"[-+]?\d+(\.\d*)?([eE][-+]?\d+)?")
+
+
+def _moment_text(value: object) -> object:
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        raise PydanticCustomError(
+            "moment_text", "Give a date and time with a UTC offset, e.g. 2026-12-01T00:00:00Z."
+        )
+    return value
+
+
+Moment = Annotated[AwareDatetime, BeforeValidator(_moment_text)]
+"""An RFC 3339 date-time with a UTC offset; a bare number (which pydantic would read as Unix
+seconds) is refused like any other malformed moment, as its `format: date-time` says."""
 """The same, and a JSON string only (no number coerced to text)."""
 
 
@@ -134,6 +150,7 @@ def parse_json_body(raw: bytes) -> Any:
 __all__ = [
     "MAX_JSON_DEPTH",
     "InvalidCursor",
+    "Moment",
     "SafeStr",
     "SafeStrictStr",
     "checked_if_text",

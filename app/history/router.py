@@ -6,7 +6,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from app.chart.service import get_category
 from app.deps import CompanyMember, SessionDep
@@ -14,6 +13,7 @@ from app.errors import problem_doc
 from app.history import service
 from app.history.models import SettingsChange
 from app.history.schemas import FieldChange, SettingsChangeOut, SettingsChangePage
+from app.inputs import Moment
 
 router = APIRouter(tags=["chart"])
 
@@ -59,7 +59,7 @@ async def list_settings_history(
     access: CompanyMember,
     session: SessionDep,
     since: Annotated[
-        AwareDatetime | None,
+        Moment | None,
         Query(
             description="Only changes at or after this moment (RFC 3339 with a UTC offset, "
             "e.g. the last export's time)."

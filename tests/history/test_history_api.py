@@ -216,6 +216,7 @@ async def test_a_sync_that_changes_nothing_adds_no_history(service: Service, com
     [
         ({"since": "yesterday"}, 422, "validation_error", "since"),
         ({"since": "2026-11-03T10:00:00"}, 422, "validation_error", "since"),  # no offset
+        ({"since": "1764547200"}, 422, "validation_error", "since"),  # Unix seconds, not RFC 3339
         ({"cursor": "bm90LWEtY3Vyc29y"}, 400, "invalid_cursor", "cursor"),
         ({"cursor": "WyIyMDI2LTExLTAzVDEwOjAwOjAwIiwxXQ"}, 400, "invalid_cursor", "cursor"),
         ({"limit": "0"}, 422, "validation_error", "limit"),
