@@ -15,7 +15,8 @@ its own written before Dinero has answered:
    key, so after an uncertain outcome (timeout, dropped connection) the deposit accounts are
    read again: there, it was created; not there, nothing was, and the admin may simply retry.
 5. The chart is synced right away (the same sync as `POST …/dinero/sync`), then, with
-   `use_as`, the account becomes that setting in the request's own transaction.
+   `use_as`, the account becomes that setting in the request's own transaction (a new one:
+   the reads of steps 1-2 are committed before Dinero is called).
 """
 
 from __future__ import annotations
@@ -201,6 +202,9 @@ async def create_deposit_account(
     synced = await _synced_numbers(session, company_id)
     if number is not None and number in synced and not _same_name(synced[number].name, name):
         raise _taken(number, synced[number].name)  # refused before Dinero hears of anything
+    # Only read so far: end the request's transaction, so none stays open while Dinero answers
+    # and the chart syncs (seconds); the mapping below is written in a new one.
+    await session.commit()
     async with try_advisory_lock(services.engine, LOCK_NAMESPACE, company_id) as got:
         if not got:
             raise Conflict(
