@@ -125,6 +125,18 @@ async def reverse_export_item(
     return reversal_out(started.reversal, started.item.status)
 
 
+def _bulk_item(outcome: service.BulkOutcome) -> BulkItemOut:
+    started, refused = outcome.started, outcome.refused
+    return BulkItemOut(
+        item_id=outcome.item.id,
+        external_id=outcome.item.external_id,
+        outcome="reversing" if started is not None else "refused",
+        reversal=None if started is None else reversal_out(started.reversal, started.item.status),
+        code=None if refused is None else refused.code,
+        message=None if refused is None else refused.detail,
+    )
+
+
 @router.post(
     f"{COMPANY}/exports/{{export_id}}/reverse",
     status_code=202,
@@ -146,29 +158,7 @@ async def reverse_export(
         reason=wanted.reason,
         voucher_date=wanted.voucher_date,
     )
-    items = []
-    for outcome in outcomes:
-        if outcome.started is not None:
-            items.append(
-                BulkItemOut(
-                    item_id=outcome.item.id,
-                    external_id=outcome.item.external_id,
-                    outcome="reversing",
-                    reversal=reversal_out(outcome.started.reversal, outcome.started.item.status),
-                )
-            )
-        else:
-            assert outcome.refused is not None
-            items.append(
-                BulkItemOut(
-                    item_id=outcome.item.id,
-                    external_id=outcome.item.external_id,
-                    outcome="refused",
-                    code=outcome.refused.code,
-                    message=outcome.refused.detail,
-                )
-            )
-    return BulkReversalOut(export_id=export_id, items=items)
+    return BulkReversalOut(export_id=export_id, items=[_bulk_item(o) for o in outcomes])
 
 
 @router.get(

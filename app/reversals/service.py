@@ -38,14 +38,11 @@ class Started:
     replayed: bool = False
 
 
-async def _item(session: AsyncSession, company_id: str, item_id: uuid.UUID) -> ExportItem:
-    item = (
-        await session.execute(
-            select(ExportItem)
-            .where(ExportItem.id == item_id, ExportItem.company_id == company_id)
-            .with_for_update()
-        )
-    ).scalar_one_or_none()
+async def _item(
+    session: AsyncSession, company_id: str, item_id: uuid.UUID, *, lock: bool = True
+) -> ExportItem:
+    query = select(ExportItem).where(ExportItem.id == item_id, ExportItem.company_id == company_id)
+    item = (await session.execute(query.with_for_update() if lock else query)).scalar_one_or_none()
     if item is None:
         raise NotFound("No such export item.", code="item_not_found")
     return item
@@ -224,13 +221,7 @@ async def reverse_export(
 async def reversals_of(
     session: AsyncSession, company_id: str, item_id: uuid.UUID
 ) -> tuple[ExportItem, list[Reversal]]:
-    item = (
-        await session.execute(
-            select(ExportItem).where(ExportItem.id == item_id, ExportItem.company_id == company_id)
-        )
-    ).scalar_one_or_none()
-    if item is None:
-        raise NotFound("No such export item.", code="item_not_found")
+    item = await _item(session, company_id, item_id, lock=False)
     rows = await session.execute(
         select(Reversal)
         .where(Reversal.item_id == item_id)
