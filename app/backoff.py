@@ -69,10 +69,6 @@ class Backoff:
         """How long to put off the next attempt after failed attempt `attempt`."""
         return timedelta(seconds=self.seconds(attempt, fraction=fraction))
 
-    def with_attempts(self, max_attempts: int) -> Backoff:
-        """The same waits, for `call` with this many attempts in all."""
-        return Backoff(self.first, self.cap, self.spread, max_attempts)
-
     async def call(
         self,
         fn: Callable[[], Awaitable[T]],

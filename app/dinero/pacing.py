@@ -24,13 +24,14 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final, Protocol, runtime_checkable
 
+from app.backoff import Sleep
+
 Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
 
 WINDOW_SECONDS: Final = 60.0
 """Dinero counts requests per minute."""

@@ -341,7 +341,7 @@ async def test_faults_retry_reads_and_never_writes(
     sandbox_http: httpx.AsyncClient, token: str, sandbox: Sandbox
 ) -> None:
     sleeps = FakeSleep()
-    client = _client(sandbox_http, token, sleep=sleeps, retry=DINERO_REQUEST.with_attempts(3))
+    client = _client(sandbox_http, token, sleep=sleeps, retry=DINERO_REQUEST)
 
     sandbox.add_fault(kind="error", method="GET", path="/v1/*/vatTypes", status=503, count=1)
     assert await client.vat_types()
