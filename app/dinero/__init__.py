@@ -8,7 +8,6 @@ from app.dinero.client import (
     MAX_LEDGER_ITEMS_PER_CALL,
     MAX_UPLOAD_BYTES,
     DineroClient,
-    change_windows,
 )
 from app.dinero.errors import (
     DineroApiError,
@@ -65,6 +64,7 @@ from app.dinero.oauth import (
     VismaConnectOAuth,
 )
 from app.dinero.pacing import InMemoryPacer, NoopPacer, Pacer
+from app.dinero.paging import change_windows
 from app.dinero.status import LedgerStatus, VoucherStatus
 from app.dinero.tokens import StaticTokenProvider, TokenProvider
 

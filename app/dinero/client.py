@@ -623,7 +623,5 @@ __all__ = [
     "MAX_LEDGER_ITEMS_PER_CALL",
     "MAX_UPLOAD_BYTES",
     "DineroClient",
-    "change_windows",
-    "is_last_page",
     "ledger_refs_from_answer",
 ]
