@@ -462,16 +462,6 @@ class PurchaseCreditNote(DineroModel):
     booking_time: str | None = None
     totals: NullableList[PurchaseVoucherTotal] = []
 
-    @property
-    def is_draft(self) -> bool:
-        """Still a draft, not booked yet."""
-        return self.status is VoucherStatus.DRAFT
-
-    @property
-    def is_booked(self) -> bool:
-        """Booked in the books (like a credit purchase voucher)."""
-        return voucher_is_booked(self.status, self.credit_note_number)
-
     @classmethod
     def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
         raw = data.get("Date")
