@@ -498,8 +498,6 @@ def decode_cursor(data_source_id: UUID, cursor: str | None) -> int:
 
 
 __all__ = [
-    "DineroRefused",
-    "DineroUnavailable",
     "NotAcceptable",
     "RecordFilter",
     "check_rules",
