@@ -104,26 +104,26 @@ def test_ledger_item_wire_shape() -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "number", "booked", "draft"),
+    ("status", "number", "booked", "draft", "typed"),
     [
-        ("Draft", None, False, True),
-        ("Editing", None, False, False),  # not booked yet, still being edited
-        ("Editing", 12, True, False),  # a booked voucher reopened keeps its number
-        ("Paid", 12, True, False),  # cash purchases read Paid once booked
-        ("Booked", 12, True, False),
-        ("overdue", 12, True, False),  # Dinero's casing varies (OverPaid in its filters)
-        ("OverPaid", 12, True, False),
-        ("SomethingNew", 12, True, False),  # a word Dinero adds later is past Draft
-        (None, None, False, False),
+        ("Draft", None, False, True, VoucherStatus.DRAFT),
+        ("Editing", None, False, False, VoucherStatus.EDITING),  # not booked yet, being edited
+        ("Editing", 12, True, False, VoucherStatus.EDITING),  # reopened: keeps its number
+        ("Paid", 12, True, False, VoucherStatus.PAID),  # cash purchases read Paid once booked
+        ("Booked", 12, True, False, VoucherStatus.BOOKED),
+        ("overdue", 12, True, False, VoucherStatus.OVERDUE),  # Dinero's casing varies
+        ("OverPaid", 12, True, False, VoucherStatus.OVERPAID),  # (OverPaid in its filters)
+        ("SomethingNew", 12, True, False, VoucherStatus.UNKNOWN),  # a later word: past Draft
+        (None, None, False, False, None),
     ],
 )
 def test_a_purchase_voucher_status_is_typed_and_says_whether_it_is_booked(
-    status: str | None, number: int | None, booked: bool, draft: bool
+    status: str | None, number: int | None, booked: bool, draft: bool, typed: VoucherStatus | None
 ) -> None:
     voucher = PurchaseVoucher.model_validate(
         {"Guid": str(UUID(int=1)), "Status": status, "VoucherNumber": number}
     )
-    assert voucher.status is None or isinstance(voucher.status, VoucherStatus)
+    assert voucher.status is typed
     assert (voucher.is_booked, voucher.is_draft) == (booked, draft)
 
 
