@@ -62,6 +62,9 @@ CODES: Final[dict[str, str]] = {
     'organization; send `"confirm_switch": true` to switch.',
     "dinero_unavailable": "Dinero could not be reached, or failed (always 503; 502 is "
     "`dinero_refused`, Dinero answering no).",
+    "dinero_busy": "The organization's Dinero request budget (about 100 a minute, shared with "
+    "its exports) is used up for longer than a request waits; `Retry-After` says when to try "
+    "again.",
     # the OAuth callback
     "oauth_state_unknown": "The callback carries no state, or one this service did not issue.",
     "oauth_state_expired": "The approval took longer than the state lives; connect again.",
@@ -153,7 +156,7 @@ _CALLBACK_PROBLEMS: Final[dict[int, tuple[str, ...]]] = {
     401: ("token_expired", "token_invalid"),
     403: ("organization_not_pro", "oauth_company_mismatch"),
     413: ("payload_too_large",),
-    503: ("dinero_unavailable", "jwks_unavailable"),
+    503: ("dinero_unavailable", "dinero_busy", "jwks_unavailable"),
 }
 
 OPERATION_PROBLEMS: Final[dict[str, dict[int, tuple[str, ...]]]] = {
@@ -166,7 +169,7 @@ OPERATION_PROBLEMS: Final[dict[str, dict[int, tuple[str, ...]]]] = {
         400: ("api_key_rejected", "api_key_wrong_organization", "organization_not_accessible"),
         403: ("organization_not_pro",),
         409: ("organization_switch_requires_confirmation",),
-        503: ("dinero_unavailable",),
+        503: ("dinero_unavailable", "dinero_busy"),
     },
     "read_connection": {},
     "disconnect": {},
@@ -191,7 +194,7 @@ OPERATION_PROBLEMS: Final[dict[str, dict[int, tuple[str, ...]]]] = {
         ),
         422: ("account_not_deposit",),
         502: ("dinero_refused",),
-        503: ("dinero_unavailable", "chart_sync_failed"),
+        503: ("dinero_unavailable", "dinero_busy", "chart_sync_failed"),
     },
     "list_settings_history": {400: ("invalid_cursor",)},
     "list_category_history": {400: ("invalid_cursor",), 404: ("category_not_found",)},
@@ -204,7 +207,7 @@ OPERATION_PROBLEMS: Final[dict[str, dict[int, tuple[str, ...]]]] = {
             "date_field_not_available",
         ),
         502: ("dinero_refused",),
-        503: ("dinero_unavailable",),
+        503: ("dinero_unavailable", "dinero_busy"),
     },
     "list_data_sources": {},
     "get_data_source": {404: ("data_source_not_found",)},
@@ -359,6 +362,15 @@ def _router_wide(status: str, declared: dict[str, Any]) -> bool:
     return default is not None and declared.get("description") == default["description"]
 
 
+_RETRY_AFTER: Final = {
+    "Retry-After": {
+        "description": "With `dinero_busy`: whole seconds until the organization's Dinero "
+        "budget has room again.",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+
+
 _WWW_AUTHENTICATE: Final = {
     "WWW-Authenticate": {
         "description": "`Bearer`.",
@@ -382,6 +394,8 @@ def _document_problems(route: Operation, operation: dict[str, Any]) -> None:
         responses[str(status)] = _problem_response(status, status_codes, declared)
     if uses_bearer(route):
         responses["401"]["headers"] = _WWW_AUTHENTICATE
+    if "dinero_busy" in codes.get(503, ()):
+        responses["503"]["headers"] = {**responses["503"].get("headers", {}), **_RETRY_AFTER}
     operation["responses"] = dict(sorted(responses.items()))
 
 

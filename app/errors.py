@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
@@ -15,6 +16,8 @@ from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+
+from app.dinero.pacing import PacerBusy
 
 log = structlog.get_logger(__name__)
 
@@ -129,6 +132,30 @@ class DineroUnavailable(AppError):
     title = "Dinero is not available"
 
 
+class DineroBusy(AppError):
+    """The organization's Dinero request budget is used up (by an export, say) for longer than a
+    request may wait: answered at once, with `Retry-After`, instead of holding the caller."""
+
+    status = 503
+    code = "dinero_busy"
+    title = "Dinero is busy for this organization"
+
+    def __init__(self, retry_after: float, detail: str | None = None) -> None:
+        self.retry_after = max(1, math.ceil(retry_after))
+        """Whole seconds to wait before asking again (at least 1)."""
+        super().__init__(
+            detail
+            or "The organization's Dinero request budget is used up for now (Dinero allows "
+            f"about 100 requests a minute); try again in {self.retry_after} s.",
+            headers={"Retry-After": str(self.retry_after)},
+            extra={"retry_after": self.retry_after},
+        )
+
+    @classmethod
+    def of(cls, busy: PacerBusy, detail: str | None = None) -> DineroBusy:
+        return cls(busy.retry_after, detail)
+
+
 class DineroRefused(AppError):
     """Dinero answered a request's call with a refusal that trying again will not change."""
 
@@ -192,6 +219,19 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
         extra=exc.extra,
         headers=exc.headers,
     )
+
+
+async def _pacer_busy(request: Request, exc: Exception) -> JSONResponse:
+    """A request's Dinero call that could not get a slot in time (its client had a max_wait)."""
+    assert isinstance(exc, PacerBusy)
+    log.info(
+        "dinero_busy",
+        path=request.url.path,
+        organization_id=exc.organization_id,
+        lane=exc.lane.value,
+        retry_after=exc.retry_after,
+    )
+    return await _app_error(request, DineroBusy.of(exc))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -262,6 +302,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(PacerBusy, _pacer_busy)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -28,7 +28,7 @@ from app.connection.models import ConnectionStatus, DineroConnection, get_connec
 from app.db import try_advisory_lock
 from app.dinero.errors import DineroError
 from app.dinero.models import AccountingYear, DepositAccount, EntryAccount, VatType
-from app.dinero.pacing import Lane
+from app.dinero.pacing import Lane, PacerBusy
 from app.history import service as history
 from app.services import Services
 
@@ -61,39 +61,78 @@ class Chart:
     years: list[AccountingYear]
 
 
-async def read_chart(gateway: DineroGateway, connection: DineroConnection) -> Chart:
-    """The lists Dinero has (none is paged), read concurrently: one request each, five in all."""
-    client = gateway.client_for(connection, lane=Lane.INTERACTIVE)
+async def read_chart(
+    gateway: DineroGateway, connection: DineroConnection, *, max_wait: float | None = None
+) -> Chart:
+    """The lists Dinero has (none is paged), read concurrently: one request each, five in all.
+
+    With `max_wait`, a request that gets no slot from the pacer in time raises PacerBusy.
+    """
+    client = gateway.client_for(connection, lane=Lane.INTERACTIVE, max_wait=max_wait)
+    # All five are awaited before a failure is raised: none is left running (or its error
+    # unread) behind a sync that already gave up.
     entry, purchase, deposit, vat_types, years = await asyncio.gather(
         client.entry_accounts(),
         client.purchase_accounts(),
         client.deposit_accounts(),
         client.vat_types(),
         client.accounting_years(),
+        return_exceptions=True,
     )
-    return Chart(entry=entry, purchase=purchase, deposit=deposit, vat_types=vat_types, years=years)
+    return Chart(
+        entry=_ok(entry),
+        purchase=_ok(purchase),
+        deposit=_ok(deposit),
+        vat_types=_ok(vat_types),
+        years=_ok(years),
+    )
 
 
-async def sync_chart(services: Services, company_id: str) -> SyncOutcome:
-    """Run one sync for the company now (the job calls this)."""
+Result = TypeVar("Result")
+
+
+def _ok(result: Result | BaseException) -> Result:
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+async def sync_chart(
+    services: Services, company_id: str, *, max_wait: float | None = None
+) -> SyncOutcome:
+    """Run one sync for the company now (the job calls this).
+
+    `max_wait` bounds each request's wait for the organization's Dinero budget (a request
+    passes INTERACTIVE_MAX_WAIT_SECONDS; the job waits as long as it takes): past it PacerBusy
+    is raised, and the sync state is left as it was before this sync started.
+    """
     async with try_advisory_lock(services.engine, LOCK_NAMESPACE, company_id) as got:
         if not got:
             log.info("chart_sync_already_running", company_id=company_id)
             return SyncOutcome(status="already_running")
-        return await _sync_locked(services, company_id)
+        return await _sync_locked(services, company_id, max_wait=max_wait)
 
 
-async def _sync_locked(services: Services, company_id: str) -> SyncOutcome:
+async def _sync_locked(
+    services: Services, company_id: str, *, max_wait: float | None
+) -> SyncOutcome:
     started = datetime.now(UTC)
     async with services.sessionmaker() as session, session.begin():
         connection = await get_connection(session=session, company_id=company_id)
         state = await sync_state(session, company_id)
+        before = (state.status, state.started_at)
         state.status = "running"
         state.started_at = started
     if connection is None or connection.status == ConnectionStatus.NOT_CONNECTED:
         return await _failed(services, company_id, "not_connected", "Connect Dinero first.")
     try:
-        chart = await read_chart(services.dinero, connection)
+        chart = await read_chart(services.dinero, connection, max_wait=max_wait)
+    except PacerBusy:
+        # Nothing was asked of Dinero that is worth keeping: this sync did not happen.
+        async with services.sessionmaker() as session, session.begin():
+            state = await sync_state(session, company_id)
+            state.status, state.started_at = before
+        raise
     except (ReauthRequired, NotConnected) as exc:
         return await _failed(services, company_id, exc.code, exc.detail)
     except DineroError as exc:

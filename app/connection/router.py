@@ -320,6 +320,7 @@ def _callback_outcome(
             title=error.title,
             detail=error.detail,
             extra=error.extra,
+            headers=error.headers or None,
         )
     if error is None:
         title = "Dinero is connected"
@@ -336,4 +337,4 @@ def _callback_outcome(
         f"<h1>{title}</h1><p data-code='{html.escape(error.code if error else 'connected')}'>"
         f"{text}</p><p>You can close this window.</p></body></html>"
     )
-    return HTMLResponse(page, status_code=status)
+    return HTMLResponse(page, status_code=status, headers=error.headers if error else None)

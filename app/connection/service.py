@@ -26,9 +26,9 @@ from app.crypto import DecryptionFailed
 from app.dinero.errors import DineroError, DineroNotPro, DineroOAuthError
 from app.dinero.models import Organization
 from app.dinero.oauth import TokenSet, new_code_verifier
-from app.dinero.pacing import Lane
+from app.dinero.pacing import INTERACTIVE_MAX_WAIT_SECONDS, Lane, PacerBusy
 from app.dinero.tokens import StaticTokenProvider
-from app.errors import AppError, Conflict
+from app.errors import AppError, Conflict, DineroBusy
 
 log = structlog.get_logger(__name__)
 
@@ -123,7 +123,10 @@ async def verify_organization(
 ) -> Organization:
     """The approved login must reach the organization, and the organization must have Pro."""
     client = gateway.client(
-        organization_id, StaticTokenProvider(tokens.access_token), Lane.INTERACTIVE
+        organization_id,
+        StaticTokenProvider(tokens.access_token),
+        Lane.INTERACTIVE,
+        max_wait=INTERACTIVE_MAX_WAIT_SECONDS,
     )
     try:
         organizations = await client.list_organizations()
@@ -153,6 +156,9 @@ async def verify_organization(
             status=403,
             extra={"dinero_message": exc.dinero_message},
         ) from exc
+    except PacerBusy as busy:
+        # An AppError, so the OAuth callback shows it like its other refusals.
+        raise DineroBusy.of(busy) from busy
     except DineroError as exc:
         raise ConnectError(
             f"Dinero could not be reached to check organization {organization_id}: {exc}",

@@ -35,7 +35,7 @@ from app.datasources.schemas import AccountingYearIn, DataSourceCreate, DataSour
 from app.datasources.types import PUBLIC_ORDER, SPECS, DataType, DateField, date_fields_of
 from app.dinero.errors import DineroError, DineroUnauthorized
 from app.dinero.models import AccountingYear
-from app.dinero.pacing import Lane
+from app.dinero.pacing import INTERACTIVE_MAX_WAIT_SECONDS, Lane
 from app.errors import AppError, DineroRefused, DineroUnavailable, NotFound, ValidationFailed
 from app.inputs import InvalidCursor
 
@@ -111,7 +111,7 @@ async def _connection(session: AsyncSession, company_id: str) -> DineroConnectio
 async def _accounting_years(
     gateway: DineroGateway, connection: DineroConnection
 ) -> list[AccountingYear]:
-    client = gateway.client_for(connection, Lane.INTERACTIVE)
+    client = gateway.client_for(connection, Lane.INTERACTIVE, max_wait=INTERACTIVE_MAX_WAIT_SECONDS)
     try:
         return await client.accounting_years()
     except DineroUnauthorized as exc:

@@ -44,8 +44,8 @@ from app.dinero.errors import (
     DineroUnauthorized,
 )
 from app.dinero.models import DepositAccount, DepositAccountCreate, EntryAccount
-from app.dinero.pacing import Lane
-from app.errors import AppError, Conflict, DineroRefused, DineroUnavailable
+from app.dinero.pacing import INTERACTIVE_MAX_WAIT_SECONDS, Lane, PacerBusy
+from app.errors import AppError, Conflict, DineroBusy, DineroRefused, DineroUnavailable
 from app.services import Services
 
 log = structlog.get_logger(__name__)
@@ -167,7 +167,16 @@ async def _create(client: DineroClient, number: int, name: str) -> None:
 async def _sync(services: Services, company_id: str) -> None:
     """Sync the chart now; a sync already running may predate the account, so wait it out."""
     for _ in range(SYNC_ATTEMPTS):
-        outcome = await sync_chart(services, company_id)
+        try:
+            outcome = await sync_chart(services, company_id, max_wait=INTERACTIVE_MAX_WAIT_SECONDS)
+        except PacerBusy as busy:
+            wait = DineroBusy.of(busy)
+            raise DineroBusy.of(
+                busy,
+                "The account was created in Dinero, but the organization's Dinero request "
+                f"budget is used up for now, so the chart is not synced yet. Repeat the request "
+                f"in {wait.retry_after} s (it creates nothing twice), or sync the chart.",
+            ) from busy
         if outcome.status == "succeeded":
             return
         if outcome.status == "failed":
@@ -211,7 +220,9 @@ async def create_deposit_account(
                 "Another deposit account is being created for this company; try again shortly.",
                 code="deposit_account_busy",
             )
-        client = services.dinero.client_for(connection, lane=Lane.INTERACTIVE)
+        client = services.dinero.client_for(
+            connection, lane=Lane.INTERACTIVE, max_wait=INTERACTIVE_MAX_WAIT_SECONDS
+        )
         entry, deposit = await _read_chart(client)
         chosen, existed = _choose(name, number, synced, entry, deposit)
         if not existed:

@@ -37,6 +37,10 @@ WINDOW_SECONDS: Final = 60.0
 """Dinero counts requests per minute."""
 MARGIN_SECONDS: Final = 0.5
 """Added to the window, so Dinero's count never sees a request inside the previous minute."""
+INTERACTIVE_MAX_WAIT_SECONDS: Final = 10.0
+"""Longest a request's call to Dinero waits for a slot while a user waits for the answer (an
+export may hold the organization's budget for up to a minute): past it the request answers
+503 `dinero_busy` with `Retry-After` (app/errors.py) instead of hanging."""
 
 
 class Lane(StrEnum):
