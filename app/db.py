@@ -185,6 +185,19 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+async def release_transaction(session: AsyncSession) -> None:
+    """Commit a request's transaction that has only read so far, before a slow call outside the
+    database (Dinero): no transaction, row lock or pooled connection is held while it answers.
+    The handler's next statement begins a new transaction, committed or rolled back as usual.
+
+    Only for reads: objects added or changed but not yet flushed are refused (a write already
+    flushed would be committed early, so call this before writing anything).
+    """
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("release_transaction: the session holds unflushed writes")
+    await session.commit()
+
+
 @contextlib.asynccontextmanager
 async def try_advisory_lock(engine: AsyncEngine, namespace: int, key: str) -> AsyncIterator[bool]:
     """Take a session-level advisory lock on a connection of its own, if it is free.

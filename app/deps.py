@@ -34,7 +34,8 @@ async def unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: committed when the endpoint returns, rolled back on error.
 
-    Services only flush; this is the one place a request commits.
+    Services only flush; this is where a request commits, besides the company dependency's own
+    upsert and `app.db.release_transaction` (reads committed before a call to Dinero).
     """
     async with request.app.state.services.sessionmaker() as session, unit_of_work(session):
         yield session
@@ -106,23 +107,39 @@ class CompanyAccess:
     company: Company
 
 
-async def company_member(
-    principal: PrincipalDep,
-    session: SessionDep,
-    company: Annotated[str, Path(min_length=1, max_length=128, description="The company id.")],
+CompanyPath = Annotated[str, Path(min_length=1, max_length=128, description="The company id.")]
+
+
+async def _company_access(
+    principal: Principal, session: AsyncSession, company: str, *, admin: bool
 ) -> CompanyAccess:
     # Another company's path answers exactly like a company that does not exist.
     if company != principal.company_id:
         raise NotFound("No such company.", code="company_not_found")
-    return CompanyAccess(
-        principal=principal, company=await ensure_company(session=session, company_id=company)
-    )
-
-
-async def company_admin(access: Annotated[CompanyAccess, Depends(company_member)]) -> CompanyAccess:
-    if not access.principal.is_admin:
+    if admin and not principal.is_admin:
         raise Forbidden("Only a finance admin may do this.", code="admin_required")
-    return access
+    row = await ensure_company(session=session, company_id=company)
+    # The upsert is a transaction of its own, committed at once: the handler's transaction
+    # begins with its own first statement, so a handler that commits its reads before calling
+    # Dinero (app.db.release_transaction) leaves none open while Dinero answers, and a new
+    # company's row is not locked for the whole request. What the handler writes is still
+    # committed when it returns and rolled back if it raises.
+    await session.commit()
+    return CompanyAccess(principal=principal, company=row)
+
+
+async def company_member(
+    principal: PrincipalDep, session: SessionDep, company: CompanyPath
+) -> CompanyAccess:
+    return await _company_access(principal, session, company, admin=False)
+
+
+async def company_admin(
+    principal: PrincipalDep, session: SessionDep, company: CompanyPath
+) -> CompanyAccess:
+    """Like `company_member`, for finance admins only (a member is refused before anything is
+    written)."""
+    return await _company_access(principal, session, company, admin=True)
 
 
 CompanyMember = Annotated[CompanyAccess, Depends(company_member)]

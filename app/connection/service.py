@@ -23,6 +23,7 @@ from app.connection.models import (
     get_connection,
 )
 from app.crypto import DecryptionFailed
+from app.db import release_transaction
 from app.dinero.errors import DineroError, DineroNotPro, DineroOAuthError
 from app.dinero.models import Organization
 from app.dinero.oauth import TokenSet, new_code_verifier
@@ -224,6 +225,7 @@ async def connect_api_key(
     await _check_switch(
         session, existing, organization_id, confirm_switch=confirm_switch, exported=exported
     )
+    await release_transaction(session)  # only read so far: none stays open while Dinero answers
     try:
         tokens = await gateway.legacy.password_grant(api_key)
     except DineroOAuthError as exc:

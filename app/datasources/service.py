@@ -33,6 +33,7 @@ from app.datasources.models import (
 from app.datasources.records import StoredRecord
 from app.datasources.schemas import AccountingYearIn, DataSourceCreate, DataSourcePatch
 from app.datasources.types import PUBLIC_ORDER, SPECS, DataType, DateField, date_fields_of
+from app.db import release_transaction
 from app.dinero.errors import DineroError, DineroUnauthorized
 from app.dinero.models import AccountingYear
 from app.dinero.pacing import INTERACTIVE_MAX_WAIT_SECONDS, Lane
@@ -165,6 +166,7 @@ async def create_data_source(
     assert connection.organization_id is not None
     year: AccountingYear | None = None
     if body.accounting_year is not None:
+        await release_transaction(session)  # only read so far: none open while Dinero answers
         year = match_year(await _accounting_years(gateway, connection), body.accounting_year)
     year_name = None if year is None else (year.name or str(year.from_date))
     source = DataSource(

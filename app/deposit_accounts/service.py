@@ -35,7 +35,7 @@ from app.chart.models import DineroAccount
 from app.chart.sync import sync_chart
 from app.connection.gateway import ReauthRequired, require_connected
 from app.connection.models import get_connection
-from app.db import try_advisory_lock
+from app.db import release_transaction, try_advisory_lock
 from app.dinero.client import DineroClient
 from app.dinero.errors import (
     DineroError,
@@ -213,7 +213,7 @@ async def create_deposit_account(
         raise _taken(number, synced[number].name)  # refused before Dinero hears of anything
     # Only read so far: end the request's transaction, so none stays open while Dinero answers
     # and the chart syncs (seconds); the mapping below is written in a new one.
-    await session.commit()
+    await release_transaction(session)
     async with try_advisory_lock(services.engine, LOCK_NAMESPACE, company_id) as got:
         if not got:
             raise Conflict(
