@@ -9,6 +9,7 @@ already synced and only records why it failed.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import insert, select
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -249,66 +250,115 @@ def _incoming_accounts(chart: Chart) -> dict[int, dict[str, Any]]:
     return merged
 
 
-def _assign(target: Any, values: dict[str, Any]) -> bool:
-    """Set only the attributes that differ; True when anything changed."""
-    changed = False
-    for key, value in values.items():
-        if getattr(target, key) != value:
-            setattr(target, key, value)
-            changed = True
-    return changed
+def _differs(stored: dict[str, Any], values: dict[str, Any]) -> bool:
+    return any(stored[name] != value for name, value in values.items())
 
 
-Row = TypeVar("Row", TaxCode, DineroAccount, Category)
+def _rows_json(rows: list[dict[str, Any]]) -> str:
+    """Rows as one JSON array: a single parameter PostgreSQL turns back into rows
+    (`jsonb_to_recordset`), so a statement writes thousands of rows without per-row parameters."""
+    return json.dumps(rows, separators=(",", ":"), default=str)  # str: a Decimal rate
 
 
-_KEYS: dict[type[Any], str] = {TaxCode: "code", DineroAccount: "account_number", Category: "id"}
+_UPSERT_TAX_CODES = text(
+    """
+    INSERT INTO tax_codes (company_id, code, name, rate, present)
+    SELECT :company_id, r.code, r.name, r.rate, true
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(code text, name text, rate numeric)
+    ON CONFLICT (company_id, code) DO UPDATE
+    SET name = excluded.name, rate = excluded.rate, present = true, updated_at = now()
+    """
+)
+"""New and changed tax codes (only those: a sync that changes nothing sends no write)."""
+
+_ACCOUNT_COLUMNS = (
+    ("account_number", "integer"),
+    ("name", "text"),
+    ("vat_code", "text"),
+    ("category", "text"),
+    ("is_entry", "boolean"),
+    ("is_purchase", "boolean"),
+    ("is_deposit", "boolean"),
+    ("is_default_deposit", "boolean"),
+    ("hidden_in_dinero", "boolean"),
+    ("bank_registration_number", "text"),
+    ("bank_account_number", "text"),
+    ("bank_iban_number", "text"),
+)
+_ACCOUNT_NAMES = ", ".join(name for name, _ in _ACCOUNT_COLUMNS)
+_UPSERT_ACCOUNTS = text(
+    f"""
+    INSERT INTO dinero_accounts (company_id, {_ACCOUNT_NAMES}, present)
+    SELECT :company_id, {", ".join(f"r.{name}" for name, _ in _ACCOUNT_COLUMNS)}, true
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+        AS r({", ".join(f"{name} {kind}" for name, kind in _ACCOUNT_COLUMNS)})
+    ON CONFLICT (company_id, account_number) DO UPDATE
+    SET {", ".join(f"{name} = excluded.{name}" for name, _ in _ACCOUNT_COLUMNS[1:])},
+        present = true, updated_at = now()
+    """  # noqa: S608 - the column names are this module's constants
+)
+"""New and changed accounts, all their columns as Dinero sent them."""
+
+_CATEGORIES = text(
+    f"""
+    WITH incoming AS (
+        SELECT * FROM ROWS FROM (jsonb_to_recordset(CAST(:rows AS jsonb)) AS (
+            id uuid, account_number integer, account_name text, tax_code text, active boolean,
+            inactive_reason text, before jsonb)) WITH ORDINALITY AS r
+    ), written AS (
+        INSERT INTO categories
+            (id, company_id, account_number, account_name, name, tax_code, hidden, active,
+             inactive_reason)
+        SELECT i.id, :company_id, i.account_number, i.account_name, NULL, i.tax_code, false,
+            i.active, i.inactive_reason
+        FROM incoming AS i
+        ON CONFLICT (company_id, account_number) DO UPDATE
+        SET account_name = excluded.account_name, active = excluded.active,
+            inactive_reason = excluded.inactive_reason, updated_at = now()
+        RETURNING categories.*
+    ), changed AS (
+        SELECT w.*, i.before, i.ordinality AS n
+        FROM written AS w JOIN incoming AS i ON i.account_number = w.account_number
+    )
+    {history.synced_category_history("changed")}
+    """  # noqa: S608 - the history's part is that module's constants
+)
+"""New categories, and the Dinero-owned columns of changed ones (the admin's name, tax code and
+hiding are never touched by a sync), with their history rows: one statement."""
 
 
-def _bulk_insert(model: type[Row]) -> Any:
-    """A bulk INSERT of many rows in few statements: NULLs sent as NULL, so every row has the
-    same columns (SQLAlchemy otherwise leaves out None values and starts a new batch whenever
-    the pattern of Nones changes: ~17 rows per batch for a real chart), and a RETURNING of the
-    key, so SQLAlchemy's insertmanyvalues sends up to 1,000 rows per statement instead of
-    psycopg's executemany running one INSERT per row."""
-    key = getattr(model, _KEYS[model])
-    return insert(model).execution_options(render_nulls=True).returning(key)
-
-
-async def _company_rows(
+async def _mark_gone(
     session: AsyncSession,
-    model: type[Row],
-    company_id: str,
+    model: type[TaxCode] | type[DineroAccount],
     key: str,
-    only: Collection[Any] | None = None,
-) -> dict[Any, Row]:
-    """The company's stored rows of one table (or those with a key in `only`), by their key."""
-    query = select(model).where(model.company_id == company_id)
-    if only is not None:
-        if not only:
-            return {}
-        query = query.where(getattr(model, key).in_(only))
-    rows = await session.execute(query)
-    return {getattr(row, key): row for row in rows.scalars()}
+    company_id: str,
+    gone: Collection[Any],
+) -> None:
+    """One UPDATE for the rows no longer in Dinero's lists (kept, present = false)."""
+    if gone:
+        await session.execute(
+            update(model)
+            .where(model.company_id == company_id, getattr(model, key).in_(gone))
+            .values(present=False)
+        )
 
 
 async def _stored_values(
-    session: AsyncSession, model: type[Row], company_id: str, key: str, fields: Sequence[str]
+    session: AsyncSession, model: type[Any], company_id: str, key: str, fields: Sequence[str]
 ) -> dict[Any, dict[str, Any]]:
     """The company's stored rows of one table as plain values, by their key: compared with what
-    Dinero sent before any row is loaded as an object (a resync that changes nothing loads
-    none)."""
+    Dinero sent, so only what differs is written (a resync that changes nothing writes none)."""
     columns = [getattr(model, name) for name in (key, *fields)]
     rows = await session.execute(select(*columns).where(model.company_id == company_id))
     return {row[0]: dict(zip(fields, row[1:], strict=True)) for row in rows}
 
 
-def _differs(stored: dict[str, Any], values: dict[str, Any]) -> bool:
-    return any(stored[name] != value for name, value in values.items())
-
-
 async def apply_chart(session: AsyncSession, company_id: str, chart: Chart) -> dict[str, int]:
-    """Bring the stored chart in line with Dinero's; returns how many rows of each kind changed."""
+    """Bring the stored chart in line with Dinero's; returns how many rows of each kind changed.
+
+    The stored rows are read as plain values and compared here; what differs is written in a
+    few set-based statements (each list one JSON parameter), no row loaded as an object.
+    """
     summary = {
         "accounts_added": 0,
         "accounts_updated": 0,
@@ -320,22 +370,18 @@ async def apply_chart(session: AsyncSession, company_id: str, chart: Chart) -> d
         "tax_codes_updated": 0,
         "tax_codes_removed": 0,
     }
-    await _apply_tax_codes(session, company_id, chart.vat_types, summary)
-    await session.flush()  # categories take their default tax code from these
+    known_codes = await _apply_tax_codes(session, company_id, chart.vat_types, summary)
     incoming = _incoming_accounts(chart)
     await _apply_accounts(session, company_id, incoming, summary)
-    before, after = await _apply_categories(session, company_id, incoming, summary)
-    await session.flush()
-    await history.record_synced_categories(
-        session, company_id=company_id, before=before, after=after
-    )
+    await _apply_categories(session, company_id, incoming, known_codes, summary)
     return summary
 
 
 async def _apply_tax_codes(
     session: AsyncSession, company_id: str, vat_types: Sequence[VatType], summary: dict[str, int]
-) -> None:
-    existing = await _company_rows(session, TaxCode, company_id, "code")
+) -> set[str]:
+    """Returns the codes present after the sync (every code Dinero sent, and `none`)."""
+    stored = await _stored_values(session, TaxCode, company_id, "code", ["name", "rate", "present"])
     incoming: dict[str, dict[str, Any]] = {
         NO_VAT: {"name": NO_VAT_NAME, "rate": Decimal("0.0000"), "present": True}
     }
@@ -346,20 +392,24 @@ async def _apply_tax_codes(
                 "rate": vat.vat_rate.quantize(RATE_PLACES),
                 "present": True,
             }
-    new: list[dict[str, Any]] = []
+    write: list[dict[str, Any]] = []
     for code, values in incoming.items():
-        row = existing.get(code)
-        if row is None:
-            new.append({"company_id": company_id, "code": code, **values})
-        elif _assign(row, values):
+        was = stored.get(code)
+        if was is None:
+            summary["tax_codes_added"] += 1
+        elif _differs(was, values):
             summary["tax_codes_updated"] += 1
-    if new:
-        await session.execute(_bulk_insert(TaxCode), new)
-        summary["tax_codes_added"] += len(new)
-    for code, row in existing.items():
-        if code not in incoming and row.present:
-            row.present = False
-            summary["tax_codes_removed"] += 1
+        else:
+            continue
+        write.append({"code": code, "name": values["name"], "rate": values["rate"]})
+    if write:
+        await session.execute(
+            _UPSERT_TAX_CODES, {"company_id": company_id, "rows": _rows_json(write)}
+        )
+    gone = [code for code, was in stored.items() if code not in incoming and was["present"]]
+    await _mark_gone(session, TaxCode, "code", company_id, gone)
+    summary["tax_codes_removed"] += len(gone)
+    return set(incoming)
 
 
 async def _apply_accounts(
@@ -368,51 +418,51 @@ async def _apply_accounts(
     incoming: dict[int, dict[str, Any]],
     summary: dict[str, int],
 ) -> None:
-    fields = [*next(iter(incoming.values()), {}), "present"]
-    stored = await _stored_values(session, DineroAccount, company_id, "account_number", fields)
-    new: list[dict[str, Any]] = []
-    changed: set[int] = set()
+    fields = [name for name, _ in _ACCOUNT_COLUMNS[1:]]
+    columns = [getattr(DineroAccount, name) for name in ("account_number", *fields, "present")]
+    rows = await session.execute(select(*columns).where(DineroAccount.company_id == company_id))
+    stored = {row[0]: tuple(row[1:]) for row in rows}  # the fields as Dinero sent them, present
+    write: list[dict[str, Any]] = []
     for number, values in incoming.items():
         was = stored.get(number)
         if was is None:
-            new.append(
-                {"company_id": company_id, "account_number": number, "present": True, **values}
-            )
-        elif _differs(was, {**values, "present": True}):
-            changed.add(number)
-    gone = {number for number, was in stored.items() if number not in incoming and was["present"]}
-    rows = await _company_rows(session, DineroAccount, company_id, "account_number", changed | gone)
-    for number in changed:
-        _assign(rows[number], {**incoming[number], "present": True})
-        summary["accounts_updated"] += 1
-    if new:
-        await session.execute(_bulk_insert(DineroAccount), new)
-        summary["accounts_added"] += len(new)
-    for number in gone:
-        rows[number].present = False
-        summary["accounts_removed"] += 1
+            summary["accounts_added"] += 1
+        elif was != (*(values[name] for name in fields), True):
+            summary["accounts_updated"] += 1
+        else:
+            continue
+        write.append({"account_number": number, **{name: values[name] for name in fields}})
+    if write:
+        await session.execute(
+            _UPSERT_ACCOUNTS, {"company_id": company_id, "rows": _rows_json(write)}
+        )
+    gone = [number for number, was in stored.items() if number not in incoming and was[-1]]
+    await _mark_gone(session, DineroAccount, "account_number", company_id, gone)
+    summary["accounts_removed"] += len(gone)
+
+
+DEACTIVATED, UPDATED = "categories_deactivated", "categories_updated"
 
 
 async def _apply_categories(
     session: AsyncSession,
     company_id: str,
     incoming: dict[int, dict[str, Any]],
+    known_codes: Collection[str],
     summary: dict[str, int],
-) -> tuple[history.CategoryStates, history.CategoryStates]:
-    """Categories for the purchase accounts; returns the changed ones' states before and after
-    (as their history keeps them; a new one has no state before), from the rows at hand."""
-    known_codes = set(
-        (
-            await session.execute(
-                select(TaxCode.code).where(TaxCode.company_id == company_id, TaxCode.present)
-            )
-        ).scalars()
-    )
+) -> None:
+    """Categories for the purchase accounts, and a history row for each one written."""
     fields = ["id", *history.CATEGORY_FIELDS]
     stored = await _stored_values(session, Category, company_id, "account_number", fields)
     purchase = {number: values for number, values in incoming.items() if values["is_purchase"]}
-    new: list[dict[str, Any]] = []
-    wanted: dict[int, dict[str, Any]] = {}  # account number: the state it should have
+    write: list[dict[str, Any]] = []
+    removed = {"active": False, "inactive_reason": "removed_from_dinero"}
+
+    def changed(was: dict[str, Any], state: dict[str, Any], key: str) -> None:
+        before = {name: was[name] for name in history.CATEGORY_FIELDS}
+        write.append({"id": str(was["id"]), **before, **state, "before": before})
+        summary[key] += 1
+
     for number, values in purchase.items():
         hidden = bool(values["hidden_in_dinero"])
         state = {
@@ -420,44 +470,29 @@ async def _apply_categories(
             "active": not hidden,
             "inactive_reason": "hidden_in_dinero" if hidden else None,
         }
-        if number in stored:
-            if _differs(stored[number], state):
-                wanted[number] = state
+        was = stored.get(number)
+        if was is not None:
+            if _differs(was, state):
+                deactivated = was["active"] and not state["active"]
+                changed(
+                    was, state, "categories_deactivated" if deactivated else "categories_updated"
+                )
             continue
         vat_code = values["vat_code"]
-        new.append(
+        write.append(
             {
-                "id": uuid.uuid4(),
-                "company_id": company_id,
+                "id": str(uuid.uuid4()),
                 "account_number": number,
-                "name": None,
-                "hidden": False,
                 "tax_code": vat_code if vat_code in known_codes else None,
+                "before": None,
                 **state,
             }
         )
-    removed = {"active": False, "inactive_reason": "removed_from_dinero"}
+        summary["categories_added"] += 1
     for number, was in stored.items():
         if number not in purchase and _differs(was, removed):
-            wanted[number] = removed
-    before: history.CategoryStates = {}
-    after: history.CategoryStates = {
-        created["id"]: {key: created[key] for key in history.CATEGORY_FIELDS} for created in new
-    }
-    rows = await _company_rows(session, Category, company_id, "account_number", set(wanted))
-    for number, state in wanted.items():
-        row = rows[number]
-        was_state = history.category_state(row)
-        _assign(row, state)
-        if number not in purchase:
-            key = "categories_deactivated" if was_state["active"] else "categories_updated"
-        elif was_state["active"] and not row.active:
-            key = "categories_deactivated"
-        else:
-            key = "categories_updated"
-        summary[key] += 1
-        before[row.id], after[row.id] = was_state, history.category_state(row)
-    if new:
-        await session.execute(_bulk_insert(Category), new)
-        summary["categories_added"] += len(new)
-    return before, after
+            changed(
+                was, removed, "categories_deactivated" if was["active"] else "categories_updated"
+            )
+    if write:
+        await session.execute(_CATEGORIES, {"company_id": company_id, "rows": _rows_json(write)})

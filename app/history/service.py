@@ -1,8 +1,9 @@
 """Recording mapping and category changes where they are written, and reading them back.
 
 The chart's services call `record_mapping_changes` / `record_category_change` in the same
-transaction as the edit itself, and a chart sync calls `record_synced_categories`, so a change
-and its history row commit (or roll back) together whichever path made it.
+transaction as the edit itself, and a chart sync writes its history rows in the statement that
+writes the categories (`synced_category_history`), so a change and its history row commit (or
+roll back) together whichever path made it.
 """
 
 from __future__ import annotations
@@ -104,53 +105,34 @@ async def record_category_change(
         )
 
 
-CategoryStates = dict[uuid.UUID, dict[str, Any]]
+def synced_category_history(source: str) -> str:
+    """The end of a chart sync's statement that writes categories: the history rows by
+    `dinero_sync`, written by the same statement (one statement for a whole chart).
 
-
-async def category_states(session: AsyncSession, company_id: str) -> CategoryStates:
-    """Every category of the company as its history keeps it, read from the database."""
-    columns = [getattr(Category, field) for field in CATEGORY_FIELDS]
-    rows = await session.execute(
-        select(Category.id, *columns).where(Category.company_id == company_id)
-    )
-    return {row[0]: dict(zip(CATEGORY_FIELDS, row[1:], strict=True)) for row in rows}
-
-
-async def record_synced_categories(
-    session: AsyncSession,
-    *,
-    company_id: str,
-    before: CategoryStates,
-    after: CategoryStates | None = None,
-) -> int:
-    """History rows for what a chart sync changed (new, renamed, hidden, removed accounts).
-
-    `before` is the categories' states before the sync wrote (`category_states`, or only the
-    ones it changed); `after` their states now, when the sync has them at hand (the changed
-    ones: nothing is read again), else every category is read again (flushed). Every
-    difference becomes a row by `dinero_sync`. Returns how many.
+    `source` names a relation the statement defines with, per category written: its `id`, its
+    columns after the write (`CATEGORY_FIELDS`), its state before as JSON (`before`, as
+    `category_state` has it; NULL for a new category) and an order `n`. Each category whose
+    state differs from before gets a row: `changes` holds each differing field's from and to (a
+    new category's from is null), `state` the whole category. Binds :company_id.
     """
-    if after is None:
-        after = await category_states(session, company_id)
-    rows = []
-    for category_id, state in after.items():
-        changes = _diff(before.get(category_id, {}), state)
-        if changes:
-            rows.append(
-                {
-                    "company_id": company_id,
-                    "kind": ChangeKind.CATEGORY.value,
-                    "category_id": category_id,
-                    "changes": changes,
-                    "state": state,
-                    "changed_by": None,
-                    "source": ChangeSource.DINERO_SYNC.value,
-                }
-            )
-    if rows:
-        # RETURNING: one statement per 1,000 rows (insertmanyvalues), not one per row
-        await session.execute(_INSERT.returning(SettingsChange.id), rows)
-    return len(rows)
+    state = ", ".join(f"'{field}', s.{field}" for field in CATEGORY_FIELDS)
+    before = "COALESCE(s.before -> e.key, 'null'::jsonb)"
+    return f"""
+    INSERT INTO settings_history
+        (company_id, kind, category_id, changes, state, changed_by, source, changed_at)
+    SELECT :company_id, '{ChangeKind.CATEGORY.value}', d.id, d.changes, d.state, NULL,
+        '{ChangeSource.DINERO_SYNC.value}', clock_timestamp()
+    FROM (
+        SELECT s.id, now_.state, (
+            SELECT jsonb_object_agg(e.key, jsonb_build_object('from', {before}, 'to', e.value))
+            FROM jsonb_each(now_.state) AS e
+            WHERE {before} IS DISTINCT FROM e.value
+        ) AS changes
+        FROM {source} AS s CROSS JOIN LATERAL (SELECT jsonb_build_object({state}) AS state) AS now_
+        ORDER BY s.n
+    ) AS d
+    WHERE d.changes IS NOT NULL
+    """  # noqa: S608 - built from this module's constants and the caller's relation name
 
 
 async def latest_mapping_change(
