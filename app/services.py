@@ -10,6 +10,7 @@ module global.
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -108,6 +109,20 @@ def of(context: JobContext) -> Services:
     return services
 
 
+def freeze_startup_heap() -> None:
+    """Once per process, after the first start-up: move every object alive now (modules, the
+    app, the services, pools and clients: ~200,000 in the chart benchmark) out of the garbage
+    collector's reach.
+
+    A full collection walked all of them each time (~140 ms on the development machine, the
+    event loop stopped: a chart sync or a webhook that met one waited for it); now it walks
+    only what was made since. Later start-ups in the same process (tests) do nothing.
+    """
+    if gc.get_freeze_count() == 0:
+        gc.collect()
+        gc.freeze()
+
+
 @contextlib.asynccontextmanager
 async def started(
     runtime: Runtime,
@@ -141,6 +156,7 @@ async def started(
         http=http,
         dinero=gateway,
     )
+    freeze_startup_heap()
     try:
         yield services
     finally:
