@@ -127,7 +127,7 @@ async def _sync_locked(
     if connection is None or connection.status == ConnectionStatus.NOT_CONNECTED:
         return await _failed(services, company_id, "not_connected", "Connect Dinero first.")
     try:
-        chart = await read_chart(services.dinero, connection, max_wait=max_wait)
+        chart, stored = await _read_both(services, company_id, connection, max_wait=max_wait)
     except PacerBusy:
         # Nothing was asked of Dinero that is worth keeping: this sync did not happen.
         async with services.sessionmaker() as session, session.begin():
@@ -140,7 +140,7 @@ async def _sync_locked(
         message = f"Dinero could not be read: {exc}"
         return await _failed(services, company_id, "chart_sync_failed", message)
     async with services.sessionmaker() as session, session.begin():
-        summary = await apply_chart(session, company_id, chart)
+        summary = await apply_chart(session, company_id, chart, stored)
         changes = sum(summary.values())
         state = await sync_state(session, company_id)
         now = datetime.now(UTC)
@@ -168,6 +168,29 @@ async def _sync_locked(
     return SyncOutcome(
         status="succeeded", requests=CHART_REQUESTS, changes=changes, summary=summary
     )
+
+
+async def _read_both(
+    services: Services, company_id: str, connection: DineroConnection, *, max_wait: float | None
+) -> tuple[Chart, StoredChart]:
+    """Dinero's chart, and the stored one read while Dinero answers (in a short transaction of
+    its own, over before Dinero's lists have all arrived).
+
+    Reading it early is safe: only a sync writes what is compared (every column of accounts
+    and tax codes, a category's Dinero columns), and this sync holds the company's lock; the
+    admin's own columns of a category are read again by the statement that writes it.
+    """
+
+    async def stored() -> StoredChart:
+        async with services.sessionmaker() as session, session.begin():
+            return await read_stored_chart(session, company_id)
+
+    chart, kept = await asyncio.gather(
+        read_chart(services.dinero, connection, max_wait=max_wait),
+        stored(),
+        return_exceptions=True,
+    )
+    return _ok(chart), _ok(kept)
 
 
 async def _failed(services: Services, company_id: str, code: str, message: str) -> SyncOutcome:
@@ -286,6 +309,9 @@ _ACCOUNT_COLUMNS = (
     ("bank_iban_number", "text"),
 )
 _ACCOUNT_NAMES = ", ".join(name for name, _ in _ACCOUNT_COLUMNS)
+_ACCOUNT_FIELDS = [name for name, _ in _ACCOUNT_COLUMNS[1:]]
+"""An account's columns as Dinero sends them (after its number)."""
+_CATEGORY_FIELDS = ["id", *history.CATEGORY_FIELDS]
 _UPSERT_ACCOUNTS = text(
     f"""
     INSERT INTO dinero_accounts (company_id, {_ACCOUNT_NAMES}, present)
@@ -304,7 +330,10 @@ _CATEGORIES = text(
     WITH incoming AS (
         SELECT * FROM ROWS FROM (jsonb_to_recordset(CAST(:rows AS jsonb)) AS (
             id uuid, account_number integer, account_name text, tax_code text, active boolean,
-            inactive_reason text, before jsonb)) WITH ORDINALITY AS r
+            inactive_reason text)) WITH ORDINALITY AS r
+    ), old AS (
+        SELECT c.* FROM categories AS c JOIN incoming AS i ON i.account_number = c.account_number
+        WHERE c.company_id = :company_id
     ), written AS (
         INSERT INTO categories
             (id, company_id, account_number, account_name, name, tax_code, hidden, active,
@@ -317,8 +346,10 @@ _CATEGORIES = text(
             inactive_reason = excluded.inactive_reason, updated_at = now()
         RETURNING categories.*
     ), changed AS (
-        SELECT w.*, i.before, i.ordinality AS n
+        SELECT w.*, i.ordinality AS n,
+            CASE WHEN o.id IS NOT NULL THEN {history.category_state_sql("o")} END AS before
         FROM written AS w JOIN incoming AS i ON i.account_number = w.account_number
+            LEFT JOIN old AS o ON o.id = w.id
     )
     {history.synced_category_history("changed")}
     """  # noqa: S608 - the history's part is that module's constants
@@ -343,22 +374,46 @@ async def _mark_gone(
         )
 
 
-async def _stored_values(
-    session: AsyncSession, model: type[Any], company_id: str, key: str, fields: Sequence[str]
-) -> dict[Any, dict[str, Any]]:
-    """The company's stored rows of one table as plain values, by their key: compared with what
-    Dinero sent, so only what differs is written (a resync that changes nothing writes none)."""
-    columns = [getattr(model, name) for name in (key, *fields)]
-    rows = await session.execute(select(*columns).where(model.company_id == company_id))
-    return {row[0]: dict(zip(fields, row[1:], strict=True)) for row in rows}
+@dataclass(frozen=True)
+class StoredChart:
+    """The company's chart as stored, as plain values by key (what a sync compares)."""
+
+    tax_codes: dict[Any, tuple[Any, ...]]
+    """code: (name, rate, present)"""
+    accounts: dict[Any, tuple[Any, ...]]
+    """account number: (the `_ACCOUNT_COLUMNS` after the number, present)"""
+    categories: dict[Any, dict[str, Any]]
+    """account number: the category's id and `history.CATEGORY_FIELDS`"""
 
 
-async def apply_chart(session: AsyncSession, company_id: str, chart: Chart) -> dict[str, int]:
+async def read_stored_chart(session: AsyncSession, company_id: str) -> StoredChart:
+    async def values(model: type[Any], key: str, fields: Sequence[str]) -> dict[Any, Any]:
+        columns = [getattr(model, name) for name in (key, *fields)]
+        rows = await session.execute(select(*columns).where(model.company_id == company_id))
+        return {row[0]: tuple(row[1:]) for row in rows}
+
+    categories = await values(Category, "account_number", _CATEGORY_FIELDS)
+    return StoredChart(
+        tax_codes=await values(TaxCode, "code", ["name", "rate", "present"]),
+        accounts=await values(DineroAccount, "account_number", [*_ACCOUNT_FIELDS, "present"]),
+        categories={
+            number: dict(zip(_CATEGORY_FIELDS, row, strict=True))
+            for number, row in categories.items()
+        },
+    )
+
+
+async def apply_chart(
+    session: AsyncSession, company_id: str, chart: Chart, stored: StoredChart | None = None
+) -> dict[str, int]:
     """Bring the stored chart in line with Dinero's; returns how many rows of each kind changed.
 
-    The stored rows are read as plain values and compared here; what differs is written in a
-    few set-based statements (each list one JSON parameter), no row loaded as an object.
+    The stored rows (`stored`, read now when not given) are compared here as plain values; what
+    differs is written in a few set-based statements (each list one JSON parameter), no row
+    loaded as an object.
     """
+    if stored is None:
+        stored = await read_stored_chart(session, company_id)
     summary = {
         "accounts_added": 0,
         "accounts_updated": 0,
@@ -370,43 +425,42 @@ async def apply_chart(session: AsyncSession, company_id: str, chart: Chart) -> d
         "tax_codes_updated": 0,
         "tax_codes_removed": 0,
     }
-    known_codes = await _apply_tax_codes(session, company_id, chart.vat_types, summary)
+    known_codes = await _apply_tax_codes(
+        session, company_id, chart.vat_types, stored.tax_codes, summary
+    )
     incoming = _incoming_accounts(chart)
-    await _apply_accounts(session, company_id, incoming, summary)
-    await _apply_categories(session, company_id, incoming, known_codes, summary)
+    await _apply_accounts(session, company_id, incoming, stored.accounts, summary)
+    await _apply_categories(session, company_id, incoming, known_codes, stored.categories, summary)
     return summary
 
 
 async def _apply_tax_codes(
-    session: AsyncSession, company_id: str, vat_types: Sequence[VatType], summary: dict[str, int]
+    session: AsyncSession,
+    company_id: str,
+    vat_types: Sequence[VatType],
+    stored: dict[Any, tuple[Any, ...]],
+    summary: dict[str, int],
 ) -> set[str]:
     """Returns the codes present after the sync (every code Dinero sent, and `none`)."""
-    stored = await _stored_values(session, TaxCode, company_id, "code", ["name", "rate", "present"])
-    incoming: dict[str, dict[str, Any]] = {
-        NO_VAT: {"name": NO_VAT_NAME, "rate": Decimal("0.0000"), "present": True}
-    }
+    incoming: dict[str, tuple[str, Decimal]] = {NO_VAT: (NO_VAT_NAME, Decimal("0.0000"))}
     for vat in vat_types:
         if vat.vat_code:
-            incoming[vat.vat_code] = {
-                "name": vat.name or vat.vat_code,
-                "rate": vat.vat_rate.quantize(RATE_PLACES),
-                "present": True,
-            }
+            incoming[vat.vat_code] = (vat.name or vat.vat_code, vat.vat_rate.quantize(RATE_PLACES))
     write: list[dict[str, Any]] = []
-    for code, values in incoming.items():
+    for code, (name, rate) in incoming.items():
         was = stored.get(code)
         if was is None:
             summary["tax_codes_added"] += 1
-        elif _differs(was, values):
+        elif was != (name, rate, True):
             summary["tax_codes_updated"] += 1
         else:
             continue
-        write.append({"code": code, "name": values["name"], "rate": values["rate"]})
+        write.append({"code": code, "name": name, "rate": rate})
     if write:
         await session.execute(
             _UPSERT_TAX_CODES, {"company_id": company_id, "rows": _rows_json(write)}
         )
-    gone = [code for code, was in stored.items() if code not in incoming and was["present"]]
+    gone = [code for code, was in stored.items() if code not in incoming and was[-1]]
     await _mark_gone(session, TaxCode, "code", company_id, gone)
     summary["tax_codes_removed"] += len(gone)
     return set(incoming)
@@ -416,12 +470,10 @@ async def _apply_accounts(
     session: AsyncSession,
     company_id: str,
     incoming: dict[int, dict[str, Any]],
+    stored: dict[Any, tuple[Any, ...]],
     summary: dict[str, int],
 ) -> None:
-    fields = [name for name, _ in _ACCOUNT_COLUMNS[1:]]
-    columns = [getattr(DineroAccount, name) for name in ("account_number", *fields, "present")]
-    rows = await session.execute(select(*columns).where(DineroAccount.company_id == company_id))
-    stored = {row[0]: tuple(row[1:]) for row in rows}  # the fields as Dinero sent them, present
+    fields = _ACCOUNT_FIELDS
     write: list[dict[str, Any]] = []
     for number, values in incoming.items():
         was = stored.get(number)
@@ -449,18 +501,16 @@ async def _apply_categories(
     company_id: str,
     incoming: dict[int, dict[str, Any]],
     known_codes: Collection[str],
+    stored: dict[Any, dict[str, Any]],
     summary: dict[str, int],
 ) -> None:
     """Categories for the purchase accounts, and a history row for each one written."""
-    fields = ["id", *history.CATEGORY_FIELDS]
-    stored = await _stored_values(session, Category, company_id, "account_number", fields)
     purchase = {number: values for number, values in incoming.items() if values["is_purchase"]}
     write: list[dict[str, Any]] = []
     removed = {"active": False, "inactive_reason": "removed_from_dinero"}
 
     def changed(was: dict[str, Any], state: dict[str, Any], key: str) -> None:
-        before = {name: was[name] for name in history.CATEGORY_FIELDS}
-        write.append({"id": str(was["id"]), **before, **state, "before": before})
+        write.append({**was, **state, "id": str(was["id"])})
         summary[key] += 1
 
     for number, values in purchase.items():
@@ -484,7 +534,6 @@ async def _apply_categories(
                 "id": str(uuid.uuid4()),
                 "account_number": number,
                 "tax_code": vat_code if vat_code in known_codes else None,
-                "before": None,
                 **state,
             }
         )

@@ -105,17 +105,23 @@ async def record_category_change(
         )
 
 
+def category_state_sql(alias: str) -> str:
+    """SQL: the category row `alias` as JSON, as `category_state` has it."""
+    return "jsonb_build_object({})".format(
+        ", ".join(f"'{field}', {alias}.{field}" for field in CATEGORY_FIELDS)
+    )
+
+
 def synced_category_history(source: str) -> str:
     """The end of a chart sync's statement that writes categories: the history rows by
     `dinero_sync`, written by the same statement (one statement for a whole chart).
 
     `source` names a relation the statement defines with, per category written: its `id`, its
-    columns after the write (`CATEGORY_FIELDS`), its state before as JSON (`before`, as
-    `category_state` has it; NULL for a new category) and an order `n`. Each category whose
+    columns after the write (`CATEGORY_FIELDS`), its state before as JSON (`before`, from
+    `category_state_sql`; NULL for a new category) and an order `n`. Each category whose
     state differs from before gets a row: `changes` holds each differing field's from and to (a
     new category's from is null), `state` the whole category. Binds :company_id.
     """
-    state = ", ".join(f"'{field}', s.{field}" for field in CATEGORY_FIELDS)
     before = "COALESCE(s.before -> e.key, 'null'::jsonb)"
     return f"""
     INSERT INTO settings_history
@@ -128,7 +134,7 @@ def synced_category_history(source: str) -> str:
             FROM jsonb_each(now_.state) AS e
             WHERE {before} IS DISTINCT FROM e.value
         ) AS changes
-        FROM {source} AS s CROSS JOIN LATERAL (SELECT jsonb_build_object({state}) AS state) AS now_
+        FROM {source} AS s CROSS JOIN LATERAL (SELECT {category_state_sql("s")} AS state) AS now_
         ORDER BY s.n
     ) AS d
     WHERE d.changes IS NOT NULL
