@@ -1,11 +1,5 @@
-"""Foundation: companies, and procrastinate's job queue schema (3.10.0).
+"""Foundation: companies, and procrastinate's job queue schema (3.10.0)."""
 
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-21
-"""
-
-from collections.abc import Sequence
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -13,10 +7,8 @@ from alembic import op
 
 from migrations.helpers import timestamps
 
-revision: str = "0001"
-down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0001"
+down_revision = None
 
 PROCRASTINATE_SCHEMA = (
     Path(__file__).resolve().parent.parent / "sql" / ("procrastinate-3.10.0-schema.sql")

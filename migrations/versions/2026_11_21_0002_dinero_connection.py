@@ -1,21 +1,12 @@
-"""Dinero connections, pending OAuth approvals and the shared per-organization request budget.
-
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-11-21 23:00:47.173481+00:00
-"""
-
-from collections.abc import Sequence
+"""Dinero connections, pending OAuth approvals and the shared per-organization request budget."""
 
 import sqlalchemy as sa
 from alembic import op
 
 from migrations.helpers import company_fk, company_id, timestamp, timestamps
 
-revision: str = "0002"
-down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0002"
+down_revision = "0001"
 
 
 def upgrade() -> None:

@@ -1,11 +1,4 @@
-"""Chart of accounts, categories, tax codes, account mappings and sync state.
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-21 23:28:48.819145+00:00
-"""
-
-from collections.abc import Sequence
+"""Chart of accounts, categories, tax codes, account mappings and sync state."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -13,10 +6,8 @@ from sqlalchemy.dialects import postgresql
 
 from migrations.helpers import company_fk, company_id, timestamps
 
-revision: str = "0003"
-down_revision: str | None = "0002"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0003"
+down_revision = "0002"
 
 
 def upgrade() -> None:

@@ -1,19 +1,10 @@
-"""Per-organization request pacing: a sliding window of request slots.
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-21 23:30:00.000000+00:00
-"""
-
-from collections.abc import Sequence
+"""Per-organization request pacing: a sliding window of request slots."""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004"
-down_revision: str | None = "0003"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0004"
+down_revision = "0003"
 
 
 def upgrade() -> None:

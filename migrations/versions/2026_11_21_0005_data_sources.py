@@ -1,11 +1,4 @@
-"""Data sources: named imports of Dinero data and their records.
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-11-21 23:30:00.000000+00:00
-"""
-
-from collections.abc import Sequence
+"""Data sources: named imports of Dinero data and their records."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -13,10 +6,8 @@ from sqlalchemy.dialects import postgresql
 
 from migrations.helpers import cascade_fk, company_fk, company_id, timestamps
 
-revision: str = "0005"
-down_revision: str | None = "0004"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0005"
+down_revision = "0004"
 
 
 def upgrade() -> None:

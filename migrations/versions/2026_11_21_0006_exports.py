@@ -1,11 +1,4 @@
-"""Exports, their items (the exactly-once steps) and inline receipts.
-
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-11-21 23:35:50.395479+00:00
-"""
-
-from collections.abc import Sequence
+"""Exports, their items (the exactly-once steps) and inline receipts."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -13,10 +6,8 @@ from sqlalchemy.dialects import postgresql
 
 from migrations.helpers import cascade_fk, company_fk, company_id, timestamps
 
-revision: str = "0006"
-down_revision: str | None = "0005"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0006"
+down_revision = "0005"
 
 
 def upgrade() -> None:

@@ -1,11 +1,4 @@
-"""Follow-up of drafts in Dinero and the outbox of outgoing webhooks (with its trigger).
-
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-11-21 23:50:00.000000+00:00
-"""
-
-from collections.abc import Sequence
+"""Follow-up of drafts in Dinero and the outbox of outgoing webhooks (with its trigger)."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -20,10 +13,8 @@ from migrations.helpers import (
     timestamps,
 )
 
-revision: str = "0007"
-down_revision: str | None = "0006"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0007"
+down_revision = "0006"
 
 # Every change of an item's status, Dinero edits or late-receipt state writes an outbox row in
 # the same transaction, whichever code path made it. The row carries the item as it was right

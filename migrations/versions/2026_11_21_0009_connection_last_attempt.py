@@ -1,20 +1,12 @@
 """Dinero connections: the last refused attempt to connect (code, words, Dinero's own text,
 when), kept until an attempt succeeds.
-
-Revision ID: 0009
-Revises: 0008
-Create Date: 2026-11-22 03:00:00.000000+00:00
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009"
-down_revision: str | None = "0008"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0009"
+down_revision = "0008"
 
 
 def upgrade() -> None:

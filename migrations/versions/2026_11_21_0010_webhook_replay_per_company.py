@@ -1,19 +1,11 @@
 """Exports: a webhook-id is unique per company, not across all companies (replay protection
 scoped to the company; the same id with another body is refused by the intake, 409).
-
-Revision ID: 0010
-Revises: 0009
-Create Date: 2026-11-22 06:00:00.000000+00:00
 """
-
-from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0010"
-down_revision: str | None = "0009"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0010"
+down_revision = "0009"
 
 
 def upgrade() -> None:

@@ -4,13 +4,7 @@ explanation stored with each exported item's lines.
 The mappings and categories already stored become each one's first history row (`backfill`,
 effective from the row's last update, nobody named), so an explanation given after the upgrade
 can still say which setting was used and since when.
-
-Revision ID: 0011
-Revises: 0010
-Create Date: 2026-12-02 17:00:00.000000+00:00
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
@@ -18,10 +12,8 @@ from sqlalchemy.dialects import postgresql
 
 from migrations.helpers import cascade_fk, company_fk, company_id, timestamp
 
-revision: str = "0011"
-down_revision: str | None = "0010"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0011"
+down_revision = "0010"
 
 # The mappings and categories found become their first history rows (effective from their last
 # update, nobody named).

@@ -1,13 +1,7 @@
 """Reversals: an exported item may be undone in Dinero (`reversing`, `reversed`) and exported
 again; `export_reversals` holds each reversal's intent, steps and the reversing entry, and
 `export_items.dinero_ledger_id` the new ledger `Id` of an item exported again.
-
-Revision ID: 0012
-Revises: 0011
-Create Date: 2026-12-02 18:00:00.000000+00:00
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
@@ -20,10 +14,8 @@ from migrations.helpers import (
     timestamps,
 )
 
-revision: str = "0012"
-down_revision: str | None = "0011"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0012"
+down_revision = "0011"
 
 _OLD_STATUSES = (
     "queued",
