@@ -143,12 +143,17 @@ async def read_item(service: Service, company: str, item_id: object) -> dict[str
     return body
 
 
-async def connect_with_api_key(client: httpx.AsyncClient, company: str) -> dict[str, Any]:
-    response = await client.put(
+async def put_api_key_connection(client: httpx.AsyncClient, company: str) -> httpx.Response:
+    """`PUT …/dinero/connection` with the sandbox's API key for PRO_ORG, as an admin."""
+    return await client.put(
         f"/v1/companies/{company}/dinero/connection",
         json={"organization_id": PRO_ORG, "method": "api_key", "api_key": API_KEY},
         headers=bearer(company),
     )
+
+
+async def connect_with_api_key(client: httpx.AsyncClient, company: str) -> dict[str, Any]:
+    response = await put_api_key_connection(client, company)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     assert body["status"] == "connected"
@@ -163,17 +168,26 @@ async def synced_company(service: Service) -> str:
     return company
 
 
+async def put_settings(
+    service: Service, company: str, subject: str = "dev-user", **accounts: int | None
+) -> httpx.Response:
+    """`PUT …/dinero/settings` with these accounts, as the admin `subject`."""
+    return await service.client.put(
+        f"/v1/companies/{company}/dinero/settings",
+        json=accounts,
+        headers=bearer(company, subject=subject),
+    )
+
+
 async def connected_company(service: Service) -> str:
     """A new company connected by API key, its chart synced and its accounts mapped."""
     company = await synced_company(service)
-    response = await service.client.put(
-        f"/v1/companies/{company}/dinero/settings",
-        json={
-            "deposit_account": CARD,
-            "out_of_pocket_account": OUT_OF_POCKET,
-            "reimbursement_account": BANK,
-        },
-        headers=bearer(company),
+    response = await put_settings(
+        service,
+        company,
+        deposit_account=CARD,
+        out_of_pocket_account=OUT_OF_POCKET,
+        reimbursement_account=BANK,
     )
     assert response.status_code == 200, response.text
     return company

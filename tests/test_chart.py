@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from tests.sandboxed import (
     PRO_ORG,
     Service,
     connect_with_api_key,
+    put_settings,
     run_jobs,
     sandboxed_service,
 )
@@ -175,30 +177,28 @@ async def test_resync_follows_renames_hides_deletions_and_new_accounts(
     assert cats[2000]["name"] == "Indkøb"
 
 
+async def last_category_update(shared: Services, company: str) -> datetime | None:
+    """When the company's categories were last written (`max(updated_at)`)."""
+    async with shared.engine.connect() as conn:
+        result = await conn.execute(
+            text("SELECT max(updated_at) FROM categories WHERE company_id = :c"), {"c": company}
+        )
+        stamp: datetime | None = result.scalar_one()
+        return stamp
+
+
 async def test_a_second_sync_with_nothing_changed_writes_nothing(
     service: Service, company: str
 ) -> None:
     await connected(service, company)
     shared: Services = service.app.state.services
-    async with shared.engine.connect() as conn:
-        stamp = (
-            await conn.execute(
-                text("SELECT max(updated_at) FROM categories WHERE company_id = :c"),
-                {"c": company},
-            )
-        ).scalar_one()
+    stamp = await last_category_update(shared, company)
 
     state = await resync(service, company)
 
     assert state["status"] == "succeeded"
     assert state["changes"] == 0
-    async with shared.engine.connect() as conn:
-        after = (
-            await conn.execute(
-                text("SELECT max(updated_at) FROM categories WHERE company_id = :c"),
-                {"c": company},
-            )
-        ).scalar_one()
+    after = await last_category_update(shared, company)
     assert after == stamp
 
 
@@ -244,14 +244,12 @@ async def test_settings_accept_only_synced_deposit_accounts(service: Service, co
         "message": "Map the deposit account (the company card / wallet).",
     }
 
-    refused = await service.client.put(
-        url,
-        json={
-            "deposit_account": 2000,
-            "out_of_pocket_account": 55090,
-            "reimbursement_account": 55000,
-        },
-        headers=bearer(company),
+    refused = await put_settings(
+        service,
+        company,
+        deposit_account=2000,
+        out_of_pocket_account=55090,
+        reimbursement_account=55000,
     )
     assert refused.status_code == 422
     problem = refused.json()
@@ -262,14 +260,12 @@ async def test_settings_accept_only_synced_deposit_accounts(service: Service, co
     unchanged = await service.client.get(url, headers=bearer(company))
     assert unchanged.json()["reimbursement_account"] is None  # nothing half-written
 
-    saved = await service.client.put(
-        url,
-        json={
-            "deposit_account": 55030,
-            "out_of_pocket_account": 55080,
-            "reimbursement_account": 55000,
-        },
-        headers=bearer(company),
+    saved = await put_settings(
+        service,
+        company,
+        deposit_account=55030,
+        out_of_pocket_account=55080,
+        reimbursement_account=55000,
     )
     assert saved.status_code == 200, saved.text
     body = saved.json()

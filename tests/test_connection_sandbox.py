@@ -156,6 +156,12 @@ class World:
         """The committed row, read on a connection of its own."""
         return await stored_connection(self.engine, company)
 
+    async def stored(self, company: str) -> DineroConnection:
+        """The committed row, which must exist."""
+        row = await self.row(company)
+        assert row is not None
+        return row
+
 
 async def stored_connection(engine: AsyncEngine, company: str) -> DineroConnection | None:
     async with AsyncSession(engine, expire_on_commit=False) as session:
@@ -362,8 +368,7 @@ async def test_oauth_approval_connects_the_company(world: World, response_mode: 
     ]
 
     # The service holds working credentials: the stored refresh token is the one Dinero issued.
-    row = await world.row(company)
-    assert row is not None
+    row = await world.stored(company)
     assert row.refresh_token_enc is not None
     stored_refresh = world.gateway.cipher.decrypt(row.refresh_token_enc).get_secret_value()
     assert stored_refresh == exchange.body["refresh_token"]
@@ -398,8 +403,7 @@ async def test_organization_without_pro_is_refused(world: World) -> None:
     assert "Dinero Pro" in page.text
     state = await world.connection(company)
     assert state["status"] == "not_connected"
-    row = await world.row(company)
-    assert row is not None
+    row = await world.stored(company)
     assert row.access_token_enc is None
     assert row.refresh_token_enc is None
 
@@ -630,8 +634,7 @@ async def test_a_refused_new_approval_leaves_the_working_connection_as_it_was(
     company = world.new_company()
     await connect_with_oauth(world, company)
     before = await world.connection(company)
-    row_before = await world.row(company)
-    assert row_before is not None
+    row_before = await world.stored(company)
 
     page = await approve_in_dinero(world, await start_oauth(world, company), button="Afvis")
 
@@ -642,8 +645,7 @@ async def test_a_refused_new_approval_leaves_the_working_connection_as_it_was(
     assert {k: after[k] for k in ("organization_id", "organization_name", "connected_at")} == {
         k: before[k] for k in ("organization_id", "organization_name", "connected_at")
     }
-    row_after = await world.row(company)
-    assert row_after is not None
+    row_after = await world.stored(company)
     assert row_after.refresh_token_enc == row_before.refresh_token_enc
     assert [y.name for y in await world.gateway.client_for(row_after).accounting_years()] == [
         "2024",
@@ -719,8 +721,7 @@ async def test_api_key_connects_at_once(world: World) -> None:
         "/v1/organizations",
         f"/v1/{PRO}/accountingyears",
     ]
-    row = await world.row(company)
-    assert row is not None
+    row = await world.stored(company)
     assert row.api_key_enc is not None
     assert world.gateway.cipher.decrypt(row.api_key_enc).get_secret_value() == API_KEY
     assert row.refresh_token_enc is None
@@ -759,8 +760,7 @@ async def test_expired_access_token_is_refreshed_exactly_once(
 ) -> None:
     company = world.new_company()
     await connect_with_oauth(world, company)
-    before = await world.row(company)
-    assert before is not None
+    before = await world.stored(company)
     world.wire.exchanges.clear()
     world.sandbox.clear_requests()
     if expired_where == "at_dinero":
@@ -783,8 +783,7 @@ async def test_expired_access_token_is_refreshed_exactly_once(
     statuses = [r.status for r in world.sandbox.find_requests("GET", f"/v1/{PRO}/accountingyears")]
     assert statuses == ([401, 200] if expired_where == "at_dinero" else [200])
 
-    after = await world.row(company)
-    assert after is not None
+    after = await world.stored(company)
     assert after.token_generation == before.token_generation + 1
     # Dinero rotates refresh tokens: the new one is stored, the used one is dead.
     assert after.refresh_token_enc is not None
@@ -800,8 +799,7 @@ async def test_expired_access_token_is_refreshed_exactly_once(
 async def test_revoked_grant_makes_the_connection_need_reauthorisation(world: World) -> None:
     company = world.new_company()
     await connect_with_oauth(world, company)
-    row = await world.row(company)
-    assert row is not None
+    row = await world.stored(company)
     world.wire.exchanges.clear()
     # The customer removes the integration's access in Dinero: every token of it is dead.
     world.sandbox.revoke_all_tokens()
@@ -819,8 +817,7 @@ async def test_revoked_grant_makes_the_connection_need_reauthorisation(world: Wo
     assert state["organization_name"] == "Sandbox ApS"  # what was connected stays visible
 
     # From now on the service says so at once, without bothering Dinero again.
-    stale = await world.row(company)
-    assert stale is not None
+    stale = await world.stored(company)
     with pytest.raises(ReauthRequired):
         await world.gateway.client_for(stale).accounting_years()
     with pytest.raises(ReauthRequired):
@@ -837,8 +834,7 @@ async def test_revoked_grant_makes_the_connection_need_reauthorisation(world: Wo
 async def test_api_key_connection_gets_a_new_token_from_the_key(world: World) -> None:
     company = world.new_company()
     assert (await connect_with_api_key(world, company)).status_code == 200
-    row = await world.row(company)
-    assert row is not None
+    row = await world.stored(company)
     world.wire.exchanges.clear()
     world.clock.advance(3601)
 
@@ -859,8 +855,7 @@ async def test_disconnect_destroys_tokens_then_revokes_them_at_dinero(world: Wor
     await connect_with_oauth(world, company)
     [issued] = world.wire.grants("authorization_code")
     access, refresh = issued.body["access_token"], issued.body["refresh_token"]
-    connected = await world.row(company)
-    assert connected is not None
+    connected = await world.stored(company)
 
     # What another connection to the database sees at the moment Dinero is asked to revoke.
     seen_at_revocation: list[DineroConnection | None] = []
@@ -887,8 +882,7 @@ async def test_disconnect_destroys_tokens_then_revokes_them_at_dinero(world: Wor
     assert seen.refresh_token_enc is None
 
     assert (await world.connection(company))["status"] == "not_connected"
-    row = await world.row(company)
-    assert row is not None  # history kept
+    row = await world.stored(company)  # history kept
     assert row.id == connected.id
     assert row.organization_id == PRO
     assert row.organization_name == "Sandbox ApS"
@@ -923,8 +917,7 @@ async def test_disconnect_succeeds_when_dinero_cannot_revoke(world: World) -> No
     [revocation] = world.wire.to("POST", "/connect/revocation")
     assert revocation.status == 503
     assert (await world.connection(company))["status"] == "not_connected"
-    row = await world.row(company)
-    assert row is not None
+    row = await world.stored(company)
     assert row.refresh_token_enc is None
 
 
@@ -937,8 +930,7 @@ async def test_disconnect_of_an_api_key_connection_has_nothing_to_revoke(world: 
     assert response.status_code == 204
     assert world.wire.to("POST", "/connect/revocation") == []  # Dinero has no key revocation
     assert (await world.connection(company))["status"] == "not_connected"
-    row = await world.row(company)
-    assert row is not None
+    row = await world.stored(company)
     assert row.api_key_enc is None
     assert row.organization_id == PRO
 

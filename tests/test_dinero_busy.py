@@ -20,7 +20,14 @@ from app.chart.sync import sync_chart
 from app.dinero.pacing import INTERACTIVE_MAX_WAIT_SECONDS, PacerBusy
 from app.errors import PROBLEM_JSON
 from tests.conftest import bearer
-from tests.sandboxed import API_KEY, PRO_ORG, Service, service_fixture, shared, synced_company
+from tests.sandboxed import (
+    PRO_ORG,
+    Service,
+    put_api_key_connection,
+    service_fixture,
+    shared,
+    synced_company,
+)
 from tests.test_connection_sandbox import (
     World,
     approve_in_dinero,
@@ -113,11 +120,7 @@ async def test_connecting_with_an_api_key_answers_busy_at_once(service: Service)
     company = "co-busy-connect"
 
     started = time.monotonic()
-    response = await service.client.put(
-        f"/v1/companies/{company}/dinero/connection",
-        json={"organization_id": PRO_ORG, "method": "api_key", "api_key": API_KEY},
-        headers=bearer(company),
-    )
+    response = await put_api_key_connection(service.client, company)
 
     assert_busy(response, started)
     # The key was exchanged and the login's organizations listed (neither counts against the

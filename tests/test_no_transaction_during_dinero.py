@@ -9,6 +9,7 @@ locks and a pooled connection) for longer than a moment.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -19,10 +20,10 @@ from sqlalchemy import text
 
 from tests.conftest import bearer
 from tests.sandboxed import (
-    API_KEY,
     PRO_ORG,
     Service,
     connect_with_api_key,
+    put_api_key_connection,
     service_fixture,
     shared,
     synced_company,
@@ -106,14 +107,9 @@ async def test_creating_a_deposit_account(service: Service, company: str) -> Non
 async def test_connecting_with_an_api_key(service: Service) -> None:
     company = f"co-{uuid.uuid4().hex[:10]}"  # its first request: the company row is new
 
-    async def request() -> httpx.Response:
-        return await service.client.put(
-            f"/v1/companies/{company}/dinero/connection",
-            json={"organization_id": PRO_ORG, "method": "api_key", "api_key": API_KEY},
-            headers=bearer(company),
-        )
-
-    response, held = await held_transactions(service, request)
+    response, held = await held_transactions(
+        service, functools.partial(put_api_key_connection, service.client, company)
+    )
 
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "connected"
@@ -124,14 +120,9 @@ async def test_reconnecting_with_an_api_key(service: Service, company: str) -> N
     """The company has a connection row, which connecting reads (and later writes)."""
     await connect_with_api_key(service.client, company)
 
-    async def request() -> httpx.Response:
-        return await service.client.put(
-            f"/v1/companies/{company}/dinero/connection",
-            json={"organization_id": PRO_ORG, "method": "api_key", "api_key": API_KEY},
-            headers=bearer(company),
-        )
-
-    response, held = await held_transactions(service, request)
+    response, held = await held_transactions(
+        service, functools.partial(put_api_key_connection, service.client, company)
+    )
 
     assert response.status_code == 200, response.text
     assert held == []

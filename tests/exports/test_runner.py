@@ -32,6 +32,7 @@ from tests.sandboxed import (
     PRO_ORG,
     Service,
     connected_company,
+    put_settings,
     read_item,
     service_fixture,
     shared,
@@ -334,11 +335,7 @@ async def test_dinero_validation_error_fails_the_item_with_dinero_message(
 async def test_an_item_waits_with_a_reason_and_goes_once_fixed(
     service: Service, company: str
 ) -> None:
-    await service.client.put(
-        f"/v1/companies/{company}/dinero/settings",
-        json={"deposit_account": CARD},
-        headers=bearer(company),
-    )
+    await put_settings(service, company, deposit_account=CARD)
     item_id = await add_item(
         service, company, ItemType.OUT_OF_POCKET_EXPENSE, 1000, lines=[line(2800, 1000)]
     )
@@ -360,11 +357,7 @@ async def test_an_item_waits_with_a_reason_and_goes_once_fixed(
     assert early.waiting_code == "accounting_year_missing"
     assert service.sandbox.drafts(PRO_ORG) == []
 
-    await service.client.put(
-        f"/v1/companies/{company}/dinero/settings",
-        json={"deposit_account": CARD, "out_of_pocket_account": OUT_OF_POCKET},
-        headers=bearer(company),
-    )
+    await put_settings(service, company, deposit_account=CARD, out_of_pocket_account=OUT_OF_POCKET)
     await settle(service, company)
     assert (await item_row(service, item_id)).status == ItemStatus.AWAITING_APPROVAL
     assert len(service.sandbox.drafts(PRO_ORG)) == 1

@@ -32,6 +32,7 @@ from tests.sandboxed import (
     PRO_ORG,
     Service,
     connected_company,
+    put_settings,
     read_item,
     service_fixture,
     shared,
@@ -363,14 +364,13 @@ async def test_an_explanation_stays_as_it_was_when_the_line_was_sent(
     assert mapping["changed_at"] is not None
     assert explained["chart_sync"]["succeeded_at"] is not None
 
-    moved = await service.client.put(
-        f"/v1/companies/{company}/dinero/settings",
-        json={
-            "deposit_account": BANK,
-            "out_of_pocket_account": OUT_OF_POCKET,
-            "reimbursement_account": BANK,
-        },
-        headers=bearer(company, subject="frank"),
+    moved = await put_settings(
+        service,
+        company,
+        "frank",
+        deposit_account=BANK,
+        out_of_pocket_account=OUT_OF_POCKET,
+        reimbursement_account=BANK,
     )
     assert moved.status_code == 200
     await service.client.patch(

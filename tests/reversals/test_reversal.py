@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select, update
 
+from app.auth import Role
 from app.connection.models import ConnectionStatus, DineroConnection
 from app.exports import runner
 from app.exports.models import ExportItem
@@ -181,6 +182,18 @@ async def outbox_statuses(service: Service, item_id: str) -> list[str]:
         return list(rows.scalars())
 
 
+async def reversals_of(
+    service: Service, company: str, item_id: str, role: Role = "admin"
+) -> list[dict[str, Any]]:
+    """The item's reversals, as `GET …/export-items/{id}/reversals` lists them."""
+    response = await service.client.get(
+        f"/v1/companies/{company}/export-items/{item_id}/reversals", headers=bearer(company, role)
+    )
+    assert response.status_code == 200, response.text
+    reversals: list[dict[str, Any]] = response.json()
+    return reversals
+
+
 def reversing_manual_vouchers(service: Service, reversal_id: str) -> list[Any]:
     ours = f"bridge-reversal:{reversal_id}"
     return [v for v in service.sandbox.manual_vouchers(PRO_ORG) if v.external_reference == ours]
@@ -209,11 +222,7 @@ async def test_a_draft_is_deleted_and_a_corrected_export_makes_a_new_one(
     assert file_guid in {f.guid for f in service.sandbox.files(PRO_ORG)}  # file kept
     assert entries_of(service, draft_guid) == {}  # a draft never reached the books
     assert (await outbox_statuses(service, first["id"]))[-2:] == ["reversing", "reversed"]
-    history = await service.client.get(
-        f"/v1/companies/{company}/export-items/{first['id']}/reversals",
-        headers=bearer(company, "member"),
-    )
-    [reversal] = history.json()
+    [reversal] = await reversals_of(service, company, first["id"], "member")
     assert reversal["kind"] == "draft_deleted"
     assert reversal["original"]["voucher_guid"] == draft_guid
     assert reversal["reason"] == "wrong amount"
@@ -280,12 +289,7 @@ async def test_an_approved_expense_gets_a_booked_reversing_voucher_then_a_new_on
     assert balance(service, CARD) == Decimal("0.00")
     after = await read_item(service, company, first["id"])
     assert after["status"] == "reversed"
-    [reversal] = (
-        await service.client.get(
-            f"/v1/companies/{company}/export-items/{first['id']}/reversals",
-            headers=bearer(company),
-        )
-    ).json()
+    [reversal] = await reversals_of(service, company, first["id"])
     assert reversal["kind"] == "manual_voucher"
     assert reversal["reversing"]["voucher_guid"] == reversing.guid
     assert reversal["reversing"]["voucher_number"] == reversing.voucher_number
@@ -414,12 +418,7 @@ async def test_a_draft_edited_in_dinero_is_refused_with_the_differences(
     assert status == 202
     await run_reversal(service, body["id"])
 
-    [reversal] = (
-        await service.client.get(
-            f"/v1/companies/{company}/export-items/{first['id']}/reversals",
-            headers=bearer(company),
-        )
-    ).json()
+    [reversal] = await reversals_of(service, company, first["id"])
     assert reversal["status"] == "failed"
     assert reversal["failure"]["code"] == "voucher_edited_in_dinero"
     assert {"field": "lines[0].account_number", "sent": 5000, "now": 4000} in reversal["failure"][
@@ -436,10 +435,8 @@ async def test_a_closed_year_is_refused_and_leaves_nothing(service: Service, com
     assert status == 202
     await run_reversal(service, body["id"])
 
-    history = await service.client.get(
-        f"/v1/companies/{company}/export-items/{first['id']}/reversals", headers=bearer(company)
-    )
-    assert history.json()[0]["failure"]["code"] == "accounting_year_closed"
+    history = await reversals_of(service, company, first["id"])
+    assert history[0]["failure"]["code"] == "accounting_year_closed"
     # Back as it was (the follow-up had not yet seen the approval).
     assert (await read_item(service, company, first["id"]))["status"] == first["status"]
     assert reversing_manual_vouchers(service, body["id"]) == []  # the draft was deleted again
@@ -545,10 +542,8 @@ async def test_the_job_reverses_the_item_and_tells_the_platform(
 
     await run_jobs(service, ["exports"])  # the workers' queue: the reversal job runs by itself
 
-    history = await service.client.get(
-        f"/v1/companies/{company}/export-items/{first['id']}/reversals", headers=bearer(company)
-    )
-    assert history.json()[0]["status"] == "done", history.json()[0]["failure"]
+    history = await reversals_of(service, company, first["id"])
+    assert history[0]["status"] == "done", history[0]["failure"]
     assert (await read_item(service, company, first["id"]))["status"] == "reversed"
     assert (await outbox_statuses(service, first["id"]))[-1] == "reversed"
 

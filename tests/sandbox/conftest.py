@@ -10,9 +10,11 @@ import base64
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from uuid import UUID
 
 import httpx
 import pytest
@@ -265,3 +267,11 @@ async def draft_cash_purchase(api: httpx.AsyncClient, org: int, **fields: Any) -
 
 def error_code(response: httpx.Response) -> Any:
     return response.json()["code"]
+
+
+def by_account(sandbox: Sandbox, org: int, voucher_guid: UUID | str) -> dict[int, Decimal]:
+    """What a voucher (or ledger item) booked, summed per account."""
+    totals: dict[int, Decimal] = {}
+    for entry in sandbox.entries(org, voucher_guid=str(voucher_guid)):
+        totals[entry.account_number] = totals.get(entry.account_number, Decimal(0)) + entry.amount
+    return totals

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from dinero_sandbox import FakeClock, Sandbox
 
-from tests.sandbox.conftest import error_code
+from tests.sandbox.conftest import by_account, error_code
 
 ORG = 100001
 ITEM_ID = "5f0c8a1e-3b6d-4e1a-9c2f-7a8b9c0d1e2f"
@@ -251,7 +251,7 @@ async def test_vat_on_ledger_lines_is_included_in_the_amount(
     version = (await add(api, item)).json()["Version"]
     await api.post(f"/v1/{ORG}/ledgeritems/book", json=[{"Id": ITEM_ID, "Version": version}])
     sandbox.complete_ledger_bookings(ORG)
-    assert {e.account_number: e.amount for e in sandbox.entries(ORG, voucher_guid=ITEM_ID)} == {
+    assert by_account(sandbox, ORG, ITEM_ID) == {
         1000: Decimal("-160.00"),
         61000: Decimal("-40.00"),
         55000: Decimal("200.00"),

@@ -33,7 +33,7 @@ from app.dinero.models import (
     PurchaseCreditNoteCreate,
 )
 from tests.contract import ContractTransport
-from tests.sandbox.conftest import BASE_URL
+from tests.sandbox.conftest import BASE_URL, by_account
 
 ORG = 100001
 CARD = 55030
@@ -58,13 +58,6 @@ async def paid_purchase(dinero: DineroClient, sandbox: Sandbox) -> UUID:
     )
     sandbox.approve_purchase_voucher(ORG, str(voucher.guid))
     return voucher.guid
-
-
-def by_account(sandbox: Sandbox, guid: UUID | str) -> dict[int, Decimal]:
-    totals: dict[int, Decimal] = {}
-    for entry in sandbox.entries(ORG, voucher_guid=str(guid)):
-        totals[entry.account_number] = totals.get(entry.account_number, Decimal(0)) + entry.amount
-    return totals
 
 
 async def test_a_deposit_account_is_created_and_listed(
@@ -103,8 +96,8 @@ async def test_a_reversing_manual_voucher_offsets_a_paid_cash_purchase(
 
     assert booked.status == "Booked"
     assert booked.external_reference == "bridge-reversal:1"
-    together = by_account(sandbox, original)
-    for account, amount in by_account(sandbox, booked.guid).items():
+    together = by_account(sandbox, ORG, original)
+    for account, amount in by_account(sandbox, ORG, booked.guid).items():
         together[account] = together.get(account, Decimal(0)) + amount
     assert set(together.values()) == {Decimal(0)}  # expense, VAT and card all back to nothing
 
@@ -122,7 +115,7 @@ async def test_a_draft_is_deleted_and_a_booked_voucher_is_reversed_by_delete(
     await dinero.delete_purchase_voucher(draft.guid, draft.timestamp)
     with pytest.raises(DineroNotFound):
         await dinero.get_purchase_voucher(draft.guid)
-    assert by_account(sandbox, draft.guid) == {}
+    assert by_account(sandbox, ORG, draft.guid) == {}
 
 
 async def test_a_purchase_credit_note_uses_our_guid_and_needs_a_contact_to_be_booked(
@@ -168,4 +161,4 @@ async def test_a_reversing_ledger_item_is_booked_with_our_id(
 
     [status] = await dinero.ledger_item_status([ours])
     assert status.is_booked
-    assert by_account(sandbox, ours) == {55080: Decimal("-500.00"), 55000: Decimal("500.00")}
+    assert by_account(sandbox, ORG, ours) == {55080: Decimal("-500.00"), 55000: Decimal("500.00")}

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from dinero_sandbox import Sandbox
 
-from tests.sandbox.conftest import error_code
+from tests.sandbox.conftest import by_account, error_code
 
 ORG = 100001
 
@@ -392,10 +392,7 @@ async def test_reverse_charge_posts_both_vat_sides(
     assert voucher["Lines"][0]["VatCode"] == "IEUY"
     assert voucher["Lines"][0]["VatAmountValue"] == 0
     sandbox.approve_purchase_voucher(ORG, voucher["Guid"])
-    by_account = {
-        e.account_number: e.amount for e in sandbox.entries(ORG, voucher_guid=voucher["Guid"])
-    }
-    assert by_account == {
+    assert by_account(sandbox, ORG, voucher["Guid"]) == {
         3510: Decimal("400.00"),
         61010: Decimal("100.00"),
         61030: Decimal("-100.00"),
@@ -431,10 +428,7 @@ async def test_manual_voucher_flow(api: httpx.AsyncClient, sandbox: Sandbox) -> 
         json={"Timestamp": voucher["Timestamp"]},
     )
     assert booked.json()["Status"] == "Booked"
-    by_account = {
-        e.account_number: e.amount for e in sandbox.entries(ORG, voucher_guid=voucher["Guid"])
-    }
-    assert by_account == {
+    assert by_account(sandbox, ORG, voucher["Guid"]) == {
         5000: Decimal("-100.00"),
         61010: Decimal("-25.00"),
         55030: Decimal("125.00"),
