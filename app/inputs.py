@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date, datetime
 from typing import Annotated, Any, Final
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, StrictStr
@@ -75,6 +76,29 @@ def _moment_text(value: object) -> object:
 Moment = Annotated[AwareDatetime, BeforeValidator(_moment_text)]
 """An RFC 3339 date-time with a UTC offset; a bare number (which pydantic would read as Unix
 seconds) is refused like any other malformed moment, as its `format: date-time` says."""
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _iso_date(value: object) -> date:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value  # built in code (JSON has no dates: its input is text)
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        raise PydanticCustomError(
+            "date_format",
+            "Give the date as YYYY-MM-DD, e.g. 2026-11-03; got {got}.",
+            {"got": repr(value)},
+        )
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise PydanticCustomError(
+            "date_invalid", "{got} is not a date in the calendar.", {"got": value}
+        ) from None
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+"""A calendar date as YYYY-MM-DD text (no number or date-time coerced to a date)."""
 """The same, and a JSON string only (no number coerced to text)."""
 
 

@@ -9,11 +9,12 @@ deleted; `tax_codes` are Dinero's VAT types; `company_settings` holds the accoun
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import (
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Integer,
@@ -105,6 +106,8 @@ class CompanySettings(TimestampMixin, Base):
     reimbursement_account: Mapped[int | None] = mapped_column(Integer)
     top_up_account: Mapped[int | None] = mapped_column(Integer)
     """None means: the reimbursement account."""
+    books_closed_through: Mapped[date | None] = mapped_column(Date)
+    """The lock date: nothing dated on or before it is exported (None: no lock)."""
 
 
 class ChartSync(Base):

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from app.inputs import SafeStr
+from app.inputs import IsoDate, SafeStr
 
 
 class CategoryOut(BaseModel):
@@ -68,6 +68,12 @@ class SettingsIn(BaseModel):
     top_up_account: int | None = Field(
         default=None,
         description="The bank account wallet top-ups come from; null uses the reimbursement one.",
+    )
+    books_closed_through: IsoDate | None = Field(
+        default=None,
+        description="The lock date: nothing dated on or before it is exported; such items wait "
+        "(`period_closed`) until it is moved back or cleared. Null: no lock. Left out of a PUT, "
+        "it keeps its value (the accounts are replaced as sent); null clears it.",
     )
 
 

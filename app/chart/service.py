@@ -21,6 +21,9 @@ MAPPING_FIELDS = (
     "top_up_account",
 )
 
+LOCK_DATE = "books_closed_through"
+"""The setting that closes the books through a date (nothing dated on or before it goes)."""
+
 FIELD_LABELS = {
     "deposit_account": "deposit account (the company card / wallet)",
     "out_of_pocket_account": "out-of-pocket account",
@@ -110,11 +113,14 @@ async def get_settings(session: AsyncSession, company_id: str) -> CompanySetting
 async def put_settings(
     session: AsyncSession,
     company_id: str,
-    values: Mapping[str, int | None],
+    values: Mapping[str, Any],
     *,
     changed_by: str | None = None,
 ) -> CompanySettings:
-    """Replace the mappings; every account must be a synced deposit account, or nothing changes."""
+    """Replace the mappings; every account must be a synced deposit account, or nothing changes.
+
+    The lock date (`books_closed_through`) is set only when `values` has it (None clears it).
+    """
     usable = {a.account_number: a for a in await deposit_accounts(session, company_id)}
     errors: dict[str, str] = {}
     for name in MAPPING_FIELDS:
@@ -138,15 +144,25 @@ async def put_settings(
     if settings is None:
         settings = CompanySettings(company_id=company_id)
         session.add(settings)
-    before = {name: getattr(settings, name) for name in MAPPING_FIELDS}
+    before = settings_state(settings)
     for name in MAPPING_FIELDS:
         setattr(settings, name, values.get(name))
+    if LOCK_DATE in values:
+        settings.books_closed_through = values[LOCK_DATE]
     await session.flush()
-    after = {name: getattr(settings, name) for name in MAPPING_FIELDS}
+    after = settings_state(settings)
     await history.record_mapping_changes(
         session, company_id=company_id, before=before, after=after, changed_by=changed_by
     )
     return settings
+
+
+def settings_state(settings: CompanySettings) -> dict[str, int | str | None]:
+    """The settings as their history keeps them: the mappings, and the lock date as text."""
+    state: dict[str, int | str | None] = {name: getattr(settings, name) for name in MAPPING_FIELDS}
+    closed = settings.books_closed_through
+    state[LOCK_DATE] = closed.isoformat() if closed is not None else None
+    return state
 
 
 def effective_accounts(settings: CompanySettings) -> dict[str, int | None]:

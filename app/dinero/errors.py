@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 from uuid import UUID
 
 # Dinero's body `code` values we act on (developer.dinero.dk "Error and status").
@@ -110,6 +110,16 @@ class DineroApiError(DineroError):
         if detail is None:
             detail = f"{where}(HTTP {status}{code_text})" + (f" [{fields}]" if fields else "")
         super().__init__(detail, dinero_message=message)
+
+    @property
+    def refuses_date(self) -> bool:
+        """Dinero's validation errors name the voucher's date: the day is outside the
+        organization's open accounting years (the year is closed, or missing)."""
+        return any(key.lower() in DATE_FIELDS for key in self.validation_errors)
+
+
+DATE_FIELDS: Final = frozenset({"voucherdate", "date"})
+"""Dinero's names (lower-cased) for a voucher's or ledger item's date in its validation errors."""
 
 
 class DineroValidationError(DineroApiError):

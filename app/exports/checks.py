@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from app.chart.models import Category
@@ -39,6 +39,19 @@ class Fail(Exception):
 
 
 @dataclass(frozen=True)
+class ClosedPeriod:
+    """An accounting year Dinero refused to book into as closed (app/exports/closed.py)."""
+
+    first_day: date
+    last_day: date
+    refused_at: datetime
+    dinero_message: str | None = None
+
+    def contains(self, day: date) -> bool:
+        return self.first_day <= day <= self.last_day
+
+
+@dataclass(frozen=True)
 class Books:
     """The company's books as an export sees them: mappings, categories, accounts, years."""
 
@@ -50,6 +63,10 @@ class Books:
     tax_codes: frozenset[str] = frozenset()
     years: tuple[tuple[date, date], ...] = ()
     synced: bool = False
+    closed_through: date | None = None
+    """The admin's lock date: nothing dated on or before it goes."""
+    closed_years: tuple[ClosedPeriod, ...] = ()
+    """Accounting years Dinero refused as closed, as remembered now."""
 
 
 def check(books: Books, item: ExportItem) -> None:
@@ -75,9 +92,33 @@ def check(books: Books, item: ExportItem) -> None:
             f"Dinero has no open accounting year for {item.voucher_date.isoformat()}: "
             "create it in Dinero (Indstillinger > Regnskabsår), then sync.",
         )
+    closed = closed_wait(books, item.voucher_date)
+    if closed is not None:
+        raise closed
     if item.type.is_expense:
         for line in item.lines:
             resolve_line(books, line)
+
+
+def closed_wait(books: Books, day: date) -> Wait | None:
+    """Why an item dated `day` may not go to Dinero now, if the period is closed."""
+    if books.closed_through is not None and day <= books.closed_through:
+        return Wait(
+            "period_closed",
+            f"The books are closed through {books.closed_through.isoformat()} (the lock date in "
+            f"the settings), and this is dated {day.isoformat()}: move the lock date back or "
+            "clear it (books_closed_through) to export it.",
+        )
+    for year in books.closed_years:
+        if year.contains(day):
+            said = f" (Dinero: {year.dinero_message})" if year.dinero_message else ""
+            return Wait(
+                "accounting_year_closed",
+                f"Dinero refused to book into the accounting year {year.first_day.isoformat()} "
+                f"to {year.last_day.isoformat()} as closed{said}, so nothing dated in it is "
+                "sent for now. Reopen the year in Dinero, then retry the item.",
+            )
+    return None
 
 
 def _article(label: str) -> str:

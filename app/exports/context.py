@@ -22,6 +22,7 @@ from app.chart.service import (
 from app.connection.models import DineroConnection, get_connection
 from app.dinero.client import DineroClient
 from app.exports.checks import Books
+from app.exports.closed import closed_years
 from app.exports.models import ExportItem, ItemStatus
 from app.exports.service import transition
 from app.services import Services
@@ -62,7 +63,8 @@ class Context:
 
 
 async def load_books(session: AsyncSession, company_id: str) -> Books:
-    """The company's mappings, categories, usable accounts, VAT codes and accounting years."""
+    """The company's mappings, categories, usable accounts, VAT codes and accounting years, its
+    lock date and the years Dinero refused as closed."""
     settings = await session.get(CompanySettings, company_id) or CompanySettings(
         company_id=company_id
     )
@@ -94,6 +96,8 @@ async def load_books(session: AsyncSession, company_id: str) -> Books:
         tax_codes=codes,
         years=years,
         synced=sync is not None and sync.succeeded_at is not None,
+        closed_through=settings.books_closed_through,
+        closed_years=await closed_years(session, company_id),
     )
 
 

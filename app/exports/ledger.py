@@ -4,6 +4,7 @@ until Dinero says `Booked`. An item's uncertain call is reconciled by its own id
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Final
 
@@ -17,10 +18,12 @@ from app.dinero.errors import (
 )
 from app.dinero.models import LedgerItem, LedgerItemRef, LedgerItemStatus
 from app.dinero.pacing import PacerBusy
+from app.exports.checks import closed_wait
+from app.exports.closed import remember
 from app.exports.context import Context, save
 from app.exports.mapping import LEDGER, plan
 from app.exports.models import ExportItem, ItemStatus, Step
-from app.exports.outcomes import dinero_failure, fail, transient
+from app.exports.outcomes import dinero_failure, fail, set_waiting, transient
 from app.exports.service import FRESH
 from app.preview import explain
 
@@ -45,7 +48,15 @@ async def ledger_pass(ctx: Context, items: list[ExportItem]) -> None:
         new = [i for i in items if i.step == Step.NEW and not i.status.settled]
         for start in range(0, len(new), LEDGER_BATCH):
             await _create(ctx, client, new[start : start + LEDGER_BATCH])
-        created = [i for i in items if i.step == Step.CREATED and not i.status.settled]
+        created = []
+        for item in items:
+            if item.step != Step.CREATED or item.status.settled:
+                continue
+            closed = closed_wait(ctx.books, item.voucher_date)
+            if closed is None:
+                created.append(item)
+            else:  # a draft in the Kassekladde still; booked once the period opens
+                await set_waiting(ctx, item, closed)
         if created:
             await _book(ctx, client, created)
     except DineroOutcomeUnknown:
@@ -117,13 +128,9 @@ async def _create(ctx: Context, client: DineroClient, batch: list[ExportItem]) -
     except DineroApiError as exc:
         if exc.transient or not exc.status or exc.status >= 500:
             raise
-        if len(batch) == 1:
-            await fail(ctx, batch[0], dinero_failure(exc))
-            return
-        # One bad item refuses the whole call: find it by sending each alone.
         for item in batch:
-            await save(ctx.services, item, step=Step.NEW)
-            await _create(ctx, client, [item])
+            await save(ctx.services, item, step=Step.NEW)  # refused: certainly not created
+        await _refused(ctx, client, batch, exc, _create)
         return
     await ctx.checkpoint("after_ledger_create")
     by_id = {ref.id: ref for ref in refs}
@@ -149,7 +156,14 @@ async def _book(ctx: Context, client: DineroClient, items: list[ExportItem]) -> 
                 item.dinero_version = status.version
     refs = [LedgerItemRef(id=i.ledger_id, version=i.dinero_version) for i in items]
     for item in items:
-        await save(ctx.services, item, step=Step.BOOK_SENT, sent_at=datetime.now(UTC))
+        await save(
+            ctx.services,
+            item,
+            step=Step.BOOK_SENT,
+            sent_at=datetime.now(UTC),
+            waiting_code=None,
+            waiting_message=None,
+        )
     await ctx.checkpoint("before_book")
     try:
         await client.book_ledger_items(refs)
@@ -157,8 +171,46 @@ async def _book(ctx: Context, client: DineroClient, items: list[ExportItem]) -> 
         for item in items:
             await save(ctx.services, item, step=Step.CREATED)  # certainly not sent
         raise
+    except DineroApiError as exc:
+        if exc.transient or not exc.status or exc.status >= 500:
+            raise
+        for item in items:  # refused as a whole: nothing booked, each a draft still
+            await save(ctx.services, item, step=Step.CREATED)
+        await _refused(ctx, client, items, exc, _book)
+        return
     await ctx.checkpoint("after_book")
     ctx.later(BOOKING_POLL_SECONDS)  # booking is asynchronous: follow it on the next pass
+
+
+Send = Callable[[Context, DineroClient, list[ExportItem]], Awaitable[None]]
+
+
+async def _refused(
+    ctx: Context, client: DineroClient, items: list[ExportItem], exc: DineroApiError, send: Send
+) -> None:
+    """Dinero refused a call (create or book) for `items`, the whole call, so nothing happened.
+
+    One item: a refused date is a closed accounting year, remembered so the year's other items
+    wait without a request (app/exports/closed.py); any other refusal fails the item with
+    Dinero's message. Several: one bad item refuses them all, so each is sent alone, except
+    those dated in a year found closed meanwhile.
+    """
+    if len(items) == 1:
+        item = items[0]
+        if exc.refuses_date:
+            ctx.books, wait = await remember(
+                ctx.services, ctx.company_id, ctx.books, item.voucher_date, exc
+            )
+            await set_waiting(ctx, item, wait)
+        else:
+            await fail(ctx, item, dinero_failure(exc))
+        return
+    for item in items:
+        closed = closed_wait(ctx.books, item.voucher_date)
+        if closed is not None:
+            await set_waiting(ctx, item, closed)
+        else:
+            await send(ctx, client, [item])
 
 
 async def _booked(ctx: Context, item: ExportItem, number: int | None) -> None:

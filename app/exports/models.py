@@ -210,3 +210,18 @@ class InlineReceipt(Base):
     )
     content: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ClosedYear(Base):
+    """An accounting year Dinero refused to book into as closed, remembered for `REMEMBER_CLOSED`
+    (app/exports/closed.py) so the items dated in it wait without another request to Dinero."""
+
+    __tablename__ = "export_closed_years"
+
+    company_id: Mapped[str] = mapped_column(
+        ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True
+    )
+    first_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    last_day: Mapped[date] = mapped_column(Date)
+    refused_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    dinero_message: Mapped[str | None] = mapped_column(Text)

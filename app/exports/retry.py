@@ -1,4 +1,5 @@
-"""Retrying an export item: a failed one queued again, one deleted in Dinero exported anew."""
+"""Retrying an export item: a failed one queued again, one deleted in Dinero exported anew, one
+waiting for a year Dinero refused as closed sent again."""
 
 from __future__ import annotations
 
@@ -11,12 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import jobs
 from app.errors import Conflict, NotFound
+from app.exports import closed
 from app.exports.models import ExportItem, ItemStatus, Step
 from app.exports.service import FRESH, transition
 
 log = structlog.get_logger(__name__)
 
 RETRYABLE: Final = frozenset({ItemStatus.FAILED, ItemStatus.DELETED_IN_DINERO})
+WAITING: Final = frozenset({ItemStatus.QUEUED, ItemStatus.EXPORTING})
+YEAR_CLOSED: Final = "accounting_year_closed"
+"""The wait a retry also ends: Dinero refused the item's year as closed (app/exports/closed.py)."""
 
 
 async def retry_item(*, session: AsyncSession, company_id: str, item_id: uuid.UUID) -> ExportItem:
@@ -30,10 +35,17 @@ async def retry_item(*, session: AsyncSession, company_id: str, item_id: uuid.UU
     ).scalar_one_or_none()
     if item is None:
         raise NotFound("No such export item.", code="item_not_found")
+    if item.waiting_code == YEAR_CLOSED and item.status in WAITING:
+        # The admin reopened the year in Dinero: forget Dinero's refusal, so the next pass
+        # sends the year's items again (the item keeps its place and its step).
+        await closed.forget(session, company_id, item.voucher_date)
+        await jobs.wake_exports(session, company_id)
+        log.info("export_item_retried", item_id=str(item.id), company_id=company_id, year="open")
+        return item
     if item.status not in RETRYABLE:
         raise Conflict(
-            f"The item is {item.status.value.replace('_', ' ')}; only failed items, or items "
-            "deleted in Dinero, can be retried.",
+            f"The item is {item.status.value.replace('_', ' ')}; only failed items, items "
+            "deleted in Dinero, or items waiting for a closed accounting year can be retried.",
             code="item_not_retryable",
             extra={"item_status": item.status.value},
         )

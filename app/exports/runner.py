@@ -41,7 +41,8 @@ from app.dinero.errors import (
 )
 from app.dinero.models import ManualVoucherCreate, PurchaseVoucherCreate
 from app.dinero.pacing import Lane, PacerBusy
-from app.exports.checks import Fail, Wait, check
+from app.exports.checks import Fail, Wait, check, closed_wait
+from app.exports.closed import remember
 from app.exports.context import (
     PASS_ITEMS,
     Checkpoint,
@@ -220,6 +221,10 @@ async def _voucher_items(ctx: Context, vouchers: list[ExportItem]) -> None:
 async def _voucher_item(ctx: Context, item: ExportItem) -> None:
     assert ctx.client is not None
     client = ctx.client
+    closed = closed_wait(ctx.books, item.voucher_date)
+    if closed is not None and item.step in (Step.NEW, Step.UPLOADED):
+        await set_waiting(ctx, item, closed)  # e.g. a year Dinero refused during this pass
+        return
     # Written together with the next step, not in a commit of their own (fewer round trips).
     pending: dict[str, Any] = {}
     if item.status == ItemStatus.QUEUED or item.waiting_code:
@@ -243,6 +248,13 @@ async def _voucher_item(ctx: Context, item: ExportItem) -> None:
     except DineroApiError as exc:
         if exc.transient:
             await transient(ctx, item, exc, count=not isinstance(exc, DineroRateLimited))
+        elif exc.refuses_date and item.step == Step.CREATE_SENT:
+            # The voucher's date, refused: its year is closed. Certainly not created.
+            await save(ctx.services, item, step=Step.UPLOADED)
+            ctx.books, wait = await remember(
+                ctx.services, ctx.company_id, ctx.books, item.voucher_date, exc
+            )
+            await set_waiting(ctx, item, wait)
         else:
             await fail(ctx, item, dinero_failure(exc))
     except DineroError as exc:

@@ -26,7 +26,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from app.exports.models import ItemStatus, ItemType
-from app.inputs import SafeStrictStr, checked_if_text
+from app.inputs import IsoDate, SafeStrictStr, checked_if_text
 from app.preview.schemas import LineExplanation
 
 MAX_MINOR_UNITS = 10**15
@@ -35,7 +35,6 @@ MAX_ITEMS_PER_REQUEST = 500
 MAX_RECEIPTS_PER_ITEM = 10
 MAX_LINES_PER_ITEM = 200
 
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
@@ -55,21 +54,6 @@ def _minor_units(value: object) -> int:
     return value
 
 
-def _iso_date(value: object) -> date:
-    if not isinstance(value, str) or not _ISO_DATE.match(value):
-        raise PydanticCustomError(
-            "date_format",
-            "Give the date as YYYY-MM-DD, e.g. 2026-11-03; got {got}.",
-            {"got": repr(value)},
-        )
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise PydanticCustomError(
-            "date_invalid", "{got} is not a date in the calendar.", {"got": value}
-        ) from None
-
-
 def _currency(value: object) -> str:
     if not isinstance(value, str) or not _CURRENCY.match(value):
         raise PydanticCustomError(
@@ -86,7 +70,6 @@ MinorUnits = Annotated[
     BeforeValidator(_minor_units),
     Field(json_schema_extra={"minimum": -MAX_MINOR_UNITS, "maximum": MAX_MINOR_UNITS}),
 ]
-IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 Currency = Annotated[
     str,
     BeforeValidator(_currency),

@@ -7,6 +7,8 @@ live here, above both, with the chart's tag and paths.
 
 from __future__ import annotations
 
+from datetime import date, datetime
+
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,7 +17,7 @@ from app import jobs
 from app.chart import service as chart
 from app.chart.schemas import MappingProblemOut, SettingsIn
 from app.deps import CompanyAdmin, CompanyMember, SessionDep
-from app.exports import readiness
+from app.exports import closed, readiness
 
 router = APIRouter(tags=["chart"])
 
@@ -28,6 +30,13 @@ class ExportReadiness(BaseModel):
     message: str | None = None
 
 
+class ClosedYearOut(BaseModel):
+    first_day: date
+    last_day: date
+    refused_at: datetime = Field(description="When Dinero last refused to book into it.")
+    dinero_message: str | None = Field(description="What Dinero said.")
+
+
 class SettingsOut(SettingsIn):
     model_config = ConfigDict(extra="ignore")
 
@@ -36,6 +45,11 @@ class SettingsOut(SettingsIn):
     )
     problems: list[MappingProblemOut] = Field(
         description="Mappings or categories that need the admin's attention."
+    )
+    closed_accounting_years: list[ClosedYearOut] = Field(
+        description="Accounting years Dinero refused to book into as closed in the last day: "
+        "items dated in them wait (`accounting_year_closed`) without a request to Dinero. "
+        "Reopen the year in Dinero, then retry one of them; otherwise one request a day tries."
     )
 
 
@@ -49,6 +63,16 @@ async def _settings_out(session: AsyncSession, company_id: str) -> SettingsOut:
         out_of_pocket_account=settings.out_of_pocket_account,
         reimbursement_account=settings.reimbursement_account,
         top_up_account=settings.top_up_account,
+        books_closed_through=settings.books_closed_through,
+        closed_accounting_years=[
+            ClosedYearOut(
+                first_day=year.first_day,
+                last_day=year.last_day,
+                refused_at=year.refused_at,
+                dinero_message=year.dinero_message,
+            )
+            for year in await closed.closed_years(session, company_id)
+        ],
         exports={
             r.export_type: ExportReadiness(ready=r.ready, missing=r.missing, message=r.message)
             for r in ready
@@ -80,9 +104,13 @@ async def get_dinero_settings(access: CompanyMember, session: SessionDep) -> Set
 async def put_dinero_settings(
     body: SettingsIn, access: CompanyAdmin, session: SessionDep
 ) -> SettingsOut:
-    """Set the account mappings; each must be one of the synced deposit accounts."""
-    await chart.put_settings(
-        session, access.company.id, body.model_dump(), changed_by=access.principal.subject
-    )
-    await jobs.wake_exports(session, access.company.id)  # items waiting for a mapping may go now
+    """Set the account mappings (each must be one of the synced deposit accounts) and, when
+    given, the lock date."""
+    values = body.model_dump(exclude={"books_closed_through"})
+    if "books_closed_through" in body.model_fields_set:
+        values["books_closed_through"] = body.books_closed_through
+    changed_by = access.principal.subject
+    await chart.put_settings(session, access.company.id, values, changed_by=changed_by)
+    # Items waiting for a mapping, or for the lock date, may go now.
+    await jobs.wake_exports(session, access.company.id)
     return await _settings_out(session, access.company.id)

@@ -54,11 +54,11 @@ async def record_mapping_changes(
     session: AsyncSession,
     *,
     company_id: str,
-    before: Mapping[str, int | None],
-    after: Mapping[str, int | None],
+    before: Mapping[str, int | str | None],
+    after: Mapping[str, int | str | None],
     changed_by: str | None,
 ) -> None:
-    """One history row per mapping whose value changed (none when the PUT changed nothing)."""
+    """One history row per setting whose value changed (none when the PUT changed nothing)."""
     rows = [
         {
             "company_id": company_id,

@@ -268,8 +268,7 @@ def _refusal(exc: DineroApiError) -> bool:
 def _api_refusal(exc: DineroApiError, doing: str) -> Refused:
     fields = "; ".join(f"{k}: {v}" for k, v in exc.validation_errors.items())
     said = (exc.message or str(exc)) + (f" ({fields})" if fields else "")
-    dated = any(key.lower() in ("voucherdate", "date") for key in exc.validation_errors)
-    if dated:
+    if exc.refuses_date:
         return Refused(
             "accounting_year_closed",
             f"Dinero refused to {doing} on that date: its accounting year is closed or "
