@@ -37,6 +37,18 @@ def card(external_id: str = "exp_1", value: int = 24500, **overrides: Any) -> di
     return item
 
 
+def stored_card_line(value: int = 24500) -> dict[str, Any]:
+    """The line of `card(value=value)` as the intake stores it: in DKK, no category or text."""
+    return {
+        "category_id": None,
+        "account_number": 7000,
+        "tax_code": "I25",
+        "amount": value,
+        "dkk_amount": value,
+        "description": None,
+    }
+
+
 def reimbursement(external_id: str = "rb_1", value: int = 50000) -> dict[str, Any]:
     return {
         "external_id": external_id,

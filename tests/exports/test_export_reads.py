@@ -13,7 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.exports.models import ExportItem, ItemStatus, Step
 from tests.conftest import bearer
-from tests.exports.intake_support import card, inline_receipt, items_of, queued_runs, reimbursement
+from tests.exports.intake_support import (
+    card,
+    inline_receipt,
+    items_of,
+    queued_runs,
+    reimbursement,
+    stored_card_line,
+)
 
 COMPANY = "/v1/companies/acme"
 
@@ -167,17 +174,8 @@ async def test_an_item_in_full(client: httpx.AsyncClient, db: AsyncSession) -> N
     assert body["date"] == "2026-11-03"
     assert body["amount"] == {"value": 24500, "currency": "DKK"}
     assert body["settled_amount"] is None
-    assert body["lines"] == [
-        {
-            "category_id": None,
-            "account_number": 7000,
-            "tax_code": "I25",
-            "amount": 24500,
-            "dkk_amount": 24500,
-            "description": None,
-            "explained_by": None,  # until its request to Dinero is built
-        }
-    ]
+    # explained_by: None until its request to Dinero is built
+    assert body["lines"] == [{**stored_card_line(), "explained_by": None}]
     assert body["employee"] == {"id": "emp_7", "name": "Mette Jensen"}
     # Receipt links are not shown back (pre-signed links carry secrets).
     assert body["receipts"] == [

@@ -27,6 +27,7 @@ from app.outbox.models import OutboxEvent
 from app.reversals import flow
 from app.reversals.models import Reversal
 from tests.conftest import bearer
+from tests.exports.intake_support import reimbursement
 from tests.killing import Killed, kill_at
 from tests.sandboxed import (
     BANK,
@@ -76,16 +77,6 @@ def expense(
         "description": "Taxa Nord",
         "amount": {"value": amount, "currency": "DKK"},
         "lines": [{"account_number": EXPENSE_ACCOUNT, "tax_code": "I25", "amount": amount}],
-    }
-
-
-def reimbursement(external_id: str, amount: int) -> dict[str, Any]:
-    return {
-        "external_id": external_id,
-        "type": "reimbursement",
-        "date": "2026-11-03",
-        "description": "Udlæg november",
-        "amount": {"value": amount, "currency": "DKK"},
     }
 
 
