@@ -26,7 +26,10 @@ const SETTLED = new Set(["booked", "failed", "deleted_in_dinero", "reversed"]);
 const IN_MOTION = new Set(["queued", "exporting", "reversing"]);
 const FAST_POLL_MS = 1500;
 const SLOW_POLL_MS = 3000;
-const retryable = (item) => item.status === "failed" || item.status === "deleted_in_dinero";
+// Failed, deleted in Dinero, or waiting for a year Dinero refused as closed (retrying it after
+// reopening the year in Dinero sends it again).
+const retryable = (item) => item.status === "failed" || item.status === "deleted_in_dinero" ||
+  (item.waiting && item.waiting.code === "accounting_year_closed");
 
 function shortGuid(guid) {
   return guid ? `${String(guid).slice(0, 8)}…` : "";

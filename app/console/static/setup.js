@@ -1,5 +1,5 @@
 // Setup: the four accounts from the synced deposit accounts ("Beholdning"), readiness per
-// export type, the problems to fix, and "sync now" with its progress.
+// export type, the problems to fix, the lock date, and "sync now" with its progress.
 import { useState } from "./vendor/hooks.mjs";
 import {
   Badge,
@@ -113,6 +113,56 @@ function CreateAccount({ api, onCreated }) {
       <div class="row"><button type="submit" class="button" disabled=${busy || name.trim() === ""}>
         ${t("setup.create")}</button></div>
     </form>
+  <//>`;
+}
+
+// The lock date (books_closed_through): nothing dated on or before it is exported. Saved with
+// the accounts as they are stored; the years Dinero refused as closed are listed below it.
+function ClosedPeriod({ api, settings, canEdit, onSaved }) {
+  const { t, when } = useI18n();
+  const [value, setValue] = useState(settings.books_closed_through || "");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(null);
+  const [saved, setSaved] = useState(false);
+
+  async function save(event) {
+    event.preventDefault();
+    setBusy(true);
+    setSaved(false);
+    setError(null);
+    const body = { books_closed_through: value === "" ? null : value };
+    for (const field of ACCOUNT_FIELDS) body[field] = settings[field];
+    try {
+      onSaved(await api.put("/dinero/settings", body));
+      setSaved(true);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  const refused = settings.closed_accounting_years || [];
+  return html`<${Card} title=${t("setup.closedTitle")}>
+    <form class="stack" onSubmit=${save}>
+      <div class="field">
+        <label for="books-closed-through">${t("setup.closedThrough")}</label>
+        <input id="books-closed-through" type="date" value=${value} disabled=${!canEdit}
+          aria-describedby="books-closed-through-hint"
+          onInput=${(e) => { setValue(e.currentTarget.value); setSaved(false); }} />
+        <p class="hint" id="books-closed-through-hint">${t("setup.closedThrough.hint")}</p>
+      </div>
+      <${ErrorNotice} error=${error} title=${t("setup.closedRefused")} />
+      ${saved && html`<${Notice} tone="success">${value ? t("setup.closedSaved", { day: value }) : t("setup.closedCleared")}<//>`}
+      ${canEdit && html`<div class="row"><button type="submit" class="button" disabled=${busy}>
+        ${t("setup.closedSave")}</button></div>`}
+    </form>
+    ${refused.length > 0 && html`<${Notice} tone="warning" title=${t("setup.closedYearsTitle")}>
+      <ul>${refused.map((year) => html`<li key=${year.first_day} data-closed-year=${year.first_day}>
+        ${t("setup.closedYear", { first: year.first_day, last: year.last_day, when: when(year.refused_at) })}
+        ${year.dinero_message && html`<span class="muted"> (${year.dinero_message})</span>`}</li>`)}</ul>
+      <p class="hint">${t("setup.closedYears.hint")}</p>
+    <//>`}
   <//>`;
 }
 
@@ -250,6 +300,8 @@ export function SetupPage({ api, canEdit }) {
             <ul>${settings.problems.map((p, i) => html`<li key=${i}>${p.message}</li>`)}</ul>
           <//>`}
         <//>
+        <${ClosedPeriod} api=${api} settings=${settings} canEdit=${canEdit}
+          onSaved=${(answer) => { setSettings(answer); }} />
         ${canEdit && connected && html`<${CreateAccount} api=${api} onCreated=${async () => {
           const [current, deposit] = await Promise.all([api.get("/dinero/settings"), api.get("/deposit-accounts")]);
           setSettings(current);
