@@ -295,13 +295,19 @@ async def get_export_item(
     operation_id="retry_export_item",
     responses={
         409: problem_doc(
-            "Only failed items, or items deleted in Dinero, can be retried (`item_not_retryable`)."
+            "Only failed items, items deleted in Dinero, or items waiting for an accounting "
+            "year Dinero refused as closed can be retried (`item_not_retryable`)."
         )
     },
 )
 async def retry_export_item(
     item_id: uuid.UUID, access: CompanyAdmin, session: SessionDep
 ) -> ItemOut:
-    """Export a failed item again; an item deleted in Dinero is exported as a new voucher."""
+    """Export a failed item again; an item deleted in Dinero is exported as a new voucher.
+
+    An item waiting for an accounting year Dinero refused as closed (`accounting_year_closed`):
+    the refusal is forgotten (reopen the year in Dinero first), and the next pass sends the
+    year's items again; the item keeps its status until then.
+    """
     item = await retry.retry_item(session=session, company_id=access.company.id, item_id=item_id)
     return queries.item_out(item)
