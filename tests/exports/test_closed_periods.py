@@ -218,12 +218,26 @@ async def test_a_voucher_dinero_refuses_for_its_date_waits_for_the_year_instead_
         "accounting_year_closed",
     )
     assert len(service.sandbox.find_requests("POST", "*/vouchers/purchase")) == 1
+    # Another expense of that year waits in the pre-flight: no file, no voucher request for it.
+    service.sandbox.clear_requests()
+    body = item("v26-2", "card_expense", 7000, lines=[expense_line(2800, 7000)])
+    (previewed,) = await preview(service, company, body)
+    assert previewed["code"] == "accounting_year_closed"
+    second = await export(service, company, body)
+    await settle(service, company)
+    assert (await read_item(service, company, second))["waiting"][
+        "code"
+    ] == "accounting_year_closed"
+    assert writes(service) == []
+
+    service.sandbox.clear_requests()
     retried = await service.client.post(
         f"/v1/companies/{company}/export-items/{first}/retry", headers=bearer(company)
     )
     assert retried.status_code == 202, retried.text
     await settle(service, company)
-    assert (await read_item(service, company, first))["status"] == "awaiting_approval"
-    # The file went once; the voucher was created on the second try, with that file.
+    statuses = [(await read_item(service, company, i))["status"] for i in (first, second)]
+    assert statuses == ["awaiting_approval", "awaiting_approval"]
+    # The first one's file was not uploaded again: one upload (the second's), two vouchers.
     assert len(service.sandbox.find_requests("POST", "*/files")) == 1
     assert len(service.sandbox.find_requests("POST", "*/vouchers/purchase")) == 2
