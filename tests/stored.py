@@ -21,6 +21,16 @@ async def store_item(session: AsyncSession, company: str, amount: int, **values:
     )
     session.add(export)
     await session.flush()
+    item = new_item(amount, id=item_id, company_id=company, export_id=export.id, **values)
+    session.add(item)
+    await session.flush()
+    return item
+
+
+def new_item(amount: int, **values: Any) -> ExportItem:
+    """An item of `amount` øre, not stored: a queued card expense in DKK dated 2026-11-03, with
+    no lines and no receipts, unless `values` (any ExportItem column) say otherwise."""
+    item_id: uuid.UUID = values.pop("id", None) or uuid.uuid4()
     fields: dict[str, Any] = {
         "external_id": f"exp_{item_id.hex[:8]}",
         "type": ItemType.CARD_EXPENSE,
@@ -34,7 +44,16 @@ async def store_item(session: AsyncSession, company: str, amount: int, **values:
         "receipts": [],
         **values,
     }
-    item = ExportItem(id=item_id, company_id=company, export_id=export.id, **fields)
-    session.add(item)
-    await session.flush()
-    return item
+    return ExportItem(id=item_id, **fields)
+
+
+def line(account: int, amount: int, tax_code: str | None = "I25") -> dict[str, Any]:
+    """An item's line as the intake stores it: `amount` øre in DKK, no category, no text."""
+    return {
+        "category_id": None,
+        "account_number": account,
+        "tax_code": tax_code,
+        "amount": amount,
+        "dkk_amount": amount,
+        "description": None,
+    }

@@ -23,30 +23,20 @@ WEBHOOK = "/v1/webhooks/expenses"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
-def card(external_id: str = "exp_1", value: int = 24500, **overrides: Any) -> dict[str, Any]:
+def card(
+    external_id: str = "exp_1", value: int = 24500, *, account: int = 7000, **overrides: Any
+) -> dict[str, Any]:
     item: dict[str, Any] = {
         "external_id": external_id,
         "type": "card_expense",
         "date": "2026-11-03",
         "description": "Taxa Nord, client visit",
         "amount": {"value": value, "currency": "DKK"},
-        "lines": [{"account_number": 7000, "tax_code": "I25", "amount": value}],
+        "lines": [{"account_number": account, "tax_code": "I25", "amount": value}],
         "employee": {"id": "emp_7", "name": "Mette Jensen"},
     }
     item.update(overrides)
     return item
-
-
-def stored_card_line(value: int = 24500) -> dict[str, Any]:
-    """The line of `card(value=value)` as the intake stores it: in DKK, no category or text."""
-    return {
-        "category_id": None,
-        "account_number": 7000,
-        "tax_code": "I25",
-        "amount": value,
-        "dkk_amount": value,
-        "description": None,
-    }
 
 
 def reimbursement(external_id: str = "rb_1", value: int = 50000) -> dict[str, Any]:

@@ -19,8 +19,8 @@ from tests.exports.intake_support import (
     items_of,
     queued_runs,
     reimbursement,
-    stored_card_line,
 )
+from tests.stored import line
 
 COMPANY = "/v1/companies/acme"
 
@@ -175,7 +175,7 @@ async def test_an_item_in_full(client: httpx.AsyncClient, db: AsyncSession) -> N
     assert body["amount"] == {"value": 24500, "currency": "DKK"}
     assert body["settled_amount"] is None
     # explained_by: None until its request to Dinero is built
-    assert body["lines"] == [{**stored_card_line(), "explained_by": None}]
+    assert body["lines"] == [{**line(7000, 24500), "explained_by": None}]
     assert body["employee"] == {"id": "emp_7", "name": "Mette Jensen"}
     # Receipt links are not shown back (pre-signed links carry secrets).
     assert body["receipts"] == [

@@ -26,8 +26,8 @@ from tests.exports.intake_support import (
     items_of,
     queued_runs,
     reimbursement,
-    stored_card_line,
 )
+from tests.stored import line
 
 EXPORTS = "/v1/companies/acme/exports"
 
@@ -76,7 +76,7 @@ async def test_items_are_stored_queued_and_answered_202(
     assert str(exp.voucher_date) == "2026-11-03"
     assert exp.description == "Taxa Nord, client visit"
     assert (exp.currency, exp.amount_minor, exp.dkk_amount_minor) == ("DKK", 24500, 24500)
-    assert exp.lines == [stored_card_line()]
+    assert exp.lines == [line(7000, 24500)]
     assert exp.employee == {"id": "emp_7", "name": "Mette Jensen"}
     inline, link = exp.receipts
     assert (inline["filename"], inline["content_type"]) == ("taxa.png", "image/png")

@@ -24,6 +24,7 @@ from app.exports.models import ExportItem, ItemStatus, ItemType
 from app.exports.service import TRANSITIONS, Row, TransitionRefused, _transitions, transition
 from tests.conftest import bearer
 from tests.exports.intake_support import card, items_of
+from tests.stored import new_item
 
 APP = Path(__file__).resolve().parents[2] / "app"
 
@@ -167,19 +168,15 @@ BOOKS = Books(
 
 
 def _item(kind: ItemType, amount: int, lines: list[dict[str, Any]] | None = None) -> ExportItem:
-    return ExportItem(
+    return new_item(
+        amount,
         id=uuid.UUID(int=7),
         external_id="exp_42",
         type=kind,
-        status=ItemStatus.QUEUED,
         voucher_date=date(2026, 3, 4),
         description="Taxi",
-        currency="DKK",
-        amount_minor=amount,
-        dkk_amount_minor=amount,
         lines=lines or [],
         employee={"name": "Ida"},
-        receipts=[],
         dinero_file_guid=None,
     )
 

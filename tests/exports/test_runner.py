@@ -24,6 +24,7 @@ from app.exports import runner
 from app.exports.models import ExportItem, InlineReceipt, ItemStatus, ItemType
 from app.services import Services
 from tests.conftest import bearer
+from tests.exports.intake_support import card, reimbursement
 from tests.killing import Killed, kill_at
 from tests.sandboxed import (
     BANK,
@@ -37,7 +38,7 @@ from tests.sandboxed import (
     service_fixture,
     shared,
 )
-from tests.stored import store_item
+from tests.stored import line, store_item
 
 RECEIPT_HOST = "receipts.example.com"
 
@@ -88,17 +89,6 @@ async def add_item(
                 {"blob_id": str(blob.id), "filename": "taxa.jpg", "content_type": "image/jpeg"}
             ]
     return item_id
-
-
-def line(account: int, amount: int, tax_code: str | None = "I25") -> dict[str, Any]:
-    return {
-        "category_id": None,
-        "account_number": account,
-        "tax_code": tax_code,
-        "amount": amount,
-        "dkk_amount": amount,
-        "description": None,
-    }
 
 
 async def item_row(service: Service, item_id: uuid.UUID) -> ExportItem:
@@ -451,21 +441,8 @@ async def test_an_export_lists_its_items_with_their_dinero_references(
         f"/v1/companies/{company}/exports",
         json={
             "items": [
-                {
-                    "external_id": "exp_taxa",
-                    "type": "card_expense",
-                    "date": "2026-11-03",
-                    "description": "Taxa Nord, kundebesøg",
-                    "amount": {"value": 24500, "currency": "DKK"},
-                    "lines": [{"account_number": 2800, "tax_code": "I25", "amount": 24500}],
-                },
-                {
-                    "external_id": "rb_mette",
-                    "type": "reimbursement",
-                    "date": "2026-11-04",
-                    "description": "Udlæg, november",
-                    "amount": {"value": 123456, "currency": "DKK"},
-                },
+                card("exp_taxa", account=2800),
+                reimbursement("rb_mette", 123456),
             ]
         },
         headers=admin,
@@ -523,16 +500,7 @@ async def _linked_expense(services: Services, company: str) -> uuid.UUID:
             10000,
             external_id="exp_link",
             description="Taxa",
-            lines=[
-                {
-                    "category_id": None,
-                    "account_number": 2800,
-                    "tax_code": "I25",
-                    "amount": 10000,
-                    "dkk_amount": 10000,
-                    "description": None,
-                }
-            ],
+            lines=[line(2800, 10000)],
             receipts=[{"url": RECEIPT_LINK, "filename": "1.jpg", "content_type": "image/jpeg"}],
         )
     return item.id

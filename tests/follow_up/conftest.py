@@ -34,6 +34,7 @@ from app.outbox import delivery
 from app.outbox.delivery import DeliveryResult
 from app.outbox.models import OutboxEvent
 from app.services import Services
+from tests import stored
 from tests.conftest import make_runtime, running
 from tests.exports import test_runner as export_helpers
 from tests.sandboxed import Service, connected_company, read_item, sandbox_settings
@@ -160,7 +161,7 @@ async def company(w: World) -> str:
 # --- helpers ---------------------------------------------------------------------------------
 
 add_item = export_helpers.add_item
-line = export_helpers.line
+line = stored.line
 jpeg = export_helpers.jpeg
 item_row = export_helpers.item_row
 settle = export_helpers.settle

@@ -11,20 +11,13 @@ from sqlalchemy import text
 
 from app.exports.models import ItemStatus
 from tests.conftest import bearer
+from tests.exports.intake_support import card
 from tests.follow_up.conftest import World, deliver, follow, item_api, item_row, jpeg, settle
 from tests.sandboxed import PRO_ORG
 
 
 def _expense(external_id: str, *, receipt: bytes | None = None) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "external_id": external_id,
-        "type": "card_expense",
-        "date": "2026-11-03",
-        "description": "Taxa Nord",
-        "amount": {"value": 24500, "currency": "DKK"},
-        "lines": [{"account_number": 2800, "tax_code": "I25", "amount": 24500}],
-        "employee": {"id": "emp-1", "name": "Mette Sørensen"},
-    }
+    item = card(external_id, account=2800)
     if receipt is not None:
         item["receipts"] = [
             {
