@@ -179,6 +179,26 @@ async def put_settings(
     )
 
 
+async def category_of(service: Service, company: str, account_number: int) -> dict[str, Any]:
+    """The company's category for this account, as `GET …/categories` lists it."""
+    response = await service.client.get(
+        f"/v1/companies/{company}/categories", headers=bearer(company, "member")
+    )
+    (found,) = [c for c in response.json() if c["account_number"] == account_number]
+    return dict(found)
+
+
+async def patch_category(
+    service: Service, company: str, category_id: str, subject: str = "dev-user", **changes: Any
+) -> httpx.Response:
+    """`PATCH …/categories/{category_id}` with these changes, as the admin `subject`."""
+    return await service.client.patch(
+        f"/v1/companies/{company}/categories/{category_id}",
+        json=changes,
+        headers=bearer(company, subject=subject),
+    )
+
+
 async def connected_company(service: Service) -> str:
     """A new company connected by API key, its chart synced and its accounts mapped."""
     company = await synced_company(service)

@@ -19,7 +19,9 @@ from tests.sandboxed import (
     OUT_OF_POCKET,
     PRO_ORG,
     Service,
+    category_of,
     connect_with_api_key,
+    patch_category,
     put_settings,
     run_jobs,
     service_fixture,
@@ -50,14 +52,6 @@ async def history(
         cursor = response.json()["next_cursor"]
         if cursor is None:
             return changes
-
-
-async def category_id(service: Service, company: str, account_number: int) -> str:
-    response = await service.client.get(
-        f"/v1/companies/{company}/categories", headers=bearer(company, "member")
-    )
-    (found,) = [c["id"] for c in response.json() if c["account_number"] == account_number]
-    return str(found)
 
 
 async def test_mapping_changes_name_the_setting_its_values_and_the_admin(
@@ -120,18 +114,12 @@ async def test_mapping_changes_name_the_setting_its_values_and_the_admin(
 async def test_a_category_keeps_what_dinero_and_the_admins_changed(
     service: Service, company: str
 ) -> None:
-    category = await category_id(service, company, 2000)
-    response = await service.client.patch(
-        f"/v1/companies/{company}/categories/{category}",
-        json={"name": "Indkøb", "tax_code": "none"},
-        headers=bearer(company, subject="erin"),
+    category = (await category_of(service, company, 2000))["id"]
+    response = await patch_category(
+        service, company, category, "erin", name="Indkøb", tax_code="none"
     )
     assert response.status_code == 200, response.text
-    unchanged = await service.client.patch(
-        f"/v1/companies/{company}/categories/{category}",
-        json={"name": "Indkøb"},
-        headers=bearer(company, subject="frank"),
-    )
+    unchanged = await patch_category(service, company, category, "frank", name="Indkøb")
     assert unchanged.status_code == 200
     service.sandbox.org(PRO_ORG).accounts[2000].name = "Varekøb med moms"
     service.sandbox.hide_account(PRO_ORG, 2000)
@@ -229,7 +217,7 @@ async def test_another_companys_category_has_no_history_here(
     other = f"co-{uuid.uuid4().hex[:10]}"
     await connect_with_api_key(service.client, other)
     await run_jobs(service, ["chart"])
-    theirs = await category_id(service, other, 2000)
+    theirs = (await category_of(service, other, 2000))["id"]
 
     response = await service.client.get(
         f"/v1/companies/{company}/categories/{theirs}/history", headers=bearer(company, "member")

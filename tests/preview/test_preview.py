@@ -31,7 +31,9 @@ from tests.sandboxed import (
     OUT_OF_POCKET,
     PRO_ORG,
     Service,
+    category_of,
     connected_company,
+    patch_category,
     put_settings,
     read_item,
     service_fixture,
@@ -54,14 +56,6 @@ def jpeg_base64() -> str:
     out = io.BytesIO()
     Image.new("RGB", (120, 80), (200, 30, 30)).save(out, format="JPEG")
     return base64.b64encode(out.getvalue()).decode()
-
-
-async def category_of(service: Service, company: str, account_number: int) -> dict[str, Any]:
-    response = await service.client.get(
-        f"/v1/companies/{company}/categories", headers=bearer(company, "member")
-    )
-    (found,) = [c for c in response.json() if c["account_number"] == account_number]
-    return dict(found)
 
 
 async def preview(service: Service, company: str, *items: dict[str, Any]) -> list[dict[str, Any]]:
@@ -329,11 +323,7 @@ async def test_an_explanation_stays_as_it_was_when_the_line_was_sent(
     service: Service, company: str
 ) -> None:
     category = await category_of(service, company, 2000)
-    renamed = await service.client.patch(
-        f"/v1/companies/{company}/categories/{category['id']}",
-        json={"name": "Indkøb"},
-        headers=bearer(company, subject="erin"),
-    )
+    renamed = await patch_category(service, company, category["id"], "erin", name="Indkøb")
     assert renamed.status_code == 200
     body = item(
         "explained-1",
@@ -373,11 +363,7 @@ async def test_an_explanation_stays_as_it_was_when_the_line_was_sent(
         reimbursement_account=BANK,
     )
     assert moved.status_code == 200
-    await service.client.patch(
-        f"/v1/companies/{company}/categories/{category['id']}",
-        json={"name": "Varer", "tax_code": "none"},
-        headers=bearer(company, subject="frank"),
-    )
+    await patch_category(service, company, category["id"], "frank", name="Varer", tax_code="none")
 
     after = await read_item(service, company, item_id)
     assert after["lines"][0]["explained_by"] == explained
