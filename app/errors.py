@@ -207,7 +207,8 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or "request"
 
 
-async def _app_error(request: Request, exc: Exception) -> JSONResponse:
+async def app_error_response(request: Request, exc: Exception) -> JSONResponse:
+    """The answer to an AppError (the app's handler; the webhook fast path calls it too)."""
     assert isinstance(exc, AppError)
     return problem_response(
         status=exc.status,
@@ -231,7 +232,7 @@ async def _pacer_busy(request: Request, exc: Exception) -> JSONResponse:
         lane=exc.lane.value,
         retry_after=exc.retry_after,
     )
-    return await _app_error(request, DineroBusy.of(exc))
+    return await app_error_response(request, DineroBusy.of(exc))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -301,7 +302,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(AppError, app_error_response)
     app.add_exception_handler(PacerBusy, _pacer_busy)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
