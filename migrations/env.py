@@ -32,16 +32,18 @@ def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
     return not (type_ == "table" and name is not None and name.startswith("procrastinate_"))
 
 
-def run_migrations_offline() -> None:
+def run_migrations(**target: Any) -> None:
+    """Run the migrations against `target` (a URL for SQL output, or a connection), comparing
+    column types and leaving procrastinate's tables out in either mode."""
     context.configure(
-        url=_url(),
-        target_metadata=target_metadata,
-        literal_binds=True,
-        include_name=include_name,
-        compare_type=True,
+        target_metadata=target_metadata, include_name=include_name, compare_type=True, **target
     )
     with context.begin_transaction():
         context.run_migrations()
+
+
+def run_migrations_offline() -> None:
+    run_migrations(url=_url(), literal_binds=True)
 
 
 def run_migrations_online() -> None:
@@ -50,14 +52,7 @@ def run_migrations_online() -> None:
         connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
         connection.commit()
         try:
-            context.configure(
-                connection=connection,
-                target_metadata=target_metadata,
-                include_name=include_name,
-                compare_type=True,
-            )
-            with context.begin_transaction():
-                context.run_migrations()
+            run_migrations(connection=connection)
         finally:
             connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID})
             connection.commit()
