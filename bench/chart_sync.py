@@ -4,8 +4,9 @@
 
 A fresh embedded PostgreSQL is migrated to head; the service talks to an in-process sandbox
 (ASGI transport) that adds the latency to every request. A company is connected with the demo
-API key, then the sync runs twice: the first writes the whole chart, the second finds nothing
-changed. The latency floor is measured in the same run: the five lists read in parallel through
+API key, then the sync runs: the first writes the whole chart, then five resyncs find nothing
+changed (the median of the five is timed, as the floor is). The latency floor is measured in the
+same run: the five lists read in parallel through
 the service's own Dinero client, nothing stored (the median of five reads). For each sync it
 prints the Dinero requests used (the minimum is one per list: five), the wall time, its ratio to
 that floor, and the SQL statements it sent that write (INSERT/UPDATE/DELETE), by table.
@@ -45,6 +46,8 @@ API_KEY = "sandbox-api-key-100001"
 DINERO = "http://dinero.bench"
 COMPANY = "bench-co"
 TARGET_RATIO = 1.2
+RESYNCS = 5
+"""No-op resyncs timed (their median is compared with the floor, itself a median of 5)."""
 BOOKKEEPING = frozenset({"chart_syncs", "dinero_connections", "dinero_request_slots"})
 """Written by every sync, changed or not: its state (running, then succeeded), the connection's
 last sync time, the pacer's reservation of each request (the runner's wake-up is written on
@@ -134,18 +137,32 @@ async def _run(accounts: int, vat_types: int, latency_ms: int) -> int:
                 f"(the {CHART_REQUESTS} lists read in parallel, median of 5): {floor:.3f}s\n"
             )
             failed = 0
-            for label in ("first sync", "second sync (nothing changed)"):
+            for label, runs in (("first sync", 1), ("resync (nothing changed)", RESYNCS)):
+                times: list[float] = []
                 sandbox.clear_requests()
                 with counting_writes(services.engine) as writes:
-                    started = time.perf_counter()
-                    outcome = await sync_chart(services, COMPANY)
-                    elapsed = time.perf_counter() - started
-                requests = len(sandbox.requests)
+                    for _ in range(runs):
+                        started = time.perf_counter()
+                        outcome = await sync_chart(services, COMPANY)
+                        times.append(time.perf_counter() - started)
+                        if outcome.status != "succeeded":
+                            failed = 1
+                elapsed = statistics.median(times)
+                requests = len(sandbox.requests) / runs
                 chart_writes = {k: n for k, n in writes.items() if k.split()[1] not in BOOKKEEPING}
                 bookkeeping = {k: n for k, n in writes.items() if k.split()[1] in BOOKKEEPING}
+                timing = (
+                    f"time={elapsed:.3f}s"
+                    if runs == 1
+                    else (
+                        f"time={elapsed:.3f}s (median of {runs}: "
+                        + ", ".join(f"{t:.3f}" for t in times)
+                        + ")"
+                    )
+                )
                 print(
-                    f"{label}: requests={requests} (minimum {CHART_REQUESTS})  "
-                    f"time={elapsed:.3f}s  ratio_to_floor={elapsed / floor:.2f} "
+                    f"{label}: requests={requests:g} per sync (minimum {CHART_REQUESTS})  "
+                    f"{timing}  ratio_to_floor={elapsed / floor:.2f} "
                     f"(target ≤ {TARGET_RATIO})  chart_rows_written={outcome.changes}  "
                     f"status={outcome.status}\n"
                     f"  write statements to the chart: {sum(chart_writes.values())} "
@@ -153,11 +170,11 @@ async def _run(accounts: int, vat_types: int, latency_ms: int) -> int:
                     f"  write statements, bookkeeping: {sum(bookkeeping.values())} "
                     f"{dict(sorted(bookkeeping.items()))}"
                 )
-                if outcome.status != "succeeded" or requests != CHART_REQUESTS:
+                if requests != CHART_REQUESTS:
                     failed = 1
                 if elapsed / floor > TARGET_RATIO:
                     failed = 1
-                if label != "first sync" and (outcome.changes != 0 or chart_writes):
+                if runs > 1 and (outcome.changes != 0 or chart_writes):
                     failed = 1
             print("target met" if not failed else "TARGET MISSED")
             return failed

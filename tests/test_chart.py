@@ -202,6 +202,54 @@ async def test_a_second_sync_with_nothing_changed_writes_nothing(
     assert after == stamp
 
 
+async def test_the_same_chart_again_is_compared_at_least_once_a_day(
+    service: Service, company: str
+) -> None:
+    """A resync that gets the chart it compared last (same digest) reads and compares nothing;
+    a chart compared more than a day ago is compared again, so a stored row that differs from
+    Dinero's (here: changed behind the sync's back) is put right by then at the latest."""
+    await connected(service, company)
+    shared: Services = service.app.state.services
+    async with shared.sessionmaker() as session, session.begin():
+        await session.execute(
+            text(
+                "UPDATE dinero_accounts SET name = 'Changed meanwhile' "
+                "WHERE company_id = :company AND account_number = 2000"
+            ),
+            {"company": company},
+        )
+
+    async def stored_name() -> str:
+        async with shared.sessionmaker() as session:
+            name = await session.scalar(
+                text(
+                    "SELECT name FROM dinero_accounts "
+                    "WHERE company_id = :company AND account_number = 2000"
+                ),
+                {"company": company},
+            )
+        return str(name)
+
+    assert (await resync(service, company))["changes"] == 0  # same digest: not compared
+    assert await stored_name() == "Changed meanwhile"
+
+    async with shared.sessionmaker() as session, session.begin():
+        await session.execute(
+            text(
+                "UPDATE chart_syncs SET compared_at = now() - interval '25 hours' "
+                "WHERE company_id = :company"
+            ),
+            {"company": company},
+        )
+    assert (await resync(service, company))["changes"] == 1
+    assert await stored_name() != "Changed meanwhile"
+
+    # A change in Dinero changes the digest: the next sync compares and stores it at once.
+    service.sandbox.hide_account(PRO_ORG, 2010)
+    assert (await resync(service, company))["changes"] >= 1
+    assert (await categories(service, company, include_inactive="true"))[2010]["active"] is False
+
+
 async def test_a_failed_sync_changes_nothing_and_says_why(service: Service, company: str) -> None:
     await connected(service, company)
     service.sandbox.org(PRO_ORG).accounts[2000].name = "Omdøbt"

@@ -130,3 +130,8 @@ class ChartSync(Base):
     """The organization's accounting years ({name, from, to}); exports are dated inside one."""
     changes: Mapped[int] = mapped_column(Integer, default=0)
     """Rows written by the last sync (0 when nothing changed in Dinero)."""
+    chart_digest: Mapped[str | None] = mapped_column(String(64))
+    """SHA-256 of the chart as Dinero last sent it (app/chart/sync.py `chart_digest`): a sync
+    that reads the same chart again has nothing to compare or write."""
+    compared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When a sync last compared Dinero's chart with the stored rows (at least once a day)."""
