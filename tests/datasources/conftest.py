@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app import jobs, services
 from app.backoff import Backoff
 from app.datasources import importer, tasks
+from app.datasources.types import DataType
 from app.db import create_engine, libpq_url
 from app.main import create_app
 from tests.conftest import bearer, make_runtime, running
@@ -59,16 +60,7 @@ TEST_SETTINGS = importer.ImportSettings(
 # The service's own pacing would space calls 0.6 s apart; Dinero's limit is not under test.
 SERVICE_SETTINGS: dict[str, Any] = sandbox_settings(dinero_rate_limit_per_minute=10_000)
 
-ALL_TYPES = [
-    "contacts",
-    "deposit_accounts",
-    "entries",
-    "entry_accounts",
-    "invoices",
-    "products",
-    "sales",
-    "trade_offers",
-]
+ALL_TYPES = [t.value for t in DataType]  # every data type
 YEAR_2026 = {"start": "2026-01-01", "end": "2026-12-31"}
 
 
