@@ -14,6 +14,7 @@ from app.dinero.errors import (
     DineroNotFound,
     DineroOutcomeUnknown,
     DineroRateLimited,
+    DineroStaleVersion,
     DineroTransportError,
 )
 from app.dinero.models import LedgerItem, LedgerItemRef, LedgerItemStatus
@@ -146,7 +147,9 @@ async def _create(ctx: Context, client: DineroClient, batch: list[ExportItem]) -
     ctx.count("ledger_created", len(batch))
 
 
-async def _book(ctx: Context, client: DineroClient, items: list[ExportItem]) -> None:
+async def _book(
+    ctx: Context, client: DineroClient, items: list[ExportItem], *, reread: bool = True
+) -> None:
     missing = [i for i in items if i.dinero_version is None]
     if missing:  # the create answer did not carry every version: read them
         statuses = await _statuses(client, [i.ledger_id for i in missing])
@@ -174,9 +177,16 @@ async def _book(ctx: Context, client: DineroClient, items: list[ExportItem]) -> 
     except DineroApiError as exc:
         if exc.transient or not exc.status or exc.status >= 500:
             raise
-        for item in items:  # refused as a whole: nothing booked, each a draft still
-            await save(ctx.services, item, step=Step.CREATED)
-        await _refused(ctx, client, items, exc, _book)
+        # Refused as a whole: nothing booked, each a draft still. A stale version (changed in
+        # Dinero's Kassekladde since we read it) is read again, once.
+        stale = reread and isinstance(exc, DineroStaleVersion)
+        for item in items:
+            versions = {"dinero_version": None} if stale else {}
+            await save(ctx.services, item, step=Step.CREATED, **versions)
+        if stale:
+            await _book(ctx, client, items, reread=False)
+        else:
+            await _refused(ctx, client, items, exc, _book)
         return
     await ctx.checkpoint("after_book")
     ctx.later(BOOKING_POLL_SECONDS)  # booking is asynchronous: follow it on the next pass

@@ -1,6 +1,7 @@
-"""Closed periods, against the stand-in Dinero: the admin's lock date holds items back before any
-request, and a year Dinero refuses as closed is remembered, so the year's other items wait
-without earning Dinero's 400 again, until the admin reopens it and retries.
+"""Closed periods and refused bookings, against the stand-in Dinero: the admin's lock date holds
+items back before any request, a year Dinero refuses as closed is remembered, so the year's other
+items wait without earning Dinero's 400 again, until the admin reopens it and retries, and a
+booking refused for a stale version is read again and booked once.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dinero_sandbox import vouchers
 from dinero_sandbox.errors import validation_error
 from sqlalchemy import select
 
+from app.exports import runner
 from app.exports.models import ClosedYear
 from tests.conftest import bearer
 from tests.preview.test_preview import expense_line, export, item, preview, settle, writes
@@ -241,3 +243,29 @@ async def test_a_voucher_dinero_refuses_for_its_date_waits_for_the_year_instead_
     # The first one's file was not uploaded again: one upload (the second's), two vouchers.
     assert len(service.sandbox.find_requests("POST", "*/files")) == 1
     assert len(service.sandbox.find_requests("POST", "*/vouchers/purchase")) == 2
+
+
+async def test_a_booking_refused_as_stale_reads_the_version_again_and_books_once(
+    service: Service, company: str
+) -> None:
+    """Changed in the Kassekladde between our create and our booking: Dinero refuses the stale
+    version (code 58); the runner reads the version again and books once, not failing it and
+    not booking it again pass after pass."""
+    item_id = await export(service, company, item("stale-1", "reimbursement", 10000))
+    books = service.sandbox.org(PRO_ORG)
+
+    edits = iter([True])
+
+    async def edit_in_dinero(point: str) -> None:
+        if point == "before_book" and next(edits, False):  # the first booking only
+            for ledger_item in books.ledger_items.values():
+                ledger_item.version = books.next_version()
+
+    service.sandbox.clear_requests()
+    await runner.run_company(shared(service), company, checkpoint=edit_in_dinero)
+    await settle(service, company)
+
+    assert (await read_item(service, company, item_id))["status"] == "booked"
+    booking_calls = service.sandbox.find_requests("POST", "*/ledgeritems/book")
+    assert [r.status for r in booking_calls] == [400, 200]
+    assert len([i for i in service.sandbox.ledger_items(PRO_ORG) if i.status == "Booked"]) == 1
