@@ -8,7 +8,6 @@ with the right accounts, VAT codes, amounts (to the øre), dates and files.
 from __future__ import annotations
 
 import hashlib
-import io
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -17,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from PIL import Image
 from sqlalchemy import select, text, update
 
 from app.exports import runner
@@ -26,6 +24,7 @@ from app.services import Services
 from tests.conftest import bearer
 from tests.exports.intake_support import card, reimbursement
 from tests.killing import Killed, kill_at
+from tests.receipts.samples import receipt_photo
 from tests.sandboxed import (
     BANK,
     CARD,
@@ -52,9 +51,7 @@ async def company(service: Service) -> str:
 
 
 def jpeg() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (120, 80), (200, 30, 30)).save(out, format="JPEG")
-    return out.getvalue()
+    return receipt_photo()
 
 
 async def add_item(

@@ -10,7 +10,6 @@ the voucher or ledger endpoints; an explanation stored at export time survives l
 from __future__ import annotations
 
 import base64
-import io
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -18,13 +17,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from PIL import Image
 from sqlalchemy import func, select, update
 
 from app.chart.models import ChartSync
 from app.exports import runner
 from app.exports.models import ExportItem, ItemStatus
 from tests.conftest import bearer
+from tests.receipts.samples import receipt_photo
 from tests.sandboxed import (
     BANK,
     CARD,
@@ -53,9 +52,7 @@ async def company(service: Service) -> str:
 
 
 def jpeg_base64() -> str:
-    out = io.BytesIO()
-    Image.new("RGB", (120, 80), (200, 30, 30)).save(out, format="JPEG")
-    return base64.b64encode(out.getvalue()).decode()
+    return base64.b64encode(receipt_photo()).decode()
 
 
 async def preview(service: Service, company: str, *items: dict[str, Any]) -> list[dict[str, Any]]:

@@ -28,6 +28,11 @@ def png(size: tuple[int, int] = (300, 500), color: str = "lightblue") -> bytes:
     return encoded(Image.new("RGB", size, color), "PNG")
 
 
+def receipt_photo(format: str = "JPEG") -> bytes:
+    """The small red picture the export tests send as a receipt."""
+    return encoded(Image.new("RGB", (120, 80), (200, 30, 30)), format)
+
+
 def noisy(size: tuple[int, int], *, seed: int = 1, amount: float = 0.15) -> Image.Image:
     """A grey gradient with seeded colour noise: compresses badly, like a photo's sensor noise."""
     width, height = size

@@ -9,14 +9,12 @@ any step leaves exactly one reversing entry.
 from __future__ import annotations
 
 import base64
-import io
 import uuid
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from PIL import Image
 from sqlalchemy import select, update
 
 from app.auth import Role
@@ -29,6 +27,7 @@ from app.reversals.models import Reversal
 from tests.conftest import bearer
 from tests.exports.intake_support import reimbursement
 from tests.killing import Killed, kill_at
+from tests.receipts.samples import receipt_photo
 from tests.sandboxed import (
     BANK,
     CARD,
@@ -57,10 +56,8 @@ async def company(service: Service) -> str:
 
 
 def receipt() -> dict[str, str]:
-    out = io.BytesIO()
-    Image.new("RGB", (120, 80), (200, 30, 30)).save(out, format="PNG")
     return {
-        "content_base64": base64.b64encode(out.getvalue()).decode(),
+        "content_base64": base64.b64encode(receipt_photo("PNG")).decode(),
         "filename": "taxa.png",
         "content_type": "image/png",
     }
