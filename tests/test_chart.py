@@ -210,39 +210,24 @@ async def test_the_same_chart_again_is_compared_at_least_once_a_day(
     Dinero's (here: changed behind the sync's back) is put right by then at the latest."""
     await connected(service, company)
     shared: Services = service.app.state.services
-    async with shared.sessionmaker() as session, session.begin():
-        await session.execute(
-            text(
-                "UPDATE dinero_accounts SET name = 'Changed meanwhile' "
-                "WHERE company_id = :company AND account_number = 2000"
-            ),
-            {"company": company},
-        )
 
-    async def stored_name() -> str:
-        async with shared.sessionmaker() as session:
-            name = await session.scalar(
-                text(
-                    "SELECT name FROM dinero_accounts "
-                    "WHERE company_id = :company AND account_number = 2000"
-                ),
-                {"company": company},
-            )
-        return str(name)
+    async def sql(statement: str) -> Any:
+        """Run `statement` for the company and return its first value (None: no rows)."""
+        async with shared.sessionmaker() as session, session.begin():
+            result = await session.execute(text(statement), {"company": company})
+            return result.scalar() if statement.startswith("SELECT") else None
 
+    where = "WHERE company_id = :company AND account_number = 2000"
+    await sql(f"UPDATE dinero_accounts SET name = 'Changed meanwhile' {where}")  # noqa: S608
     assert (await resync(service, company))["changes"] == 0  # same digest: not compared
-    assert await stored_name() == "Changed meanwhile"
+    assert await sql(f"SELECT name FROM dinero_accounts {where}") == "Changed meanwhile"  # noqa: S608
 
-    async with shared.sessionmaker() as session, session.begin():
-        await session.execute(
-            text(
-                "UPDATE chart_syncs SET compared_at = now() - interval '25 hours' "
-                "WHERE company_id = :company"
-            ),
-            {"company": company},
-        )
+    await sql(
+        "UPDATE chart_syncs SET compared_at = now() - interval '25 hours' "
+        "WHERE company_id = :company"
+    )
     assert (await resync(service, company))["changes"] == 1
-    assert await stored_name() != "Changed meanwhile"
+    assert await sql(f"SELECT name FROM dinero_accounts {where}") != "Changed meanwhile"  # noqa: S608
 
     # A change in Dinero changes the digest: the next sync compares and stores it at once.
     service.sandbox.hide_account(PRO_ORG, 2010)

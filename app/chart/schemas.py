@@ -78,6 +78,8 @@ class SettingsIn(BaseModel):
 
 
 class MappingProblemOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     code: str
     message: str
     field: str | None = None

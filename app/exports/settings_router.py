@@ -31,6 +31,8 @@ class ExportReadiness(BaseModel):
 
 
 class ClosedYearOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     first_day: date
     last_day: date
     refused_at: datetime = Field(description="When Dinero last refused to book into it.")
@@ -65,28 +67,14 @@ async def _settings_out(session: AsyncSession, company_id: str) -> SettingsOut:
         top_up_account=settings.top_up_account,
         books_closed_through=settings.books_closed_through,
         closed_accounting_years=[
-            ClosedYearOut(
-                first_day=year.first_day,
-                last_day=year.last_day,
-                refused_at=year.refused_at,
-                dinero_message=year.dinero_message,
-            )
+            ClosedYearOut.model_validate(year)
             for year in await closed.closed_years(session, company_id)
         ],
         exports={
             r.export_type: ExportReadiness(ready=r.ready, missing=r.missing, message=r.message)
             for r in ready
         },
-        problems=[
-            MappingProblemOut(
-                code=p.code,
-                message=p.message,
-                field=p.field,
-                account_number=p.account_number,
-                category_id=p.category_id,
-            )
-            for p in problems
-        ],
+        problems=[MappingProblemOut.model_validate(p) for p in problems],
     )
 
 
