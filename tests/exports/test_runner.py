@@ -88,6 +88,15 @@ async def add_item(
     return item_id
 
 
+async def card_expense(
+    service: Service, company: str, amount: int, *, receipt: bytes | None = None
+) -> uuid.UUID:
+    """A card expense of `amount` øre in one line on purchase account 2800, stored."""
+    return await add_item(
+        service, company, ItemType.CARD_EXPENSE, amount, lines=[line(2800, amount)], receipt=receipt
+    )
+
+
 async def item_row(service: Service, item_id: uuid.UUID) -> ExportItem:
     async with shared(service).sessionmaker() as session:
         return (
@@ -168,9 +177,7 @@ async def test_expense_without_receipt_gets_a_note_and_a_refund_reverses(
     expense = await add_item(
         service, company, ItemType.OUT_OF_POCKET_EXPENSE, 10000, lines=[line(2800, 10000)]
     )
-    refund = await add_item(
-        service, company, ItemType.CARD_EXPENSE, -5000, lines=[line(2800, -5000)]
-    )
+    refund = await card_expense(service, company, -5000)
 
     await settle(service, company)
 
@@ -231,9 +238,7 @@ LEDGER_KILL_POINTS = ["before_ledger_create", "after_ledger_create", "before_boo
 async def test_a_worker_killed_mid_voucher_still_gives_one_voucher(
     service: Service, company: str, point: str
 ) -> None:
-    item_id = await add_item(
-        service, company, ItemType.CARD_EXPENSE, 9900, lines=[line(2800, 9900)], receipt=jpeg()
-    )
+    item_id = await card_expense(service, company, 9900, receipt=jpeg())
 
     with pytest.raises(Killed):
         await runner.run_company(shared(service), company, checkpoint=kill_at(point))
@@ -275,9 +280,7 @@ async def test_timeout_after_dinero_accepted_does_not_duplicate(
     find them, whichever way Dinero reads the archive's upload-date filters (its document
     words uploadedAfter as an upper bound), for an expense and for a refund."""
     service.sandbox.configure(uploaded_filters=reading)
-    item_id = await add_item(
-        service, company, ItemType.CARD_EXPENSE, value, lines=[line(2800, value)], receipt=jpeg()
-    )
+    item_id = await card_expense(service, company, value, receipt=jpeg())
     path = "/" + create_path.format(org=PRO_ORG)
     service.sandbox.add_fault(kind="drop", method="POST", path=path, count=1)
     service.sandbox.add_fault(kind="drop", method="POST", path=f"/v1/{PRO_ORG}/files", count=1)
@@ -306,9 +309,7 @@ async def test_dinero_validation_error_fails_the_item_with_dinero_message(
     service.sandbox.add_fault(
         kind="error", method="POST", path=f"/v1.2/{PRO_ORG}/vouchers/purchase", status=400
     )
-    item_id = await add_item(
-        service, company, ItemType.CARD_EXPENSE, 1000, lines=[line(2800, 1000)]
-    )
+    item_id = await card_expense(service, company, 1000)
 
     await runner.run_company(shared(service), company)
 
@@ -354,9 +355,7 @@ async def test_an_inline_receipt_is_uploaded_unchanged_under_our_name(
     service: Service, company: str
 ) -> None:
     content = jpeg()
-    item_id = await add_item(
-        service, company, ItemType.CARD_EXPENSE, 500, lines=[line(2800, 500)], receipt=content
-    )
+    item_id = await card_expense(service, company, 500, receipt=content)
     await settle(service, company)
     row = await item_row(service, item_id)
     assert row.receipt_sha256 == hashlib.sha256(content).hexdigest()
@@ -368,12 +367,7 @@ async def test_an_inline_receipt_is_uploaded_unchanged_under_our_name(
 async def test_a_429_burst_pauses_the_organization_and_fails_nothing(
     service: Service, company: str
 ) -> None:
-    ids = [
-        await add_item(
-            service, company, ItemType.CARD_EXPENSE, 1000 + n, lines=[line(2800, 1000 + n)]
-        )
-        for n in range(3)
-    ]
+    ids = [await card_expense(service, company, 1000 + n) for n in range(3)]
     service.sandbox.add_fault(
         kind="error", method="POST", path=f"/v1/{PRO_ORG}/files", status=429, count=2
     )
@@ -398,9 +392,7 @@ async def test_a_429_burst_pauses_the_organization_and_fails_nothing(
 async def test_a_500_on_create_is_checked_in_dinero_before_trying_again(
     service: Service, company: str
 ) -> None:
-    item_id = await add_item(
-        service, company, ItemType.CARD_EXPENSE, 3300, lines=[line(2800, 3300)], receipt=jpeg()
-    )
+    item_id = await card_expense(service, company, 3300, receipt=jpeg())
     service.sandbox.add_fault(
         kind="error", method="POST", path=f"/v1.2/{PRO_ORG}/vouchers/purchase", status=500, count=1
     )
@@ -417,7 +409,7 @@ async def test_a_500_on_create_is_checked_in_dinero_before_trying_again(
 
 
 async def test_expired_tokens_are_refreshed_mid_export(service: Service, company: str) -> None:
-    first = await add_item(service, company, ItemType.CARD_EXPENSE, 100, lines=[line(2800, 100)])
+    first = await card_expense(service, company, 100)
     await settle(service, company)
     service.sandbox.expire_access_tokens()
     second = await add_item(service, company, ItemType.REIMBURSEMENT, 200)

@@ -161,6 +161,7 @@ async def company(w: World) -> str:
 # --- helpers ---------------------------------------------------------------------------------
 
 add_item = export_helpers.add_item
+card_expense = export_helpers.card_expense
 line = stored.line
 jpeg = export_helpers.jpeg
 item_row = export_helpers.item_row

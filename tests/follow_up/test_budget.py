@@ -10,15 +10,8 @@ import pytest
 from sqlalchemy import text
 
 from app.exports import runner
-from app.exports.models import ItemStatus, ItemType
-from tests.follow_up.conftest import (
-    World,
-    add_item,
-    follow,
-    item_row,
-    line,
-    world,
-)
+from app.exports.models import ItemStatus
+from tests.follow_up.conftest import World, card_expense, follow, item_row, world
 from tests.sandboxed import PRO_ORG, connected_company
 
 DRAFTS = 14
@@ -42,9 +35,7 @@ async def test_a_cycle_stops_at_its_share_and_exports_still_go_at_once(paced: Wo
     w = paced
     company = await connected_company(w.service)
     for n in range(DRAFTS):
-        await add_item(
-            w.service, company, ItemType.CARD_EXPENSE, 1000 + n, lines=[line(2800, 1000 + n)]
-        )
+        await card_expense(w.service, company, 1000 + n)
     await runner.run_company(w.services, company)
     before = await _lanes(w)
     assert "follow_up" not in before
@@ -64,9 +55,7 @@ async def test_a_cycle_stops_at_its_share_and_exports_still_go_at_once(paced: Wo
     assert result.requests["files"] == 1
     assert result.reads == 8
 
-    item_id = await add_item(
-        w.service, company, ItemType.CARD_EXPENSE, 777, lines=[line(2800, 777)]
-    )
+    item_id = await card_expense(w.service, company, 777)
     started = time.monotonic()
     await runner.run_company(w.services, company)
     assert time.monotonic() - started < 5  # the export did not wait behind the follow-up

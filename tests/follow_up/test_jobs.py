@@ -6,20 +6,18 @@ from datetime import UTC, datetime
 
 from sqlalchemy import update
 
-from app.exports.models import ItemStatus, ItemType
+from app.exports.models import ItemStatus
 from app.follow_up.models import FollowUpState
 from app.follow_up.tasks import enqueue_due
 from app.outbox import delivery
-from tests.follow_up.conftest import World, add_item, item_row, line, settle
+from tests.follow_up.conftest import World, card_expense, item_row, settle
 from tests.sandboxed import PRO_ORG, run_jobs
 
 
 async def test_the_schedule_runs_cycles_and_the_cycle_tells_the_platform(
     w: World, company: str
 ) -> None:
-    item_id = await add_item(
-        w.service, company, ItemType.CARD_EXPENSE, 5000, lines=[line(2800, 5000)]
-    )
+    item_id = await card_expense(w.service, company, 5000)
     await settle(w.service, company)
     await run_jobs(w.service, ["webhooks"])  # the runner kicked delivery after its pass
     assert [r.json["data"]["status"] for r in w.platform.accepted] == [

@@ -15,10 +15,17 @@ import pytest
 import respx
 from sqlalchemy import update
 
-from app.exports.models import ExportItem, ItemStatus, ItemType, Step
+from app.exports.models import ExportItem, ItemStatus, Step
 from app.follow_up.result import CycleResult
 from tests.contract import ContractTransport
-from tests.follow_up.conftest import World, add_item, follow, item_api, item_row, line, settle
+from tests.follow_up.conftest import (
+    World,
+    card_expense,
+    follow,
+    item_api,
+    item_row,
+    settle,
+)
 from tests.killing import Killed
 from tests.sandboxed import PRO_ORG
 
@@ -26,9 +33,7 @@ DINERO_HOST = "dinero.test"
 
 
 async def _draft(w: World, company: str, amount: int) -> ExportItem:
-    item_id = await add_item(
-        w.service, company, ItemType.CARD_EXPENSE, amount, lines=[line(2800, amount)]
-    )
+    item_id = await card_expense(w.service, company, amount)
     await settle(w.service, company)
     row = await item_row(w.service, item_id)
     assert row.status == ItemStatus.AWAITING_APPROVAL

@@ -14,11 +14,11 @@ from app.outbox.models import OutboxEvent
 from tests.follow_up.conftest import (
     World,
     add_item,
+    card_expense,
     deliver,
     fast_forward_outbox,
     follow,
     item_row,
-    line,
     outbox,
     settle,
 )
@@ -29,9 +29,7 @@ from tests.sandboxed import PRO_ORG
 async def test_approved_while_the_platform_is_down_is_delivered_when_it_is_back(
     w: World, company: str
 ) -> None:
-    item_id = await add_item(
-        w.service, company, ItemType.CARD_EXPENSE, 12500, lines=[line(2800, 12500)]
-    )
+    item_id = await card_expense(w.service, company, 12500)
     await settle(w.service, company)
     w.platform.status = 503
     row = await item_row(w.service, item_id)
@@ -81,9 +79,7 @@ async def test_approved_while_the_platform_is_down_is_delivered_when_it_is_back(
 
 async def test_a_worker_killed_mid_delivery_loses_nothing(w: World, company: str) -> None:
     for amount in (1000, 2000):
-        await add_item(
-            w.service, company, ItemType.CARD_EXPENSE, amount, lines=[line(2800, amount)]
-        )
+        await card_expense(w.service, company, amount)
     await settle(w.service, company)
     events = await outbox(w)
     assert len(events) == 4
