@@ -68,15 +68,9 @@ def _sync_out(state: ChartSync | None, connection: DineroConnection | None) -> S
         status = "queued"
     if state is None:
         return SyncOut(status=status, requested_at=requested_at)
-    return SyncOut(
-        status=status,
-        requested_at=requested_at,
-        started_at=state.started_at,
-        finished_at=state.finished_at,
-        succeeded_at=state.succeeded_at,
-        error_code=state.error_code,
-        error_message=state.error_message,
-        changes=state.changes,
+    # The row's own times, error and changes; the status and request time as worked out above.
+    return SyncOut.model_validate(state, from_attributes=True).model_copy(
+        update={"status": status, "requested_at": requested_at}
     )
 
 
