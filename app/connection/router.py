@@ -72,17 +72,14 @@ def _out(conn: DineroConnection | None, authorization_url: str | None = None) ->
         # A working connection is not in trouble because a new approval failed; the refusal is
         # in last_attempt then.
         problem, problem_code = attempt.problem, attempt.problem_code
-    return ConnectionOut(
-        status=conn.status,
-        organization_id=conn.organization_id,
-        organization_name=conn.organization_name,
-        method=conn.method,
-        connected_at=conn.connected_at,
-        last_synced_at=conn.last_synced_at,
-        problem=problem,
-        problem_code=problem_code,
-        last_attempt=attempt,
-        authorization_url=authorization_url,
+    # The row's own status, organization, method and times; the problem as chosen above.
+    return ConnectionOut.model_validate(conn, from_attributes=True).model_copy(
+        update={
+            "problem": problem,
+            "problem_code": problem_code,
+            "last_attempt": attempt,
+            "authorization_url": authorization_url,
+        }
     )
 
 
