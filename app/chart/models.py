@@ -107,7 +107,12 @@ class CompanySettings(TimestampMixin, Base):
     top_up_account: Mapped[int | None] = mapped_column(Integer)
     """None means: the reimbursement account."""
     books_closed_through: Mapped[date | None] = mapped_column(Date)
-    """The lock date: nothing dated on or before it is exported (None: no lock)."""
+    """The lock date: nothing dated on or before it is exported as dated (None: no lock)."""
+    closed_period_policy: Mapped[str] = mapped_column(
+        String(16), default="hold", server_default="hold"
+    )
+    """`hold`: an item dated on or before the lock date waits; `first_open_day`: it is posted
+    on the day after the lock date (its own date kept in the line text)."""
 
 
 class ChartSync(Base):

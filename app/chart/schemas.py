@@ -75,6 +75,13 @@ class SettingsIn(BaseModel):
         "(`period_closed`) until it is moved back or cleared. Null: no lock. Left out of a PUT, "
         "it keeps its value (the accounts are replaced as sent); null clears it.",
     )
+    closed_period_policy: Literal["hold", "first_open_day"] | None = Field(
+        default=None,
+        description="What an item dated on or before `books_closed_through` does: `hold` "
+        "(wait, `period_closed`, until the lock date moves) or `first_open_day` (posted in "
+        "Dinero on the day after the lock date, its own date first in each line's text as "
+        "`bilagsdato …`). Left out of a PUT (or null), it keeps its value; `hold` at first.",
+    )
 
 
 class MappingProblemOut(BaseModel):

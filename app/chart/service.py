@@ -23,6 +23,9 @@ MAPPING_FIELDS = (
 
 LOCK_DATE = "books_closed_through"
 """The setting that closes the books through a date (nothing dated on or before it goes)."""
+LOCK_POLICY = "closed_period_policy"
+"""What happens to an item dated on or before the lock date: `hold` or `first_open_day`."""
+FIRST_OPEN_DAY = "first_open_day"
 
 FIELD_LABELS = {
     "deposit_account": "deposit account (the company card / wallet)",
@@ -119,7 +122,8 @@ async def put_settings(
 ) -> CompanySettings:
     """Replace the mappings; every account must be a synced deposit account, or nothing changes.
 
-    The lock date (`books_closed_through`) is set only when `values` has it (None clears it).
+    The lock date (`books_closed_through`) is set only when `values` has it (None clears it),
+    its policy (`closed_period_policy`) only when `values` has one.
     """
     usable = {a.account_number: a for a in await deposit_accounts(session, company_id)}
     errors: dict[str, str] = {}
@@ -149,6 +153,8 @@ async def put_settings(
         setattr(settings, name, values.get(name))
     if LOCK_DATE in values:
         settings.books_closed_through = values[LOCK_DATE]
+    if values.get(LOCK_POLICY) is not None:
+        settings.closed_period_policy = values[LOCK_POLICY]
     await session.flush()
     after = settings_state(settings)
     await history.record_mapping_changes(
@@ -162,6 +168,7 @@ def settings_state(settings: CompanySettings) -> dict[str, int | str | None]:
     state: dict[str, int | str | None] = {name: getattr(settings, name) for name in MAPPING_FIELDS}
     closed = settings.books_closed_through
     state[LOCK_DATE] = closed.isoformat() if closed is not None else None
+    state[LOCK_POLICY] = settings.closed_period_policy or "hold"
     return state
 
 

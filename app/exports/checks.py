@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from app.chart.models import Category
@@ -64,7 +64,9 @@ class Books:
     years: tuple[tuple[date, date], ...] = ()
     synced: bool = False
     closed_through: date | None = None
-    """The admin's lock date: nothing dated on or before it goes."""
+    """The admin's lock date: nothing dated on or before it goes as dated."""
+    move_closed: bool = False
+    """The lock date's policy: True posts such items on the day after it, False holds them."""
     closed_years: tuple[ClosedPeriod, ...] = ()
     """Accounting years Dinero refused as closed, as remembered now."""
 
@@ -86,18 +88,28 @@ def check(books: Books, item: ExportItem) -> None:
                 f"The {label} account {number} is hidden in or gone from Dinero: "
                 "choose another in the settings.",
             )
-    if not any(start <= item.voucher_date <= end for start, end in books.years):
+    day = posting_date(books, item)
+    if not any(start <= day <= end for start, end in books.years):
         raise Wait(
             "accounting_year_missing",
-            f"Dinero has no open accounting year for {item.voucher_date.isoformat()}: "
+            f"Dinero has no open accounting year for {day.isoformat()}: "
             "create it in Dinero (Indstillinger > Regnskabsår), then sync.",
         )
-    closed = closed_wait(books, item.voucher_date)
+    closed = closed_wait(books, day)
     if closed is not None:
         raise closed
     if item.type.is_expense:
         for line in item.lines:
             resolve_line(books, line)
+
+
+def posting_date(books: Books, item: ExportItem) -> date:
+    """The date the item is posted on in Dinero: its own, or, when it falls on or before the
+    lock date and the policy moves such items, the first day after the lock date."""
+    closed = books.closed_through
+    if books.move_closed and closed is not None and item.voucher_date <= closed:
+        return closed + timedelta(days=1)
+    return item.voucher_date
 
 
 def closed_wait(books: Books, day: date) -> Wait | None:
@@ -106,8 +118,9 @@ def closed_wait(books: Books, day: date) -> Wait | None:
         return Wait(
             "period_closed",
             f"The books are closed through {books.closed_through.isoformat()} (the lock date in "
-            f"the settings), and this is dated {day.isoformat()}: move the lock date back or "
-            "clear it (books_closed_through) to export it.",
+            f"the settings), and this is dated {day.isoformat()}: move the lock date back, "
+            "clear it (books_closed_through), or have such items posted on the first open day "
+            "(closed_period_policy) to export it.",
         )
     for year in books.closed_years:
         if year.contains(day):

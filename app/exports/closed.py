@@ -6,7 +6,8 @@ one of the organization's known years). The year is then remembered in `export_c
 `REMEMBER_CLOSED`, and every item dated in it waits in the checks (`checks.closed_wait`) without
 another request, instead of earning Dinero's 400 again and again (Dinero may revoke integrations
 that send many bad requests). Retrying an item waiting for the year forgets it at once (the admin
-reopened the year); otherwise one request a day tries again. The admin's own lock date
+reopened the year: every remembered year is forgotten, and each costs at most one request to
+learn again); otherwise one request a day tries again. The admin's own lock date
 (`company_settings.books_closed_through`) holds items back before any request at all.
 """
 
@@ -87,12 +88,6 @@ async def remember(
     return updated, wait
 
 
-async def forget(session: AsyncSession, company_id: str, day: date) -> None:
-    """The admin says the year of `day` is open again: the next pass tries it."""
-    await session.execute(
-        delete(ClosedYear).where(
-            ClosedYear.company_id == company_id,
-            ClosedYear.first_day <= day,
-            ClosedYear.last_day >= day,
-        )
-    )
+async def forget(session: AsyncSession, company_id: str) -> None:
+    """The admin says the years are open again (a retry): the next pass tries each once more."""
+    await session.execute(delete(ClosedYear).where(ClosedYear.company_id == company_id))

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chart.models import ChartSync, CompanySettings, DineroAccount
 from app.chart.service import (
+    FIRST_OPEN_DAY,
     effective_accounts,
     list_categories,
     present_tax_codes,
@@ -97,6 +98,7 @@ async def load_books(session: AsyncSession, company_id: str) -> Books:
         years=years,
         synced=sync is not None and sync.succeeded_at is not None,
         closed_through=settings.books_closed_through,
+        move_closed=settings.closed_period_policy == FIRST_OPEN_DAY,
         closed_years=await closed_years(session, company_id),
     )
 

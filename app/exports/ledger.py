@@ -19,7 +19,7 @@ from app.dinero.errors import (
 )
 from app.dinero.models import LedgerItem, LedgerItemRef, LedgerItemStatus
 from app.dinero.pacing import PacerBusy
-from app.exports.checks import closed_wait
+from app.exports.checks import closed_wait, posting_date
 from app.exports.closed import remember
 from app.exports.context import Context, save
 from app.exports.mapping import LEDGER, plan
@@ -53,7 +53,7 @@ async def ledger_pass(ctx: Context, items: list[ExportItem]) -> None:
         for item in items:
             if item.step != Step.CREATED or item.status.settled:
                 continue
-            closed = closed_wait(ctx.books, item.voucher_date)
+            closed = closed_wait(ctx.books, posting_date(ctx.books, item))
             if closed is None:
                 created.append(item)
             else:  # a draft in the Kassekladde still; booked once the period opens
@@ -209,14 +209,14 @@ async def _refused(
         item = items[0]
         if exc.refuses_date:
             ctx.books, wait = await remember(
-                ctx.services, ctx.company_id, ctx.books, item.voucher_date, exc
+                ctx.services, ctx.company_id, ctx.books, posting_date(ctx.books, item), exc
             )
             await set_waiting(ctx, item, wait)
         else:
             await fail(ctx, item, dinero_failure(exc))
         return
     for item in items:
-        closed = closed_wait(ctx.books, item.voucher_date)
+        closed = closed_wait(ctx.books, posting_date(ctx.books, item))
         if closed is not None:
             await set_waiting(ctx, item, closed)
         else:

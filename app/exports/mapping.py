@@ -33,7 +33,7 @@ from app.dinero.models import (
     PurchaseVoucherCreate,
     PurchaseVoucherLine,
 )
-from app.exports.checks import Books, resolve_line
+from app.exports.checks import Books, posting_date, resolve_line
 from app.exports.documents import ExpenseLine
 from app.exports.models import ExportItem, ItemType
 
@@ -76,12 +76,15 @@ class Plan:
 
 def plan(item: ExportItem, books: Books) -> Plan:
     """The request for `item` (see the module docstring); raises `Wait`/`Fail` when a line
-    cannot be mapped. The file is the one already uploaded (`item.dinero_file_guid`)."""
+    cannot be mapped. The file is the one already uploaded (`item.dinero_file_guid`). It is
+    dated `checks.posting_date`: the item's own date, or the first open day after the lock
+    date (the item's date then stands in each line's text)."""
+    day = posting_date(books, item)
     if not item.type.is_expense:
-        return _ledger(item, books)
+        return _ledger(item, books, day)
     if is_refund(item):
-        return _refund(item, books)
-    return _purchase(item, books)
+        return _refund(item, books, day)
+    return _purchase(item, books, day)
 
 
 def is_refund(item: ExportItem) -> bool:
@@ -98,12 +101,18 @@ def reference(item: ExportItem) -> str:
     return f"bridge:{item.id}"
 
 
-def text(item: ExportItem, line: ExpenseLine | None = None) -> str:
-    """A line's description: its own (or the item's), and the employee, within Dinero's 250."""
+def text(item: ExportItem, line: ExpenseLine | None = None, *, day: date | None = None) -> str:
+    """A line's description: its own (or the item's), and the employee, within Dinero's 250;
+    posted on another `day` than its own date, the item's date ("bilagsdato") leads."""
     name = (item.employee or {}).get("name")
     employee = str(name) if name else None
     own = line.get("description") if line else None
-    parts = [p for p in (own or item.description, employee) if p]
+    moved = (
+        f"bilagsdato {item.voucher_date.isoformat()}"
+        if day not in (None, item.voucher_date)
+        else None
+    )
+    parts = [p for p in (moved, own or item.description, employee) if p]
     return " · ".join(parts)[:250] or item.external_id[:250]
 
 
@@ -115,12 +124,14 @@ def paid_from(books: Books, item: ExportItem) -> int:
     return number
 
 
-def _expense_lines(item: ExportItem, books: Books, refund_into: int | None) -> list[PlannedLine]:
+def _expense_lines(
+    item: ExportItem, books: Books, day: date, refund_into: int | None
+) -> list[PlannedLine]:
     """One planned line per expense line; a refund's runs back into `refund_into`."""
     planned = []
     for line in item.lines:
         account, tax_code = resolve_line(books, line)
-        amount, description = int(line["dkk_amount"]), text(item, line)
+        amount, description = int(line["dkk_amount"]), text(item, line, day=day)
         if refund_into is None:
             planned.append(PlannedLine(account, tax_code, amount, description))
         else:
@@ -141,12 +152,12 @@ def _two_sided(line: PlannedLine) -> dict[str, Any]:
     }
 
 
-def _purchase(item: ExportItem, books: Books) -> Plan:
-    planned = _expense_lines(item, books, refund_into=None)
+def _purchase(item: ExportItem, books: Books, day: date) -> Plan:
+    planned = _expense_lines(item, books, day, refund_into=None)
     deposit = paid_from(books, item)
     request = PurchaseVoucherCreate(
         purchase_type="cash",
-        voucher_date=item.voucher_date,
+        voucher_date=day,
         lines=[
             PurchaseVoucherLine(
                 amount=money(p.amount_minor),
@@ -160,37 +171,37 @@ def _purchase(item: ExportItem, books: Books) -> Plan:
         file_guid=item.dinero_file_guid,
         external_reference=reference(item),
     )
-    return Plan(
-        PURCHASE, item.voucher_date, tuple(planned), deposit, item.dinero_file_guid, request
-    )
+    return Plan(PURCHASE, day, tuple(planned), deposit, item.dinero_file_guid, request)
 
 
-def _refund(item: ExportItem, books: Books) -> Plan:
+def _refund(item: ExportItem, books: Books, day: date) -> Plan:
     """A refund reverses the expense: money back into the paying account, VAT reversed."""
     paying = paid_from(books, item)
-    planned = _expense_lines(item, books, refund_into=paying)
+    planned = _expense_lines(item, books, day, refund_into=paying)
     request = ManualVoucherCreate(
-        voucher_date=item.voucher_date,
+        voucher_date=day,
         lines=[ManualVoucherLine(amount=money(p.amount_minor), **_two_sided(p)) for p in planned],
         file_guid=item.dinero_file_guid,
         external_reference=reference(item),
     )
-    return Plan(MANUAL, item.voucher_date, tuple(planned), paying, item.dinero_file_guid, request)
+    return Plan(MANUAL, day, tuple(planned), paying, item.dinero_file_guid, request)
 
 
-def _ledger(item: ExportItem, books: Books) -> Plan:
+def _ledger(item: ExportItem, books: Books, day: date) -> Plan:
     """Reimbursement: out-of-pocket against the reimbursement bank; top-up: wallet against bank."""
     if item.type == ItemType.REIMBURSEMENT:
         account = books.accounts["out_of_pocket_account"]
         balancing = books.accounts["reimbursement_account"]
     else:
         account, balancing = books.accounts["deposit_account"], books.accounts["top_up_account"]
-    line = PlannedLine(account, NO_VAT, item.dkk_amount_minor, text(item), balancing, NO_VAT)
+    line = PlannedLine(
+        account, NO_VAT, item.dkk_amount_minor, text(item, day=day), balancing, NO_VAT
+    )
     request = LedgerItem(
         id=item.ledger_id,
-        voucher_date=item.voucher_date,
+        voucher_date=day,
         lines=[
             LedgerItemLine(id=item.ledger_id, amount=money(line.amount_minor), **_two_sided(line))
         ],
     )
-    return Plan(LEDGER, item.voucher_date, (line,), None, None, request)
+    return Plan(LEDGER, day, (line,), None, None, request)

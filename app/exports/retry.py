@@ -38,7 +38,7 @@ async def retry_item(*, session: AsyncSession, company_id: str, item_id: uuid.UU
     if item.waiting_code == YEAR_CLOSED and item.status in WAITING:
         # The admin reopened the year in Dinero: forget Dinero's refusal, so the next pass
         # sends the year's items again (the item keeps its place and its step).
-        await closed.forget(session, company_id, item.voucher_date)
+        await closed.forget(session, company_id)
         await jobs.wake_exports(session, company_id)
         log.info("export_item_retried", item_id=str(item.id), company_id=company_id, year="open")
         return item

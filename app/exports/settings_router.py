@@ -66,6 +66,7 @@ async def _settings_out(session: AsyncSession, company_id: str) -> SettingsOut:
         reimbursement_account=settings.reimbursement_account,
         top_up_account=settings.top_up_account,
         books_closed_through=settings.books_closed_through,
+        closed_period_policy=settings.closed_period_policy or "hold",
         closed_accounting_years=[
             ClosedYearOut.model_validate(year)
             for year in await closed.closed_years(session, company_id)

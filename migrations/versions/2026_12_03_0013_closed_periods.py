@@ -1,5 +1,6 @@
 """Closed periods: `company_settings.books_closed_through` (the admin's lock date: nothing dated on
-or before it is exported) and `export_closed_years` (accounting years Dinero refused to book into
+or before it is exported as dated) with `closed_period_policy` (`hold` such items, or post them on
+`first_open_day`), and `export_closed_years` (accounting years Dinero refused to book into
 as closed, remembered so the items dated in them wait without sending Dinero another request).
 """
 
@@ -14,6 +15,15 @@ down_revision = "0012"
 
 def upgrade() -> None:
     op.add_column("company_settings", sa.Column("books_closed_through", sa.Date(), nullable=True))
+    op.add_column(
+        "company_settings",
+        sa.Column(
+            "closed_period_policy",
+            sa.String(length=16),
+            server_default="hold",
+            nullable=False,
+        ),
+    )
     op.create_table(
         "export_closed_years",
         company_id(),
@@ -28,4 +38,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("export_closed_years")
+    op.drop_column("company_settings", "closed_period_policy")
     op.drop_column("company_settings", "books_closed_through")

@@ -287,19 +287,23 @@ def test_close_the_books_through_a_date_and_open_them_again(
     page = session.page
     nav(page, "Setup")
     page.get_by_label("Books closed through").fill("2025-12-31")
+    page.get_by_label("Items dated in the closed period").select_option("first_open_day")
     page.get_by_role("button", name="Save lock date").click()
     expect(page.get_by_text("The books are closed through 2025-12-31.")).to_be_visible()
     with service.api() as api:
         settings = api.get("/dinero/settings").json()
     assert settings["books_closed_through"] == "2025-12-31"
+    assert settings["closed_period_policy"] == "first_open_day"
     assert settings["deposit_account"] == CARD  # the accounts stay as they were
     session.shot("05b-setup-lock-date")
 
     page.get_by_label("Books closed through").fill("")
+    page.get_by_label("Items dated in the closed period").select_option("hold")
     page.get_by_role("button", name="Save lock date").click()
     expect(page.get_by_text("No lock date: every period is open.")).to_be_visible()
     with service.api() as api:
-        assert api.get("/dinero/settings").json()["books_closed_through"] is None
+        settings = api.get("/dinero/settings").json()
+    assert (settings["books_closed_through"], settings["closed_period_policy"]) == (None, "hold")
 
 
 def test_create_a_deposit_account_in_dinero_from_setup(session: Session, service: Service) -> None:

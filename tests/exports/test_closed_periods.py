@@ -269,3 +269,40 @@ async def test_a_booking_refused_as_stale_reads_the_version_again_and_books_once
     booking_calls = service.sandbox.find_requests("POST", "*/ledgeritems/book")
     assert [r.status for r in booking_calls] == [400, 200]
     assert len([i for i in service.sandbox.ledger_items(PRO_ORG) if i.status == "Booked"]) == 1
+
+
+async def test_with_first_open_day_an_item_of_a_closed_period_is_posted_the_day_after(
+    service: Service, company: str
+) -> None:
+    answer = await put_settings(
+        service,
+        company,
+        books_closed_through="2026-11-30",
+        closed_period_policy="first_open_day",
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["closed_period_policy"] == "first_open_day"
+    card = item("late-1", "card_expense", 5000, lines=[expense_line(2800, 5000)])
+    late = item("late-2", "reimbursement", 20000, date="2026-11-20")
+    service.sandbox.clear_requests()
+
+    previewed = await preview(service, company, card, late)
+    assert [p["posting"]["voucher_date"] for p in previewed] == ["2026-12-01", "2026-12-01"]
+    assert previewed[0]["posting"]["lines"][0]["description"].startswith("bilagsdato 2026-11-03")
+    ids = [await export(service, company, body) for body in (card, late)]
+    await settle(service, company)
+
+    (voucher,) = service.sandbox.find_requests("POST", "*/vouchers/purchase")
+    (ledger,) = service.sandbox.find_requests("POST", "*/ledgeritems")
+    assert voucher.json["VoucherDate"] == "2026-12-01"
+    assert voucher.json["Lines"][0]["Description"].startswith("bilagsdato 2026-11-03 · ")
+    sent = ledger.json if isinstance(ledger.json, list) else [ledger.json]
+    assert [entry["VoucherDate"] for entry in sent] == ["2026-12-01"]
+    exported = [await read_item(service, company, i) for i in ids]
+    assert [e["status"] for e in exported] == ["awaiting_approval", "booked"]
+    assert [e["date"] for e in exported] == ["2026-11-03", "2026-11-20"]  # their own dates
+
+    # Left out of a PUT, the policy stays; an unknown one is refused.
+    assert (await put_settings(service, company)).json()["closed_period_policy"] == "first_open_day"
+    refused = await put_settings(service, company, closed_period_policy="later")
+    assert refused.status_code == 422, refused.text

@@ -102,6 +102,7 @@ async def test_mapping_changes_name_the_setting_its_values_and_the_admin(
         "reimbursement_account": None,
         "top_up_account": None,
         "books_closed_through": None,
+        "closed_period_policy": "hold",
     }
     assert [c["category_id"] for c in changes] == [None, None, None]
     moments = [datetime.fromisoformat(c["changed_at"]) for c in changes]

@@ -116,11 +116,13 @@ function CreateAccount({ api, onCreated }) {
   <//>`;
 }
 
-// The lock date (books_closed_through): nothing dated on or before it is exported. Saved with
-// the accounts as they are stored; the years Dinero refused as closed are listed below it.
+// The lock date (books_closed_through) and what happens to items dated on or before it (held, or
+// posted on the first open day). Saved with the accounts as they are stored; the years Dinero
+// refused as closed are listed below it.
 function ClosedPeriod({ api, settings, canEdit, onSaved }) {
   const { t, when } = useI18n();
   const [value, setValue] = useState(settings.books_closed_through || "");
+  const [policy, setPolicy] = useState(settings.closed_period_policy || "hold");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState(null);
   const [saved, setSaved] = useState(false);
@@ -130,7 +132,7 @@ function ClosedPeriod({ api, settings, canEdit, onSaved }) {
     setBusy(true);
     setSaved(false);
     setError(null);
-    const body = { books_closed_through: value === "" ? null : value };
+    const body = { books_closed_through: value === "" ? null : value, closed_period_policy: policy };
     for (const field of ACCOUNT_FIELDS) body[field] = settings[field];
     try {
       onSaved(await api.put("/dinero/settings", body));
@@ -151,6 +153,14 @@ function ClosedPeriod({ api, settings, canEdit, onSaved }) {
           aria-describedby="books-closed-through-hint"
           onInput=${(e) => { setValue(e.currentTarget.value); setSaved(false); }} />
         <p class="hint" id="books-closed-through-hint">${t("setup.closedThrough.hint")}</p>
+      </div>
+      <div class="field">
+        <label for="closed-period-policy">${t("setup.closedPolicy")}</label>
+        <select id="closed-period-policy" value=${policy} disabled=${!canEdit}
+          onChange=${(e) => { setPolicy(e.currentTarget.value); setSaved(false); }}>
+          <option value="hold">${t("setup.closedPolicy.hold")}</option>
+          <option value="first_open_day">${t("setup.closedPolicy.first_open_day")}</option>
+        </select>
       </div>
       <${ErrorNotice} error=${error} title=${t("setup.closedRefused")} />
       ${saved && html`<${Notice} tone="success">${value ? t("setup.closedSaved", { day: value }) : t("setup.closedCleared")}<//>`}
