@@ -90,6 +90,11 @@ BODIES: Final[dict[tuple[str, str], Any]] = {
     },
     ("POST", "/v1/companies/{company}/exports"): {"items": [card("good")]},
     ("POST", "/v1/companies/{company}/exports/preview"): {"items": [card("good")]},
+    ("PUT", "/v1/companies/{company}/dinero/settings"): {
+        "deposit_account": None,
+        "books_closed_through": "2025-12-31",
+        "closed_period_policy": "hold",
+    },
     ("POST", "/v1/companies/{company}/dinero/deposit-accounts"): {
         "name": "Pleo wallet",
         "use_as": "deposit",
