@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from app.inputs import IsoDate, SafeStr
 
@@ -56,16 +56,16 @@ class DepositAccountOut(BaseModel):
 class SettingsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    deposit_account: int | None = Field(
+    deposit_account: StrictInt | None = Field(
         default=None, description="The deposit account the company card / wallet spends from."
     )
-    out_of_pocket_account: int | None = Field(
+    out_of_pocket_account: StrictInt | None = Field(
         default=None, description="What employees' own-money expenses are booked against."
     )
-    reimbursement_account: int | None = Field(
+    reimbursement_account: StrictInt | None = Field(
         default=None, description="The company bank account reimbursements are paid from."
     )
-    top_up_account: int | None = Field(
+    top_up_account: StrictInt | None = Field(
         default=None,
         description="The bank account wallet top-ups come from; null uses the reimbursement one.",
     )

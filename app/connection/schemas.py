@@ -11,6 +11,7 @@ from pydantic import (
     Field,
     SecretStr,
     StrictBool,
+    StrictInt,
     field_validator,
     model_validator,
 )
@@ -33,7 +34,7 @@ _API_KEY_WITH_ITS_METHOD: dict[str, Any] = {
 class ConnectionRequest(BaseModel):
     model_config = ConfigDict(json_schema_extra=_API_KEY_WITH_ITS_METHOD)
 
-    organization_id: int = Field(
+    organization_id: StrictInt = Field(
         gt=0, le=2**53, description="The Dinero Firma ID (shown bottom-left in Dinero)."
     )
     method: Literal["oauth", "api_key"] = "oauth"

@@ -6,7 +6,15 @@ from datetime import date, datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 from app.datasources.types import DataType, DateField
@@ -76,7 +84,7 @@ class DataSourceCreate(BaseModel):
         default=None,
         description="The date the records' `date_from`/`date_to` filters use when none is named.",
     )
-    refresh_minutes: int | None = Field(
+    refresh_minutes: StrictInt | None = Field(
         default=DEFAULT_REFRESH_MINUTES,
         ge=MIN_REFRESH_MINUTES,
         le=MAX_REFRESH_MINUTES,
@@ -104,7 +112,7 @@ class DataSourcePatch(BaseModel):
         "with their records.",
     )
     default_date_field: DateField | None = Field(default=None, description="null: none.")
-    refresh_minutes: int | None = Field(
+    refresh_minutes: StrictInt | None = Field(
         default=None,
         ge=MIN_REFRESH_MINUTES,
         le=MAX_REFRESH_MINUTES,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from app.inputs import SafeStr
 
@@ -21,7 +21,7 @@ class DepositAccountCreateIn(BaseModel):
         description="The account's name in Dinero's Kontoplan, e.g. \"Pleo\".",
         examples=["Pleo"],
     )
-    number: int | None = Field(
+    number: StrictInt | None = Field(
         default=None,
         ge=1,
         le=99_999_999,
