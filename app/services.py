@@ -33,7 +33,7 @@ def create_http_client(transport: httpx.AsyncBaseTransport | None = None) -> htt
     return httpx.AsyncClient(
         transport=transport,
         timeout=httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=10.0),
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
         headers={"User-Agent": "dinero-bridge/0.1"},
         follow_redirects=False,
     )
