@@ -113,6 +113,30 @@ async def test_the_first_l_go_at_once_and_the_next_waits_for_the_first_plus_a_wi
     assert taken[4] - taken[0] < timedelta(seconds=1)
 
 
+async def test_a_request_answered_late_moves_its_slot_to_when_it_was_answered(
+    worker_a: AsyncEngine,
+) -> None:
+    """A request answered more than the margin after its slot began (a busy worker) may have
+    reached Dinero that late: its slot moves to the answer's time, and the next request a
+    window later is planned from there. Answered in time, nothing is written."""
+    org, sleep = new_org(), Recorder()
+    pacer = PostgresPacer(worker_a, 1, sleep=sleep)
+    claim = await pacer.acquire(org)
+    (slot,) = await slots(worker_a, org)
+    await pacer.answered(claim)  # at once: within the margin
+    assert await slots(worker_a, org) == [slot]
+
+    claim.began -= 3.0  # as if answered three seconds after its slot began
+    await pacer.answered(claim)
+    (moved,) = await slots(worker_a, org)
+    assert moved - slot >= timedelta(0)
+    async with worker_a.connect() as conn:
+        now = (await conn.execute(text("SELECT clock_timestamp()"))).scalar_one()
+    assert abs((now - moved).total_seconds()) < 1.0
+    await pacer.acquire(org)
+    assert (await slots(worker_a, org))[1] - moved == WINDOW
+
+
 async def test_a_short_interactive_burst_finishes_at_once(worker_a: AsyncEngine) -> None:
     """A chart sync (four requests) on an idle organization does not wait."""
     org = new_org()

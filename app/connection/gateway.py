@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from app.dinero.oauth import LegacyApiKeyAuth, TokenSet, VismaConnectOAuth
 from app.dinero.pacing import (
     MARGIN_SECONDS,
     WINDOW_SECONDS,
+    Claim,
     Lane,
     Pacer,
     PacerBusy,
@@ -31,7 +33,7 @@ from app.dinero.pacing import (
 )
 from app.dinero.tokens import TokenProvider
 from app.errors import AppError
-from app.ops.metrics import DINERO_PACER_WAIT, DINERO_RATE_LIMITED
+from app.ops.metrics import DINERO_PACER_LATE, DINERO_PACER_WAIT, DINERO_RATE_LIMITED
 from app.runtime import DineroEndpoints
 
 log = structlog.get_logger(__name__)
@@ -140,13 +142,14 @@ class PostgresPacer:
 
     async def acquire(
         self, organization_id: int, lane: Lane = Lane.EXPORT, *, max_wait: float | None = None
-    ) -> None:
+    ) -> Claim:
         started: datetime | None = None
         replacing: int | None = None
         while True:
             attempt = await self._attempt(
                 organization_id, lane, replacing=replacing, started=started, max_wait=max_wait
             )
+            began = time.monotonic() + max(attempt.wait, 0.0)
             started = started or attempt.now
             replacing = None
             if attempt.busy:
@@ -161,7 +164,20 @@ class PostgresPacer:
                     continue
             waited = (attempt.slot_at - started).total_seconds()
             DINERO_PACER_WAIT.labels(lane=lane.value).observe(max(waited, 0.0))
-            return
+            return Claim(organization_id, attempt.slot_id, began)
+
+    async def answered(self, claim: Claim) -> None:
+        if time.monotonic() - claim.began <= self.rules.margin:
+            return  # the common case: no statement
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE dinero_request_slots SET slot_at = greatest(slot_at, clock_timestamp())"
+                    " WHERE id = :id"
+                ),
+                {"id": claim.handle},
+            )
+        DINERO_PACER_LATE.inc()
 
     async def _attempt(
         self,

@@ -22,6 +22,7 @@ wait and look again (or give up with `PacerBusy` after `max_wait`).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -78,17 +79,34 @@ class PacerBusy(Exception):
         )
 
 
+@dataclass(eq=False)
+class Claim:
+    """A slot a request holds: which organization's, the pacer's handle on it, and when it
+    began (`time.monotonic()`), so the pacer can tell a request that went out late."""
+
+    organization_id: int
+    handle: object
+    began: float
+
+
 @runtime_checkable
 class Pacer(Protocol):
     """Decides when the next request for an organization may go out; shared by all workers."""
 
     async def acquire(
         self, organization_id: int, lane: Lane = Lane.EXPORT, *, max_wait: float | None = None
-    ) -> None:
+    ) -> Claim | None:
         """Wait until a request for this organization may be sent, and claim that slot.
 
         Raises `PacerBusy` (claiming nothing) when no slot can be had within `max_wait` seconds.
         """
+        ...
+
+    async def answered(self, claim: Claim) -> None:
+        """The claimed request is answered (or failed). Answered more than the margin after
+        its slot began, it may have reached Dinero that late (a busy event loop, a wait for a
+        connection), so its slot is moved to now: later slots are planned from when Dinero
+        counted it, and a request a window later cannot meet it inside Dinero's minute."""
         ...
 
     async def penalize(self, organization_id: int, seconds: float) -> None:
@@ -183,8 +201,12 @@ class NoopPacer:
 
     async def acquire(
         self, organization_id: int, lane: Lane = Lane.EXPORT, *, max_wait: float | None = None
-    ) -> None:
+    ) -> Claim | None:
         """Return at once."""
+        return None
+
+    async def answered(self, claim: Claim) -> None:
+        """Nothing to move."""
 
     async def penalize(self, organization_id: int, seconds: float) -> None:
         """Ignore the penalty."""
@@ -239,7 +261,7 @@ class InMemoryPacer:
 
     async def acquire(
         self, organization_id: int, lane: Lane = Lane.EXPORT, *, max_wait: float | None = None
-    ) -> None:
+    ) -> Claim:
         """Claim the next slot for the organization and sleep until it comes."""
         # No await between planning and claiming, so no lock is needed in one event loop.
         deadline = None if max_wait is None else self._clock() + max_wait
@@ -260,10 +282,24 @@ class InMemoryPacer:
             mine = _Held(plan.slot, lane)
             self._slots[organization_id].append(mine)
             if plan.slot <= now:
-                return
+                return Claim(organization_id, mine, plan.slot)
             await self._sleep(plan.slot - now)
             if self._paused.get(organization_id, plan.slot) <= plan.slot:
-                return
+                return Claim(organization_id, mine, plan.slot)
+
+    async def answered(self, claim: Claim) -> None:
+        now = self._clock()
+        held = self._slots.get(claim.organization_id, [])
+        mine = claim.handle
+        if (
+            now - claim.began <= self.rules.margin
+            or not isinstance(mine, _Held)
+            or mine not in held
+        ):
+            return
+        held.remove(mine)
+        mine.slot = now
+        bisect.insort(held, mine, key=lambda h: h.slot)  # oldest first, as planned
 
     async def penalize(self, organization_id: int, seconds: float) -> None:
         """Pause the organization for at least `seconds` from now (never shortening a pause)."""
@@ -276,6 +312,7 @@ __all__ = [
     "FOREGROUND_LANES",
     "MARGIN_SECONDS",
     "WINDOW_SECONDS",
+    "Claim",
     "Clock",
     "InMemoryPacer",
     "Lane",

@@ -142,8 +142,11 @@ class Transport:
         """One attempt; a failure worth repeating comes as `_Again`, a first 401 as `_Refused`."""
         url = self.base_url + call.path
         content = None if call.body is NO_BODY else dumps(call.body)
+        claim = None
         if call.org_scoped:
-            await self._pacer.acquire(self.organization_id, self.lane, max_wait=self.max_wait)
+            claim = await self._pacer.acquire(
+                self.organization_id, self.lane, max_wait=self.max_wait
+            )
         token = await self._tokens.get(force_refresh=force_refresh)
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         if content is not None:
@@ -158,7 +161,11 @@ class Transport:
             headers=headers,
         )
         try:
-            response = await self._http.send(request)
+            try:
+                response = await self._http.send(request)
+            finally:  # answered or not, Dinero may have counted it: tell the pacer when
+                if claim is not None:
+                    await self._pacer.answered(claim)
         except httpx.TransportError as exc:
             failure = self._transport_failure(call, exc)
             failure.__cause__ = exc

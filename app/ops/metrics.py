@@ -25,6 +25,11 @@ DINERO_RATE_LIMITED = Counter(
     "dinero_bridge_dinero_rate_limited_total",
     "429 answers from Dinero (each pauses the organization's requests).",
 )
+DINERO_PACER_LATE = Counter(
+    "dinero_bridge_pacer_late_total",
+    "Dinero requests answered more than the pacer's margin after their slot began (a busy "
+    "worker): each slot is moved to its answer's time, so the window counts it as Dinero did.",
+)
 WEBHOOKS_SENT = Counter(
     "dinero_bridge_webhooks_sent_total",
     "Outgoing webhook attempts to the platform, by outcome (delivered, failed, given_up).",

@@ -17,7 +17,7 @@ from procrastinate.jobs import Job
 
 from app import jobs, services
 from app.datasources import tasks
-from app.dinero.pacing import Lane, PacerBusy
+from app.dinero.pacing import Claim, Lane, PacerBusy
 from tests.datasources.conftest import (
     ALL_TYPES,
     ORG,
@@ -270,6 +270,9 @@ class BusyPacer:
         self.asked.append(lane)
         if lane.is_background:
             raise PacerBusy(organization_id, lane, self.retry_after)
+
+    async def answered(self, claim: Claim) -> None:
+        return None
 
     async def penalize(self, organization_id: int, seconds: float) -> None:
         return None

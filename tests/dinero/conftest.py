@@ -15,7 +15,7 @@ import respx
 
 from app.backoff import Backoff
 from app.dinero import DineroClient, StaticTokenProvider
-from app.dinero.pacing import Lane
+from app.dinero.pacing import Claim, Lane
 from tests.contract import NO_BODY, is_dinero_api_path, validate_request, validate_response
 
 BASE_URL = "https://api.dinero.test"
@@ -84,6 +84,9 @@ class RecordingPacer:
         self.acquired.append(organization_id)
         self.lanes.append(lane)
         self.max_waits.append(max_wait)
+
+    async def answered(self, claim: Claim) -> None:
+        return None
 
     async def penalize(self, organization_id: int, seconds: float) -> None:
         self.penalties.append((organization_id, seconds))

@@ -130,6 +130,28 @@ async def test_the_first_l_go_at_once_and_the_next_waits_a_window() -> None:
     assert [r.slot for r in pacer.reservations(1)] == [1000.0] * 5 + [1060.5]
 
 
+async def test_a_request_answered_late_moves_its_slot_so_the_next_window_counts_from_it() -> None:
+    """Sent three seconds after its slot (a busy worker), the first request reached Dinero
+    then: the next one, a window later, is planned from then, not from the slot."""
+    clock = FakeClock()
+    pacer = _pacer(1, clock)
+    late = await pacer.acquire(1)
+    other_org = await pacer.acquire(2)
+    clock.now += 3.0
+    await pacer.answered(late)  # answered 3 s after its slot began: moved to now
+    await pacer.answered(other_org)  # another organization: its own slots only
+    await pacer.acquire(1)
+    assert [r.slot for r in pacer.reservations(1)] == [1003.0, 1063.5]
+
+    clock = FakeClock()
+    pacer = _pacer(1, clock)
+    prompt = await pacer.acquire(1)
+    clock.now += 0.2  # within the margin: the slot stays where it was
+    await pacer.answered(prompt)
+    await pacer.acquire(1)
+    assert [r.slot for r in pacer.reservations(1)] == [1000.0, 1060.5]
+
+
 async def test_an_export_batch_uses_the_whole_budget() -> None:
     clock = FakeClock()
     pacer = _pacer(100, clock)
