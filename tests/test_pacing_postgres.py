@@ -137,6 +137,21 @@ async def test_a_request_answered_late_moves_its_slot_to_when_it_was_answered(
     assert (await slots(worker_a, org))[1] - moved == WINDOW
 
 
+async def test_a_late_slot_that_cannot_be_moved_leaves_the_answer_standing(
+    worker_a: AsyncEngine,
+) -> None:
+    """The database gone between the request and its answer: the answer stands (the window is
+    only less exact), nothing is raised into the request that was answered."""
+    pacer = PostgresPacer(worker_a, 1)
+    claim = await pacer.acquire(new_org())
+    claim.began -= 3.0
+    unreachable = create_engine("postgresql://nobody@127.0.0.1:1/none")
+    try:
+        await PostgresPacer(unreachable, 1).answered(claim)
+    finally:
+        await unreachable.dispose()
+
+
 async def test_a_short_interactive_burst_finishes_at_once(worker_a: AsyncEngine) -> None:
     """A chart sync (four requests) on an idle organization does not wait."""
     org = new_org()

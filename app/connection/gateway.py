@@ -12,6 +12,7 @@ import httpx
 import structlog
 from pydantic import SecretStr
 from sqlalchemy import select, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.connection.models import ConnectionMethod, ConnectionStatus, DineroConnection
@@ -169,14 +170,20 @@ class PostgresPacer:
     async def answered(self, claim: Claim) -> None:
         if time.monotonic() - claim.began <= self.rules.margin:
             return  # the common case: no statement
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                text(
-                    "UPDATE dinero_request_slots SET slot_at = greatest(slot_at, clock_timestamp())"
-                    " WHERE id = :id"
-                ),
-                {"id": claim.handle},
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "UPDATE dinero_request_slots"
+                        " SET slot_at = greatest(slot_at, clock_timestamp()) WHERE id = :id"
+                    ),
+                    {"id": claim.handle},
+                )
+        except SQLAlchemyError as exc:  # the answer stands; only the window is less exact
+            log.warning(
+                "pacer_slot_not_moved", organization_id=claim.organization_id, error=str(exc)
             )
+            return
         DINERO_PACER_LATE.inc()
 
     async def _attempt(
