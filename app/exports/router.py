@@ -27,6 +27,7 @@ from app.errors import AppError, ValidationFailed, app_error_response, problem_d
 from app.exports import intake, queries, retry, webhooks
 from app.exports.models import ItemStatus, ItemType
 from app.exports.schemas import (
+    REPLACE_DESCRIPTION,
     ExportAccepted,
     ExportOut,
     ExportRequest,
@@ -158,6 +159,11 @@ _WEBHOOK_BODY: dict[str, Any] = {
                             "minItems": 1,
                             "items": {"$ref": "#/components/schemas/ExportItemIn"},
                         },
+                        "replace": {
+                            "type": "boolean",
+                            "default": False,
+                            "description": REPLACE_DESCRIPTION,
+                        },
                     },
                 }
             }
@@ -242,6 +248,7 @@ async def _receive_webhook(
         request_hash=intake.request_hash(payload),
         rules=rules,
         webhook_id=signed.id,
+        replace=envelope.replace,
     )
     return _accepted(outcome)
 

@@ -167,6 +167,13 @@ class ExportItemIn(BaseModel):
     employee: EmployeeIn | None = None
 
 
+REPLACE_DESCRIPTION = (
+    "Export a `reversed` item again, corrected (same `type` and `external_id`): it is queued "
+    "with this content and gets a new voucher. Without it, an item already stored is left as "
+    "it is (a no-op), and so are items that are not reversed."
+)
+
+
 class ExportRequest(BaseModel):
     """Items to export. Each is checked by itself: bad ones are refused with their reason."""
 
@@ -175,12 +182,7 @@ class ExportRequest(BaseModel):
     items: list[SkipValidation[ExportItemIn]] = Field(
         min_length=1, max_length=MAX_ITEMS_PER_REQUEST
     )
-    replace: StrictBool = Field(
-        default=False,
-        description="Export a `reversed` item again, corrected (same `type` and `external_id`): "
-        "it is queued with this content and gets a new voucher. Without it, an item already "
-        "stored is left as it is (a no-op), and so are items that are not reversed.",
-    )
+    replace: StrictBool = Field(default=False, description=REPLACE_DESCRIPTION)
 
 
 class WebhookEnvelope(BaseModel):
@@ -189,6 +191,7 @@ class WebhookEnvelope(BaseModel):
     type: Literal["export.requested"]
     company_id: SafeStrictStr = Field(min_length=1, max_length=128)
     items: list[Any] = Field(min_length=1, max_length=MAX_ITEMS_PER_REQUEST)
+    replace: StrictBool = False
 
 
 ExportStatus = Literal["accepted", "completed", "completed_with_errors"]

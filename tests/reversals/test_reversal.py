@@ -25,7 +25,7 @@ from app.outbox.models import OutboxEvent
 from app.reversals import flow
 from app.reversals.models import Reversal
 from tests.conftest import bearer
-from tests.exports.intake_support import reimbursement
+from tests.exports.intake_support import deliver, reimbursement, webhook_body
 from tests.killing import Killed, kill_at
 from tests.receipts.samples import receipt_photo
 from tests.sandboxed import (
@@ -242,6 +242,27 @@ async def test_a_draft_is_deleted_and_a_corrected_export_makes_a_new_one(
     service.sandbox.approve_purchase_voucher(PRO_ORG, again["dinero"]["voucher_guid"])
     assert balance(service, EXPENSE_ACCOUNT) == Decimal("80.00")  # 100.00 incl. 25 % VAT
     assert balance(service, CARD) == Decimal("-100.00")
+
+
+async def test_a_signed_webhook_with_replace_exports_a_reversed_item_again(
+    service: Service, company: str
+) -> None:
+    """The platform that sends its exports by webhook corrects a reversed item the same way:
+    `replace: true` in the envelope; without it the webhook's item is a no-op."""
+    first = await exported(service, company, expense("exp-hook", 10000))
+    status, body = await reverse(service, company, first["id"], reason="wrong amount")
+    assert status == 202, body
+    await run_reversal(service, body["id"])
+
+    for replace, queued in ((False, "reversed"), (True, "queued")):
+        envelope = {**webhook_body(company, expense("exp-hook", 9000)), "replace": replace}
+        answer = await deliver(service.client, envelope)
+        assert answer.status_code == 202, answer.text
+        assert (await read_item(service, company, first["id"]))["status"] == queued
+    await run_exports(service, company)
+    again = await read_item(service, company, first["id"])
+    assert (again["status"], again["amount"]["value"]) == ("awaiting_approval", 9000)
+    assert again["dinero"]["voucher_guid"] != first["dinero"]["voucher_guid"]
 
 
 # --- an approved expense ------------------------------------------------------------------------
