@@ -295,7 +295,12 @@ def test_workers_killed_while_reversing_undo_each_item_in_dinero_exactly_once(
             done = dinero.post(f"/organizations/{PRO_ORG}/vouchers/purchase/{guid}/approve")
             assert done.status_code == 200, done.text
 
-    killer = Killer(stack.workers, pause=(0.2, 0.8), seed=int(time.time()), only_up=True)
+    # Dinero answers in 150 ms meanwhile, so the reversals (a few requests each) are still under
+    # way when the first kills land.
+    with stack.dinero() as dinero:
+        slowed = dinero.patch("/config", json={"latency_ms": 150})
+        assert slowed.status_code == 200, slowed.text
+    killer = Killer(stack.workers, pause=(0.1, 0.6), seed=int(time.time()), only_up=True)
     killer.start()
     try:
         answer = api.post(
@@ -316,6 +321,8 @@ def test_workers_killed_while_reversing_undo_each_item_in_dinero_exactly_once(
         eventually(reversed_or_killed, timeout=120, every=0.2, what="five kills")
     finally:
         kills = killer.finish()
+        with stack.dinero() as dinero:
+            dinero.patch("/config", json={"latency_ms": 0})
 
     def all_reversed() -> dict[str, dict[str, Any]] | None:
         now = items_by_external_id(api, company)
