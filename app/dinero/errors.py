@@ -106,10 +106,21 @@ class DineroApiError(DineroError):
         self.path = path
         where = f"{method} {path} " if method and path else ""
         code_text = f", code {code}" if code is not None else ""
-        fields = "; ".join(f"{key}: {value}" for key, value in self.validation_errors.items())
+        fields = self.fields_text
         if detail is None:
             detail = f"{where}(HTTP {status}{code_text})" + (f" [{fields}]" if fields else "")
         super().__init__(detail, dinero_message=message)
+
+    @property
+    def fields_text(self) -> str:
+        """Dinero's validation errors as one text (`Field: message; …`), empty without any."""
+        return "; ".join(f"{key}: {value}" for key, value in self.validation_errors.items())
+
+    @property
+    def refused(self) -> bool:
+        """Dinero said no to what was sent (4xx), rather than failing for now (429, 5xx): the
+        call did nothing, and sending it again as it is would earn the same answer."""
+        return not self.transient and bool(self.status) and self.status < 500
 
     @property
     def refuses_date(self) -> bool:

@@ -112,6 +112,11 @@ def posting_date(books: Books, item: ExportItem) -> date:
     return item.voucher_date
 
 
+def closed_for(books: Books, item: ExportItem) -> Wait | None:
+    """Why `item` may not go to Dinero now, if its posting date is in a closed period."""
+    return closed_wait(books, posting_date(books, item))
+
+
 def closed_wait(books: Books, day: date) -> Wait | None:
     """Why an item dated `day` may not go to Dinero now, if the period is closed."""
     if books.closed_through is not None and day <= books.closed_through:

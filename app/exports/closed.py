@@ -63,8 +63,7 @@ async def remember(
 ) -> tuple[Books, Wait]:
     """Dinero refused `day` as closed: remember its year; the books with it, and the item's wait."""
     first, last = _year_of(books, day)
-    fields = "; ".join(f"{k}: {v}" for k, v in exc.validation_errors.items())
-    message = fields or exc.message or str(exc)
+    message = exc.fields_text or exc.message or str(exc)
     now = datetime.now(UTC)
     values = {
         "company_id": company_id,

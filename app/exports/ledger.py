@@ -19,12 +19,11 @@ from app.dinero.errors import (
 )
 from app.dinero.models import LedgerItem, LedgerItemRef, LedgerItemStatus
 from app.dinero.pacing import PacerBusy
-from app.exports.checks import closed_wait, posting_date
-from app.exports.closed import remember
+from app.exports.checks import closed_for
 from app.exports.context import Context, save
 from app.exports.mapping import LEDGER, plan
 from app.exports.models import ExportItem, ItemStatus, Step
-from app.exports.outcomes import dinero_failure, fail, set_waiting, transient
+from app.exports.outcomes import dinero_failure, fail, set_waiting, transient, year_refused
 from app.exports.service import FRESH
 from app.preview import explain
 
@@ -53,7 +52,7 @@ async def ledger_pass(ctx: Context, items: list[ExportItem]) -> None:
         for item in items:
             if item.step != Step.CREATED or item.status.settled:
                 continue
-            closed = closed_wait(ctx.books, posting_date(ctx.books, item))
+            closed = closed_for(ctx.books, item)
             if closed is None:
                 created.append(item)
             else:  # a draft in the Kassekladde still; booked once the period opens
@@ -127,7 +126,7 @@ async def _create(ctx: Context, client: DineroClient, batch: list[ExportItem]) -
             await save(ctx.services, item, step=Step.NEW)  # certainly not sent
         raise
     except DineroApiError as exc:
-        if exc.transient or not exc.status or exc.status >= 500:
+        if not exc.refused:
             raise
         for item in batch:
             await save(ctx.services, item, step=Step.NEW)  # refused: certainly not created
@@ -175,7 +174,7 @@ async def _book(
             await save(ctx.services, item, step=Step.CREATED)  # certainly not sent
         raise
     except DineroApiError as exc:
-        if exc.transient or not exc.status or exc.status >= 500:
+        if not exc.refused:
             raise
         # Refused as a whole: nothing booked, each a draft still. A stale version (changed in
         # Dinero's Kassekladde since we read it) is read again, once.
@@ -206,17 +205,13 @@ async def _refused(
     those dated in a year found closed meanwhile.
     """
     if len(items) == 1:
-        item = items[0]
         if exc.refuses_date:
-            ctx.books, wait = await remember(
-                ctx.services, ctx.company_id, ctx.books, posting_date(ctx.books, item), exc
-            )
-            await set_waiting(ctx, item, wait)
+            await year_refused(ctx, items[0], exc)
         else:
-            await fail(ctx, item, dinero_failure(exc))
+            await fail(ctx, items[0], dinero_failure(exc))
         return
     for item in items:
-        closed = closed_wait(ctx.books, posting_date(ctx.books, item))
+        closed = closed_for(ctx.books, item)
         if closed is not None:
             await set_waiting(ctx, item, closed)
         else:

@@ -11,7 +11,8 @@ import structlog
 from app.backoff import EXPORT_ITEM
 from app.connection.gateway import NotConnected, ReauthRequired
 from app.dinero.errors import DineroApiError, DineroRateLimited
-from app.exports.checks import Fail, Wait
+from app.exports.checks import Fail, Wait, posting_date
+from app.exports.closed import remember
 from app.exports.context import Context, save
 from app.exports.models import ExportItem, ItemStatus, Step
 from app.receipts import ReceiptError
@@ -97,9 +98,18 @@ async def transient(ctx: Context, item: ExportItem, exc: Exception, *, count: bo
     )
 
 
+async def year_refused(ctx: Context, item: ExportItem, exc: DineroApiError) -> None:
+    """Dinero refused the item's date as closed: its year is remembered (so the year's other
+    items wait without a request, app/exports/closed.py) and the item waits for it."""
+    ctx.books, wait = await remember(
+        ctx.services, ctx.company_id, ctx.books, posting_date(ctx.books, item), exc
+    )
+    await set_waiting(ctx, item, wait)
+
+
 def dinero_failure(exc: DineroApiError) -> Fail:
     message = exc.message or str(exc)
-    fields = "; ".join(f"{k}: {v}" for k, v in exc.validation_errors.items())
+    fields = exc.fields_text
     return Fail(
         "dinero_rejected",
         f"Dinero refused the export: {message}" + (f" ({fields})" if fields else ""),

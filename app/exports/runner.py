@@ -41,8 +41,7 @@ from app.dinero.errors import (
 )
 from app.dinero.models import ManualVoucherCreate, PurchaseVoucherCreate
 from app.dinero.pacing import Lane, PacerBusy
-from app.exports.checks import Fail, Wait, check, closed_wait, posting_date
-from app.exports.closed import remember
+from app.exports.checks import Fail, Wait, check, closed_for
 from app.exports.context import (
     PASS_ITEMS,
     Checkpoint,
@@ -65,6 +64,7 @@ from app.exports.outcomes import (
     set_waiting,
     transient,
     wait_all,
+    year_refused,
 )
 from app.exports.preflight import confirm, fresh_books
 from app.exports.schedule import schedule_run, tell_platform
@@ -221,7 +221,7 @@ async def _voucher_items(ctx: Context, vouchers: list[ExportItem]) -> None:
 async def _voucher_item(ctx: Context, item: ExportItem) -> None:
     assert ctx.client is not None
     client = ctx.client
-    closed = closed_wait(ctx.books, posting_date(ctx.books, item))
+    closed = closed_for(ctx.books, item)
     if closed is not None and item.step in (Step.NEW, Step.UPLOADED):
         await set_waiting(ctx, item, closed)  # e.g. a year Dinero refused during this pass
         return
@@ -251,10 +251,7 @@ async def _voucher_item(ctx: Context, item: ExportItem) -> None:
         elif exc.refuses_date and item.step == Step.CREATE_SENT:
             # The voucher's date, refused: its year is closed. Certainly not created.
             await save(ctx.services, item, step=Step.UPLOADED)
-            ctx.books, wait = await remember(
-                ctx.services, ctx.company_id, ctx.books, posting_date(ctx.books, item), exc
-            )
-            await set_waiting(ctx, item, wait)
+            await year_refused(ctx, item, exc)
         else:
             await fail(ctx, item, dinero_failure(exc))
     except DineroError as exc:

@@ -145,7 +145,7 @@ async def _create(services: Services, reversal: Reversal, request: Awaitable[T],
         await _save(services, reversal, step=ReversalStep.NEW.value)  # certainly not sent
         raise
     except DineroApiError as exc:
-        if not _refusal(exc):
+        if not exc.refused:
             raise
         raise _api_refusal(exc, doing) from exc
 
@@ -260,13 +260,8 @@ async def _backoff(services: Services, reversal: Reversal, exc: Exception) -> La
     return Later(delay.total_seconds())
 
 
-def _refusal(exc: DineroApiError) -> bool:
-    """Dinero said no to what was sent (4xx), rather than failing for now (429, 5xx)."""
-    return not exc.transient and bool(exc.status) and exc.status < 500
-
-
 def _api_refusal(exc: DineroApiError, doing: str) -> Refused:
-    fields = "; ".join(f"{k}: {v}" for k, v in exc.validation_errors.items())
+    fields = exc.fields_text
     said = (exc.message or str(exc)) + (f" ({fields})" if fields else "")
     if exc.refuses_date:
         return Refused(
@@ -470,7 +465,7 @@ async def _book(services: Services, client: DineroClient, reversal: Reversal) ->
     except DineroStaleVersion:
         return await _booked_or_book(services, client, reversal)
     except DineroApiError as exc:
-        if not _refusal(exc):
+        if not exc.refused:
             raise
         await _discard(client, reversal)
         raise _api_refusal(exc, "book the reversing voucher") from exc
@@ -540,7 +535,7 @@ async def _ledger(
     try:
         await client.book_ledger_items([ref])
     except DineroApiError as exc:
-        if not _refusal(exc):
+        if not exc.refused:
             raise
         try:  # nothing half-done: the unbooked reversing item leaves the Kassekladde
             await client.delete_ledger_items([ref])
