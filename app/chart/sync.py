@@ -16,6 +16,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 from operator import itemgetter
 from typing import Any, Final, TypeVar
 
@@ -62,6 +63,12 @@ class Chart:
     deposit: list[DepositAccount]
     vat_types: list[VatType]
     years: list[AccountingYear]
+
+    @cached_property
+    def accounts(self) -> dict[int, dict[str, Any]]:
+        """The three account lists merged by account number (made once: the digest and the
+        apply step both use it)."""
+        return _incoming_accounts(self)
 
 
 async def read_chart(
@@ -260,7 +267,7 @@ def chart_digest(chart: Chart) -> str:
     with the digest stored by the last sync that compared, the stored rows already match it and
     there is nothing to read, compare or write (accounting years are compared apart).
     """
-    accounts = _incoming_accounts(chart)
+    accounts = chart.accounts
     fields = itemgetter(*_ACCOUNT_FIELDS)
     rows = [(number, fields(accounts[number])) for number in sorted(accounts)]
     vat = sorted((v.vat_code or "", v.name or "", str(v.vat_rate)) for v in chart.vat_types)
@@ -474,7 +481,7 @@ async def apply_chart(
     known_codes = await _apply_tax_codes(
         session, company_id, chart.vat_types, stored.tax_codes, summary
     )
-    incoming = _incoming_accounts(chart)
+    incoming = chart.accounts
     await _apply_accounts(session, company_id, incoming, stored.accounts, summary)
     await _apply_categories(session, company_id, incoming, known_codes, stored.categories, summary)
     return summary
@@ -555,9 +562,9 @@ async def _apply_categories(
     write: list[dict[str, Any]] = []
     removed = {"active": False, "inactive_reason": "removed_from_dinero"}
 
-    def changed(was: dict[str, Any], state: dict[str, Any], key: str) -> None:
+    def changed(was: dict[str, Any], state: dict[str, Any]) -> None:
         write.append({**was, **state, "id": str(was["id"])})
-        summary[key] += 1
+        summary[DEACTIVATED if was["active"] and not state["active"] else UPDATED] += 1
 
     for number, values in purchase.items():
         hidden = bool(values["hidden_in_dinero"])
@@ -569,10 +576,7 @@ async def _apply_categories(
         was = stored.get(number)
         if was is not None:
             if _differs(was, state):
-                deactivated = was["active"] and not state["active"]
-                changed(
-                    was, state, "categories_deactivated" if deactivated else "categories_updated"
-                )
+                changed(was, state)
             continue
         vat_code = values["vat_code"]
         write.append(
@@ -586,8 +590,6 @@ async def _apply_categories(
         summary["categories_added"] += 1
     for number, was in stored.items():
         if number not in purchase and _differs(was, removed):
-            changed(
-                was, removed, "categories_deactivated" if was["active"] else "categories_updated"
-            )
+            changed(was, removed)
     if write:
         await session.execute(_CATEGORIES, {"company_id": company_id, "rows": _rows_json(write)})
