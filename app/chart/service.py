@@ -25,7 +25,7 @@ LOCK_DATE = "books_closed_through"
 """The setting that closes the books through a date (nothing dated on or before it goes)."""
 LOCK_POLICY = "closed_period_policy"
 """What happens to an item dated on or before the lock date: `hold` or `first_open_day`."""
-FIRST_OPEN_DAY = "first_open_day"
+HOLD, FIRST_OPEN_DAY = "hold", "first_open_day"
 
 FIELD_LABELS = {
     "deposit_account": "deposit account (the company card / wallet)",
@@ -168,8 +168,13 @@ def settings_state(settings: CompanySettings) -> dict[str, int | str | None]:
     state: dict[str, int | str | None] = {name: getattr(settings, name) for name in MAPPING_FIELDS}
     closed = settings.books_closed_through
     state[LOCK_DATE] = closed.isoformat() if closed is not None else None
-    state[LOCK_POLICY] = settings.closed_period_policy or "hold"
+    state[LOCK_POLICY] = lock_policy(settings)
     return state
+
+
+def lock_policy(settings: CompanySettings) -> str:
+    """The lock date's policy; `hold` for settings not stored yet (the column's default)."""
+    return settings.closed_period_policy or HOLD
 
 
 def effective_accounts(settings: CompanySettings) -> dict[str, int | None]:

@@ -17,6 +17,7 @@ from app.chart.service import (
     FIRST_OPEN_DAY,
     effective_accounts,
     list_categories,
+    lock_policy,
     present_tax_codes,
     usable_deposit_accounts,
 )
@@ -98,7 +99,7 @@ async def load_books(session: AsyncSession, company_id: str) -> Books:
         years=years,
         synced=sync is not None and sync.succeeded_at is not None,
         closed_through=settings.books_closed_through,
-        move_closed=settings.closed_period_policy == FIRST_OPEN_DAY,
+        move_closed=lock_policy(settings) == FIRST_OPEN_DAY,
         closed_years=await closed_years(session, company_id),
     )
 

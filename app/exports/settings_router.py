@@ -66,7 +66,7 @@ async def _settings_out(session: AsyncSession, company_id: str) -> SettingsOut:
         reimbursement_account=settings.reimbursement_account,
         top_up_account=settings.top_up_account,
         books_closed_through=settings.books_closed_through,
-        closed_period_policy=settings.closed_period_policy or "hold",
+        closed_period_policy=chart.lock_policy(settings),
         closed_accounting_years=[
             ClosedYearOut.model_validate(year)
             for year in await closed.closed_years(session, company_id)
@@ -94,7 +94,7 @@ async def put_dinero_settings(
     body: SettingsIn, access: CompanyAdmin, session: SessionDep
 ) -> SettingsOut:
     """Set the account mappings (each must be one of the synced deposit accounts) and, when
-    given, the lock date."""
+    given, the lock date and its policy."""
     values = body.model_dump(exclude={"books_closed_through"})
     if "books_closed_through" in body.model_fields_set:
         values["books_closed_through"] = body.books_closed_through
