@@ -281,28 +281,35 @@ def test_pick_the_four_accounts_and_sync(session: Session, service: Service) -> 
     session.shot("05-setup-ready")
 
 
+def save_lock_date(session: Session, service: Service, day: str, policy: str) -> dict[str, Any]:
+    """Set the Closed period card as an admin does and save it; the settings the API then has."""
+    page = session.page
+    page.get_by_label("Books closed through").fill(day)
+    page.get_by_label("Items dated in the closed period").select_option(policy)
+    page.get_by_role("button", name="Save lock date").click()
+    said = f"The books are closed through {day}." if day else "No lock date: every period is open."
+    expect(page.get_by_text(said)).to_be_visible()
+    with service.api() as api:
+        settings: dict[str, Any] = api.get("/dinero/settings").json()
+    return settings
+
+
 def test_close_the_books_through_a_date_and_open_them_again(
     session: Session, service: Service
 ) -> None:
     page = session.page
     nav(page, "Setup")
-    page.get_by_label("Books closed through").fill("2025-12-31")
-    page.get_by_label("Items dated in the closed period").select_option("first_open_day")
-    page.get_by_role("button", name="Save lock date").click()
-    expect(page.get_by_text("The books are closed through 2025-12-31.")).to_be_visible()
-    with service.api() as api:
-        settings = api.get("/dinero/settings").json()
+    settings = save_lock_date(session, service, "2025-12-31", "first_open_day")
     assert settings["books_closed_through"] == "2025-12-31"
     assert settings["closed_period_policy"] == "first_open_day"
     assert settings["deposit_account"] == CARD  # the accounts stay as they were
     session.shot("05b-setup-lock-date")
+    # Back on the page later, the card shows what is stored.
+    page.reload()
+    expect(page.get_by_label("Books closed through")).to_have_value("2025-12-31")
+    expect(page.get_by_label("Items dated in the closed period")).to_have_value("first_open_day")
 
-    page.get_by_label("Books closed through").fill("")
-    page.get_by_label("Items dated in the closed period").select_option("hold")
-    page.get_by_role("button", name="Save lock date").click()
-    expect(page.get_by_text("No lock date: every period is open.")).to_be_visible()
-    with service.api() as api:
-        settings = api.get("/dinero/settings").json()
+    settings = save_lock_date(session, service, "", "hold")
     assert (settings["books_closed_through"], settings["closed_period_policy"]) == (None, "hold")
 
 
