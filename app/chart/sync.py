@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import json
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -21,7 +21,7 @@ from operator import itemgetter
 from typing import Any, Final, TypeVar
 
 import structlog
-from sqlalchemy import select, text, update
+from sqlalchemy import TextClause, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -499,23 +499,18 @@ async def _apply_tax_codes(
     for vat in vat_types:
         if vat.vat_code:
             incoming[vat.vat_code] = (vat.name or vat.vat_code, vat.vat_rate.quantize(RATE_PLACES))
-    write: list[dict[str, Any]] = []
-    for code, (name, rate) in incoming.items():
-        was = stored.get(code)
-        if was is None:
-            summary["tax_codes_added"] += 1
-        elif was != (name, rate, True):
-            summary["tax_codes_updated"] += 1
-        else:
-            continue
-        write.append({"code": code, "name": name, "rate": rate})
-    if write:
-        await session.execute(
-            _UPSERT_TAX_CODES, {"company_id": company_id, "rows": _rows_json(write)}
-        )
-    gone = [code for code, was in stored.items() if code not in incoming and was[-1]]
-    await _mark_gone(session, TaxCode, "code", company_id, gone)
-    summary["tax_codes_removed"] += len(gone)
+    await _write_changed(
+        session,
+        company_id,
+        kind="tax_codes",
+        upsert=_UPSERT_TAX_CODES,
+        model=TaxCode,
+        key="code",
+        incoming=incoming,
+        stored=stored,
+        summary=summary,
+        row=lambda code, values: {"code": code, "name": values[0], "rate": values[1]},
+    )
     return set(incoming)
 
 
@@ -526,24 +521,57 @@ async def _apply_accounts(
     stored: dict[Any, tuple[Any, ...]],
     summary: dict[str, int],
 ) -> None:
-    fields = _ACCOUNT_FIELDS
+    await _write_changed(
+        session,
+        company_id,
+        kind="accounts",
+        upsert=_UPSERT_ACCOUNTS,
+        model=DineroAccount,
+        key="account_number",
+        incoming={
+            number: tuple(values[name] for name in _ACCOUNT_FIELDS)
+            for number, values in incoming.items()
+        },
+        stored=stored,
+        summary=summary,
+        row=lambda number, values: {
+            "account_number": number,
+            **dict(zip(_ACCOUNT_FIELDS, values, strict=True)),
+        },
+    )
+
+
+async def _write_changed(
+    session: AsyncSession,
+    company_id: str,
+    *,
+    kind: str,
+    upsert: TextClause,
+    model: type[TaxCode] | type[DineroAccount],
+    key: str,
+    incoming: Mapping[Any, tuple[Any, ...]],
+    stored: dict[Any, tuple[Any, ...]],
+    summary: dict[str, int],
+    row: Callable[[Any, tuple[Any, ...]], dict[str, Any]],
+) -> None:
+    """Tax codes or accounts: the new and changed ones (`incoming`: key -> the stored columns
+    but `present`) upserted in one statement, those gone from Dinero marked in one UPDATE, each
+    counted in `summary` as `{kind}_added`, `_updated` or `_removed`."""
     write: list[dict[str, Any]] = []
-    for number, values in incoming.items():
-        was = stored.get(number)
+    for name, values in incoming.items():
+        was = stored.get(name)
         if was is None:
-            summary["accounts_added"] += 1
-        elif was != (*(values[name] for name in fields), True):
-            summary["accounts_updated"] += 1
+            summary[f"{kind}_added"] += 1
+        elif was != (*values, True):
+            summary[f"{kind}_updated"] += 1
         else:
             continue
-        write.append({"account_number": number, **{name: values[name] for name in fields}})
+        write.append(row(name, values))
     if write:
-        await session.execute(
-            _UPSERT_ACCOUNTS, {"company_id": company_id, "rows": _rows_json(write)}
-        )
-    gone = [number for number, was in stored.items() if number not in incoming and was[-1]]
-    await _mark_gone(session, DineroAccount, "account_number", company_id, gone)
-    summary["accounts_removed"] += len(gone)
+        await session.execute(upsert, {"company_id": company_id, "rows": _rows_json(write)})
+    gone = [name for name, was in stored.items() if name not in incoming and was[-1]]
+    await _mark_gone(session, model, key, company_id, gone)
+    summary[f"{kind}_removed"] += len(gone)
 
 
 DEACTIVATED, UPDATED = "categories_deactivated", "categories_updated"
