@@ -410,7 +410,7 @@ _CATEGORIES = text(
         RETURNING categories.*
     ), changed AS (
         SELECT w.*, i.ordinality AS n,
-            CASE WHEN o.id IS NOT NULL THEN {history.category_state_sql("o")} END AS before
+            {", ".join(f"o.{name} AS was_{name}" for name in history.CATEGORY_FIELDS)}
         FROM written AS w JOIN incoming AS i ON i.account_number = w.account_number
             LEFT JOIN old AS o ON o.id = w.id
     )
