@@ -13,7 +13,6 @@ by its webhook id or its Idempotency-Key: same answer, nothing new stored.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import uuid
@@ -29,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import jobs
 from app.errors import Conflict, ValidationFailed
 from app.exports import late_receipts
-from app.exports.intake_store import existing_items, store
+from app.exports.intake_store import Link, OnSession, existing_items, store
 from app.exports.models import Export, ExportItem, ItemStatus, ItemType
 from app.exports.schemas import AcceptedItem, ExportAccepted, ExportStatus
 from app.exports.validation import (
@@ -175,7 +174,7 @@ def _answer(
 
 async def accept_export(
     *,
-    session: AsyncSession,
+    session: AsyncSession | Link,
     company_id: str,
     source: Source,
     raw_items: Sequence[object],
@@ -189,18 +188,27 @@ async def accept_export(
 
     Creates the company on first sight. Raises `idempotency_key_reused` (409) for a known key
     with another body, and `items_rejected` (422) when no item can be accepted: then nothing
-    is stored.
+    is stored. `session` is the request's transaction: a session, or a `Link` whose session is
+    only made when a statement beyond the store needs one.
     """
-    lookup = functools.partial(
-        _existing_export,
-        session,
-        company_id=company_id,
-        webhook_id=webhook_id,
-        idempotency_key=idempotency_key,
-    )
-    replay = functools.partial(
-        _replay_or_conflict, session, request_hash=request_hash, idempotency_key=idempotency_key
-    )
+    link = OnSession(session) if isinstance(session, AsyncSession) else session
+
+    async def lookup() -> Export | None:
+        return await _existing_export(
+            await link.session(),
+            company_id=company_id,
+            webhook_id=webhook_id,
+            idempotency_key=idempotency_key,
+        )
+
+    async def replay(export: Export) -> Outcome:
+        return await _replay_or_conflict(
+            await link.session(),
+            export,
+            request_hash=request_hash,
+            idempotency_key=idempotency_key,
+        )
+
     if idempotency_key is not None:
         # First: a reused key with another body is a conflict whatever that body holds.
         existing = await lookup()
@@ -229,7 +237,7 @@ async def accept_export(
     )
     answer = body.model_dump(mode="json")
     stored = await store(
-        session,
+        link,
         body=body,
         answer=answer,
         company_id=company_id,
@@ -250,18 +258,17 @@ async def accept_export(
         refusals = refusals + unknown
         if not candidates:
             raise _all_refused(sorted(refusals, key=lambda r: r.index))
-    repeated = await existing_items(
-        session, company_id, [c.key for c in candidates if c.id not in stored.inserted]
-    )
+    unsure = [c.key for c in candidates if c.id not in stored.inserted]
+    repeated = await existing_items(await link.session(), company_id, unsure) if unsure else {}
     replaced: dict[tuple[ItemType, str], tuple[uuid.UUID, ItemStatus]] = {}
     if replace and repeated:  # a reversed item exported anew (app/reversals/reexport.py)
         replaced = await reexport.replace_reversed(
-            session, candidates=candidates, repeated=repeated
+            await link.session(), candidates=candidates, repeated=repeated
         )
     if late := {key: found for key, found in repeated.items() if key not in replaced}:
         # a receipt sent after its expense goes onto the same draft
         await late_receipts.accept(
-            session, company_id=company_id, candidates=candidates, repeated=late
+            await link.session(), company_id=company_id, candidates=candidates, repeated=late
         )
     repeated = {**repeated, **replaced}
     if unknown or repeated:
@@ -274,7 +281,7 @@ async def accept_export(
             repeated=repeated,
         )
         answer = body.model_dump(mode="json")
-        await session.execute(
+        await (await link.session()).execute(
             update(_exports)
             .where(_exports.c.id == export_id)
             .values(
@@ -284,7 +291,7 @@ async def accept_export(
             )
         )
     if (stored.inserted and not stored.run_queued) or replaced:
-        await jobs.wake_exports(session, company_id)
+        await jobs.wake_exports(await link.session(), company_id)
     log.info(
         "export_accepted",
         export_id=str(export_id),

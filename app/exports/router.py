@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
@@ -25,6 +25,7 @@ from app.deps import (
 )
 from app.errors import AppError, ValidationFailed, app_error_response, problem_doc
 from app.exports import intake, queries, retry, webhooks
+from app.exports.intake_store import Link, OnSession, on_connection
 from app.exports.models import ItemStatus, ItemType
 from app.exports.schemas import (
     REPLACE_DESCRIPTION,
@@ -213,7 +214,7 @@ async def receive_expense_webhook(
 
 
 async def _receive_webhook(
-    request: Request, session: AsyncSession, rules: ReceiptRules
+    request: Request, session: AsyncSession | Link, rules: ReceiptRules
 ) -> JSONResponse:
     signed = webhooks.check_webhook_headers(request.headers)  # before a byte of the body is read
     raw = await request.body()
@@ -258,13 +259,15 @@ class WebhookFastPath:
     /v1/webhooks/expenses is answered here, by the route's own code (`_receive_webhook`), without
     FastAPI's exception middleware, routing and dependency solving.
 
-    The same work as the route: the session as `SessionDep` gives it (committed before the
-    answer is sent, rolled back on an error), the receipt rules, the route set on the scope as
-    FastAPI sets it (the metrics' route label), an AppError answered by the app's own handler
-    (`app_error_response`); any other error goes on, as from the route, to the app's 500 handler
-    (the intake calls no Dinero, so no PacerBusy). The route stays in the app and its OpenAPI
-    document, and answers when this route's dependencies are overridden in a way this path does
-    not take (`_session_opener`).
+    The same work as the route: one transaction, committed before the answer is sent and
+    rolled back on an error (on a pooled connection of its own, `intake_store.on_connection`:
+    no SQLAlchemy session unless the request needs more than the store statement; in the tests,
+    the session their override of `get_session` gives), the receipt rules, the route set on the
+    scope as FastAPI sets it (the metrics' route label), an AppError answered by the app's own
+    handler (`app_error_response`); any other error goes on, as from the route, to the app's 500
+    handler (the intake calls no Dinero, so no PacerBusy). The route stays in the app and its
+    OpenAPI document, and answers when this route's dependencies are overridden in a way this
+    path does not take (`_link_opener`).
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -274,18 +277,16 @@ class WebhookFastPath:
         if scope["type"] != "http" or scope["path"] != WEBHOOK_PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        open_session = _session_opener(scope["app"])
-        if open_session is None:
+        open_link = _link_opener(scope["app"])
+        if open_link is None:
             await self.app(scope, receive, send)
             return
         scope["route"] = _WEBHOOK_ROUTE
         request = Request(scope, receive, send)
         response: JSONResponse
         try:
-            async with open_session(request) as session:
-                response = await _receive_webhook(
-                    request, session, await get_receipt_rules(request)
-                )
+            async with open_link(request) as link:
+                response = await _receive_webhook(request, link, await get_receipt_rules(request))
         except AppError as exc:
             response = await app_error_response(request, exc)
         await response(scope, receive, send)
@@ -298,24 +299,35 @@ _WEBHOOK_ROUTE = next(
 )
 """The route FastAPI puts on the scope for this path (its `path_format` is the metrics' label)."""
 
-OpenSession = Callable[[Request], contextlib.AbstractAsyncContextManager[AsyncSession]]
-_open_session: OpenSession = contextlib.asynccontextmanager(get_session)
+OpenLink = Callable[[Request], contextlib.AbstractAsyncContextManager[Link]]
 
 
-def _session_opener(application: FastAPI) -> OpenSession | None:
-    """The session the route would get: `get_session`, or an override of it that is an async
-    generator taking no parameters (the tests' `bind_to_connection`); None, so the route
+def _open_connection(request: Request) -> contextlib.AbstractAsyncContextManager[Link]:
+    services: Services = request.app.state.services
+    return on_connection(services.engine, services.sessionmaker)
+
+
+def _link_opener(application: FastAPI) -> OpenLink | None:
+    """The transaction the route would get: `get_session`'s (a pooled connection of its own,
+    as `get_session`'s session would hold), or the session of an override of it that is an
+    async generator taking no parameters (the tests' `bind_to_connection`); None, so the route
     answers, for any other override of the route's two dependencies."""
     overrides = application.dependency_overrides
     if get_receipt_rules in overrides:
         return None
     override = overrides.get(get_session)
     if override is None:
-        return _open_session
+        return _open_connection
     if not inspect.isasyncgenfunction(override) or inspect.signature(override).parameters:
         return None
     opened = contextlib.asynccontextmanager(override)
-    return lambda _request: opened()
+
+    @contextlib.asynccontextmanager
+    async def on_override(_request: Request) -> AsyncIterator[Link]:
+        async with opened() as session:
+            yield OnSession(session)
+
+    return on_override
 
 
 class _ExportId(StringConvertor):

@@ -7,18 +7,24 @@ path step aside, so FastAPI's routing and dependency solving answer with the rou
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from app.exports.router import _session_opener, get_receipt_rules
+from app.db import POOL_SIZE, create_engine
+from app.exports import intake
+from app.exports.router import _link_opener, _open_connection, get_receipt_rules
+from app.main import create_app
 from tests.conftest import bound_app, log_lines, make_runtime, running
 from tests.exports.intake_support import WEBHOOK, card, count_exports, signed, webhook_body
 
@@ -35,8 +41,8 @@ async def apps(
     fast = bound_app(runtime, engine, connection)
     routed = bound_app(runtime, engine, connection)
     routed.dependency_overrides[get_receipt_rules] = get_receipt_rules
-    assert _session_opener(fast) is not None
-    assert _session_opener(routed) is None
+    assert _link_opener(fast) is not None
+    assert _link_opener(routed) is None
     async with running(fast) as fast_client, running(routed) as routed_client:
         yield {"fast": fast_client, "route": routed_client}
 
@@ -133,12 +139,136 @@ def test_the_fast_path_steps_aside_for_an_override_it_does_not_take(
     from app.deps import get_session
 
     application: FastAPI = bound_app(runtime, engine, connection)
-    assert _session_opener(application) is not None  # the tests' own override (no parameters)
+    assert _link_opener(application) is not None  # the tests' own override (no parameters)
 
     async def with_a_parameter(request: Any) -> AsyncIterator[Any]:
         yield None
 
     application.dependency_overrides[get_session] = with_a_parameter
-    assert _session_opener(application) is None
+    assert _link_opener(application) is None
     application.dependency_overrides[get_session] = lambda: None
-    assert _session_opener(application) is None
+    assert _link_opener(application) is None
+
+
+# --- On a database where requests commit: the fast path's own pooled connection ---------------
+
+
+@pytest.fixture(scope="module")
+def committed_db(make_migrated_database: Callable[[], str]) -> str:
+    url: str = make_migrated_database()
+    return url
+
+
+@pytest.fixture
+async def live_apps(committed_db: str) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    """Both apps on their own engines, unbound: the fast path takes a pooled connection without
+    a session (`intake_store.on_connection`), the route `get_session`'s session."""
+    runtime = make_runtime(committed_db, max_request_bytes=LIMIT)
+    fast = create_app(runtime, open_job_queue=False, mount_sandbox=False)
+    routed = create_app(runtime, open_job_queue=False, mount_sandbox=False)
+    routed.dependency_overrides[get_receipt_rules] = get_receipt_rules
+    assert _link_opener(fast) is _open_connection
+    assert _link_opener(routed) is None
+    async with _answering(fast) as fast_client, _answering(routed) as routed_client:
+        yield {"fast": fast_client, "route": routed_client}
+
+
+@contextlib.asynccontextmanager
+async def _answering(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """As `running`, and an unexpected error is the 500 a sender gets, not raised here."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+
+
+async def _stored(url: str, company: str) -> tuple[int, int, int]:
+    """The company's exports, items and queued runs, as committed."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            counts = await conn.execute(
+                text(
+                    "SELECT (SELECT count(*) FROM exports WHERE company_id = :c), "
+                    "(SELECT count(*) FROM export_items WHERE company_id = :c), "
+                    "(SELECT count(*) FROM procrastinate_jobs WHERE args->>'company_id' = :c)"
+                ),
+                {"c": company},
+            )
+            exports, items, runs = counts.one()
+            return int(exports), int(items), int(runs)
+    finally:
+        await engine.dispose()
+
+
+async def test_on_its_own_connection_the_fast_path_answers_as_the_route_does(
+    live_apps: dict[str, httpx.AsyncClient], committed_db: str
+) -> None:
+    fast_co, route_co = f"fast-{uuid.uuid4().hex[:8]}", f"route-{uuid.uuid4().hex[:8]}"
+
+    fast = await _deliveries(live_apps["fast"], fast_co)
+    route = await _deliveries(live_apps["route"], route_co)
+
+    assert fast == route
+    assert [status for status, *_ in fast] == [
+        *(202, 202, 409, 202, 422, 422, 422, 422, 401, 400, 413, 413, 405)
+    ]
+    # One export with its item, and the runner's wake-up, committed with it.
+    assert await _stored(committed_db, fast_co) == await _stored(committed_db, route_co)
+    assert await _stored(committed_db, fast_co) == (1, 1, 1)
+
+
+async def test_on_its_own_connection_a_repeated_item_and_an_unknown_category_answer_as_the_route(
+    live_apps: dict[str, httpx.AsyncClient], committed_db: str
+) -> None:
+    """The rarer cases, whose statements after the store go on in a session on the same
+    connection and transaction."""
+    seen: dict[str, list[tuple[Any, ...]]] = {}
+    for name, client in live_apps.items():
+        company = f"{name}-{uuid.uuid4().hex[:8]}"
+        unknown = card("exp_9", lines=[{"category_id": str(uuid.uuid4()), "amount": 24500}])
+        bodies = [
+            webhook_body(company, card("exp_1")),
+            webhook_body(company, card("exp_1"), card("exp_2")),  # one repeated
+            webhook_body(company, card("exp_3"), unknown),  # one refused by the database
+            webhook_body(company, unknown),  # all refused: nothing stored
+        ]
+        seen[name] = [
+            _seen(await client.post(WEBHOOK, content=raw, headers=headers), company)
+            for raw, headers in (signed(body) for body in bodies)
+        ]
+        assert await _stored(committed_db, company) == (3, 3, 1)
+    assert seen["fast"] == seen["route"]
+    assert [status for status, *_ in seen["fast"]] == [202, 202, 202, 422]
+
+
+@pytest.mark.parametrize("failing", ["split_by_category", "wake_exports"])
+async def test_an_error_after_the_store_rolls_the_whole_request_back(
+    live_apps: dict[str, httpx.AsyncClient],
+    committed_db: str,
+    monkeypatch: pytest.MonkeyPatch,
+    failing: str,
+) -> None:
+    """An unexpected error after the store statement (before any session: the category split;
+    in the session made for the runner's wake-up) is a 500 with nothing stored, and the pooled
+    connection goes back clean: the next webhook is stored."""
+    company = f"fail-{uuid.uuid4().hex[:8]}"
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("broken on purpose")
+
+    target = intake if failing == "split_by_category" else intake.jobs
+    monkeypatch.setattr(target, failing, broken)
+    raw, headers = signed(webhook_body(company, card("exp_1")))
+    # As many as the pool holds, so a connection left in a transaction would be met again.
+    for _ in range(POOL_SIZE + 1):
+        answer = await live_apps["fast"].post(WEBHOOK, content=raw, headers=headers)
+        assert answer.status_code == 500, answer.text
+    assert await _stored(committed_db, company) == (0, 0, 0)
+
+    monkeypatch.undo()
+    for n in range(POOL_SIZE + 1):
+        raw, headers = signed(webhook_body(company, card(f"exp_{n}")))
+        answer = await live_apps["fast"].post(WEBHOOK, content=raw, headers=headers)
+        assert answer.status_code == 202, answer.text
+    assert await _stored(committed_db, company) == (POOL_SIZE + 1, POOL_SIZE + 1, 1)
