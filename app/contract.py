@@ -121,6 +121,7 @@ CODES: Final[dict[str, str]] = {
     "voucher_edited_in_dinero": "The voucher was changed in Dinero since it was exported; "
     "`changes` lists how.",
     "accounting_year_closed": "The date is outside Dinero's open accounting years.",
+    "period_closed": "The date is on or before the lock date (`books_closed_through`).",
     # development
     "development_only": "Not in production (`APP_ENV=production`).",
     "dev_token_unavailable": "Tokens are verified with JWKS keys, which this service cannot sign.",
@@ -249,6 +250,7 @@ OPERATION_PROBLEMS: Final[dict[str, dict[int, tuple[str, ...]]]] = {
             "item_already_reversed",
             "voucher_edited_in_dinero",
             "accounting_year_closed",
+            "period_closed",
             "not_connected",
             "reauth_required",
             "idempotency_key_reused",

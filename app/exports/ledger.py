@@ -19,7 +19,7 @@ from app.dinero.errors import (
 )
 from app.dinero.models import LedgerItem, LedgerItemRef, LedgerItemStatus
 from app.dinero.pacing import PacerBusy
-from app.exports.checks import closed_for
+from app.exports.checks import closed_for, posting_date
 from app.exports.context import Context, save
 from app.exports.mapping import LEDGER, plan
 from app.exports.models import ExportItem, ItemStatus, Step
@@ -113,6 +113,7 @@ async def _create(ctx: Context, client: DineroClient, batch: list[ExportItem]) -
             step=Step.CREATE_SENT,
             status=ItemStatus.EXPORTING,
             sent_at=datetime.now(UTC),
+            posting_date=posting_date(ctx.books, item),
             waiting_code=None,
             waiting_message=None,
             dinero_kind=LEDGER,

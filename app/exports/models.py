@@ -141,6 +141,9 @@ class ExportItem(TimestampMixin, Base):
     step: Mapped[Step] = mapped_column(_enum(Step, "export_item_step"), default=Step.NEW)
 
     voucher_date: Mapped[date] = mapped_column(Date)
+    posting_date: Mapped[date | None] = mapped_column(Date)
+    """The date it was last sent to Dinero with (`checks.posting_date`: its own, or the first
+    open day after the lock date); None before it was sent. A reversal reads the entry there."""
     description: Mapped[str | None] = mapped_column(Text)
     currency: Mapped[str] = mapped_column(String(3))
     amount_minor: Mapped[int] = mapped_column(BigInteger)

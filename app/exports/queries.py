@@ -54,6 +54,7 @@ def _summary_fields(item: ExportItem) -> dict[str, Any]:
         "type": item.type,
         "status": item.status,
         "date": item.voucher_date,
+        "posting_date": item.posting_date,
         "description": item.description,
         "amount": MoneyOut(value=item.amount_minor, currency=item.currency),
         "waiting": None

@@ -61,6 +61,7 @@ async def retry_item(*, session: AsyncSession, company_id: str, item_id: uuid.UU
         item.sent_at = None
         item.exported_at = None
         item.booked_at = None
+        item.posting_date = None
         item.dinero_sent = None
         item.dinero_changes = None
         item.follow_up_checked_at = None

@@ -41,7 +41,7 @@ from app.dinero.errors import (
 )
 from app.dinero.models import ManualVoucherCreate, PurchaseVoucherCreate
 from app.dinero.pacing import Lane, PacerBusy
-from app.exports.checks import Fail, Wait, check, closed_for
+from app.exports.checks import Fail, Wait, check, closed_for, posting_date
 from app.exports.context import (
     PASS_ITEMS,
     Checkpoint,
@@ -289,7 +289,14 @@ async def _create_voucher(
 ) -> None:
     # Without a create sent yet, a known file means the upload is done.
     previous = Step.UPLOADED if item.step != Step.CREATE_SENT else item.step
-    await save(ctx.services, item, **pending, step=Step.CREATE_SENT, sent_at=datetime.now(UTC))
+    await save(
+        ctx.services,
+        item,
+        **pending,
+        step=Step.CREATE_SENT,
+        sent_at=datetime.now(UTC),
+        posting_date=posting_date(ctx.books, item),
+    )
     await ctx.checkpoint("before_create")
     planned = plan(item, ctx.books)
     request = planned.request

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import date, datetime
+from datetime import date as Day  # a field below is called `date`
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -298,6 +299,11 @@ class ItemSummary(BaseModel):
     type: ItemType
     status: ItemStatus
     date: date
+    posting_date: Day | None = Field(
+        default=None,
+        description="The date it was posted with in Dinero: its own date, or the first open day "
+        "after the lock date (`closed_period_policy: first_open_day`); null before it was sent.",
+    )
     description: str | None
     amount: MoneyOut
     waiting: WaitingOut | None = Field(description="Why the item waits (mapping, connection…).")

@@ -554,10 +554,13 @@ async def _status(client: DineroClient, item_id: uuid.UUID) -> list[Any]:
 
 
 async def _original_line(client: DineroClient, item: ExportItem) -> tuple[int, int, Decimal]:
-    """The booked item's two accounts and the amount debited to the first, from its entries."""
+    """The booked item's two accounts and the amount debited to the first, from its entries
+    (on the date it was posted with, which is not its own when it was moved out of a closed
+    period)."""
+    day = item.posting_date or item.voucher_date
     entries = [
         e
-        for e in await client.entries(item.voucher_date, item.voucher_date)
+        for e in await client.entries(day, day)
         if e.voucher_number is not None and e.voucher_number == item.dinero_voucher_number
     ]
     debit = next((e for e in entries if e.amount > 0), None)

@@ -45,6 +45,7 @@ _EXPORT_STATE_CLEARED: Mapping[str, Any] = {
     "dinero_voucher_number": None,
     "exported_at": None,
     "booked_at": None,
+    "posting_date": None,
     "dinero_sent": None,
     "dinero_changes": None,
     "follow_up_checked_at": None,

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.chart.models import ChartSync
+from app.chart.models import ChartSync, CompanySettings
 from app.connection.gateway import require_connected
 from app.connection.models import get_connection
 from app.errors import AppError, Conflict, NotFound
@@ -86,6 +86,20 @@ async def _check_year(session: AsyncSession, company_id: str, day: date) -> None
     )
 
 
+async def _check_lock_date(session: AsyncSession, company_id: str, day: date) -> None:
+    """The date must be after the admin's lock date (`books_closed_through`): a reversing entry
+    in a closed period would change figures already reported."""
+    settings = await session.get(CompanySettings, company_id)
+    closed = settings.books_closed_through if settings else None
+    if closed is not None and day <= closed:
+        raise Conflict(
+            f"The books are closed through {closed.isoformat()} (the lock date in the settings): "
+            f"give a voucher_date after it, or move the lock date back.",
+            code="period_closed",
+            errors={"voucher_date": f"{day.isoformat()} is on or before the lock date."},
+        )
+
+
 def _check_item(item: ExportItem) -> None:
     if item.status == ItemStatus.REVERSED:
         raise Conflict(
@@ -142,6 +156,7 @@ async def start_reversal(
     await _check_connection(session, company_id)
     day = voucher_date or datetime.now(UTC).date()
     await _check_year(session, company_id, day)
+    await _check_lock_date(session, company_id, day)
     reversal = Reversal(
         id=uuid.uuid4(),
         company_id=company_id,

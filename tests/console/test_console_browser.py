@@ -424,6 +424,37 @@ def test_a_failed_export_is_retried_from_the_console(session: Session, service: 
     session.shot("10-item")
 
 
+def test_an_item_of_a_closed_period_shows_the_day_it_was_posted_on(
+    session: Session, service: Service
+) -> None:
+    page = session.page
+    nav(page, "Setup")
+    save_lock_date(session, service, "2026-11-09", "first_open_day")
+    with service.api() as api:
+        answer = api.post(
+            "/exports",
+            json={"items": [item("re-2", "reimbursement", 3000, "Parking, Mette Jensen")]},
+        )
+        assert answer.status_code == 202, answer.text
+
+    nav(page, "Exports")
+    expect(row(page, "re-2").get_by_text("Booked in Kassekladde")).to_be_visible()
+    page.get_by_role("link", name="Parking, Mette Jensen").click()
+    expect(page.get_by_role("heading", name="Parking, Mette Jensen")).to_be_visible()
+    facts = page.locator(".fact")
+    expect(facts.filter(has_text="Posted in Dinero on").locator("dd")).to_have_text("10 Nov 2026")
+    own = facts.filter(has=page.locator("dt", has_text=re.compile(r"^Date$")))
+    expect(own.locator("dd")).to_have_text("3 Nov 2026")
+    session.shot("10b-item-posted-after-the-lock-date")
+    with service.api() as api:
+        listed = api.get("/export-items", params={"type": "reimbursement"}).json()["items"]
+    (posted,) = [i for i in listed if i["external_id"] == "re-2"]
+    assert (posted["date"], posted["posting_date"]) == ("2026-11-03", "2026-11-10")
+
+    nav(page, "Setup")
+    save_lock_date(session, service, "", "hold")
+
+
 def test_an_entries_data_source_for_a_wrong_year_offers_the_valid_ones(
     session: Session, service: Service
 ) -> None:

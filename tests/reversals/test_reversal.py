@@ -26,6 +26,7 @@ from app.reversals import flow
 from app.reversals.models import Reversal
 from tests.conftest import bearer
 from tests.exports.intake_support import deliver, reimbursement, webhook_body
+from tests.exports.test_closed_periods import put_settings
 from tests.killing import Killed, kill_at
 from tests.receipts.samples import receipt_photo
 from tests.sandboxed import (
@@ -460,6 +461,51 @@ async def test_a_date_outside_the_accounting_years_is_refused_at_once(
     assert status == 409
     assert body["code"] == "accounting_year_closed"
     assert (await read_item(service, company, first["id"]))["status"] == first["status"]
+
+
+async def test_an_item_posted_on_the_first_open_day_is_reversed_from_what_it_posted(
+    service: Service, company: str
+) -> None:
+    """The reversal reads the booked entry on the date it was posted, not the item's own."""
+    locked = await put_settings(
+        service, company, books_closed_through="2026-11-10", closed_period_policy="first_open_day"
+    )
+    assert locked.status_code == 200, locked.text
+    first = await exported(service, company, reimbursement("reimb-moved", 30000))
+    assert first["status"] == "booked"
+    assert (first["date"], first["posting_date"]) == ("2026-11-04", "2026-11-11")
+    assert balance(service, OUT_OF_POCKET) == Decimal("300.00")
+
+    status, body = await reverse(service, company, first["id"], voucher_date=REVERSAL_DAY)
+    assert status == 202, body
+    await run_reversal(service, body["id"])
+
+    assert (await read_item(service, company, first["id"]))["status"] == "reversed"
+    [reversing] = [i for i in service.sandbox.ledger_items(PRO_ORG) if i.id == body["id"]]
+    assert (reversing.status, reversing.voucher_date) == ("Booked", date(2026, 11, 20))
+    assert balance(service, OUT_OF_POCKET) == Decimal("0.00")
+    assert balance(service, BANK) == Decimal("0.00")
+
+
+async def test_a_reversal_dated_in_the_closed_period_is_refused_at_once(
+    service: Service, company: str
+) -> None:
+    first = await approved(service, company, "exp-locked", 12500)
+    locked = await put_settings(service, company, books_closed_through="2026-11-15")
+    assert locked.status_code == 200, locked.text
+    service.sandbox.clear_requests()
+
+    status, body = await reverse(service, company, first["id"], voucher_date="2026-11-15")
+
+    assert status == 409, body
+    assert body["code"] == "period_closed"
+    assert "voucher_date" in body["errors"]
+    assert (await read_item(service, company, first["id"]))["status"] == first["status"]
+    assert await reversals_of(service, company, first["id"]) == []
+    assert service.sandbox.requests == []
+    # The day after the lock date is open.
+    status, body = await reverse(service, company, first["id"], voucher_date="2026-11-16")
+    assert status == 202, body
 
 
 async def test_a_connection_needing_reauthorisation_is_refused(

@@ -319,6 +319,8 @@ export function ItemPage({ api, itemId, canEdit }) {
       <${Facts} rows=${[
         [t("item.externalId"), html`<code>${item.external_id}</code>`],
         [t("exports.date"), day(item.date)],
+        item.posting_date && item.posting_date !== item.date &&
+          [t("item.postingDate"), day(item.posting_date)],
         [t("exports.amount"), money(item.amount)],
         item.settled_amount && [t("item.settled"), money(item.settled_amount)],
         item.employee && [t("item.employee"), item.employee.name || item.employee.id || "—"],
