@@ -10,9 +10,12 @@ import structlog
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.logging import FastLines
 from app.ops.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 log = structlog.get_logger("app.access")
+access_log = FastLines("app.access")
+"""The access line, one per request: rendered with less machinery (it is on every request)."""
 
 REQUEST_ID_HEADER = b"x-request-id"
 CLIENT_CLOSED_REQUEST = 499
@@ -96,7 +99,7 @@ class RequestContextMiddleware:
             HTTP_REQUESTS.labels(method, template, str(status)).inc()
             HTTP_LATENCY.labels(method, template).observe(elapsed)
             if scope["path"] not in _QUIET_PATHS:
-                log.info(
+                access_log.info(
                     "request",
                     method=method,
                     path=scope["path"],

@@ -40,8 +40,6 @@ from app.exports.validation import (
 )
 from app.reversals import reexport
 
-log = structlog.get_logger(__name__)
-
 Source = Literal["api", "webhook"]
 
 _exports = cast(Table, Export.__table__)
@@ -292,13 +290,12 @@ async def accept_export(
         )
     if (stored.inserted and not stored.run_queued) or replaced:
         await jobs.wake_exports(await link.session(), company_id)
-    log.info(
-        "export_accepted",
+    # On the request's access line (and any line after it), instead of a line of its own.
+    structlog.contextvars.bind_contextvars(
         export_id=str(export_id),
         company_id=company_id,
-        source=source,
-        new=len(stored.inserted),
-        repeated=len(repeated),
-        rejected=len(body.rejected),
+        items_new=len(stored.inserted),
+        items_repeated=len(repeated),
+        items_rejected=len(body.rejected),
     )
     return Outcome(body=body, content=answer, replayed=False)

@@ -21,6 +21,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from app import jobs
 from app.db import POOL_SIZE, create_engine
 from app.exports import intake
 from app.exports.router import _link_opener, _open_connection, get_receipt_rules
@@ -130,7 +131,14 @@ async def test_the_fast_path_counts_and_logs_the_request_under_the_route(
         "status": 202,
         "request_id": "r-7",
         "duration_ms": 0,
+        # What the export_accepted line said before (no line of its own any more).
+        "export_id": answer.json()["id"],
+        "company_id": "acme",
+        "items_new": 1,
+        "items_repeated": 0,
+        "items_rejected": 0,
     }
+    assert not [line for line in log_lines(json_logs) if line.get("event") == "export_accepted"]
 
 
 def test_the_fast_path_steps_aside_for_an_override_it_does_not_take(
@@ -257,7 +265,7 @@ async def test_an_error_after_the_store_rolls_the_whole_request_back(
     def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise RuntimeError("broken on purpose")
 
-    target = intake if failing == "split_by_category" else intake.jobs
+    target = intake if failing == "split_by_category" else jobs
     monkeypatch.setattr(target, failing, broken)
     raw, headers = signed(webhook_body(company, card("exp_1")))
     # As many as the pool holds, so a connection left in a transaction would be met again.
