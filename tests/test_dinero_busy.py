@@ -91,6 +91,45 @@ async def test_creating_a_deposit_account_answers_busy_at_once(
     assert "Pleo" not in {a.name for a in service.sandbox.org(PRO_ORG).deposit_accounts()}
 
 
+SLOTS_AGO = text(
+    "INSERT INTO dinero_request_slots (organization_id, slot_at, lane) "
+    "SELECT :org, clock_timestamp() - make_interval(secs => :ago), 'export' "
+    "FROM generate_series(1, :n)"
+)
+
+
+async def test_a_request_making_several_calls_waits_that_long_in_all_not_each(
+    service: Service, company: str
+) -> None:
+    """Creating a deposit account makes eight calls. Here the create waits ~6 s for a slot and
+    the sync's reads ~6 s more: each within the 10 s, together past it, so the request answers
+    busy once the account is created instead of holding the admin ~12 s."""
+    async with shared(service).engine.begin() as conn:
+        # The connect and first sync's own reservations forgotten: only these count.
+        await conn.execute(
+            text("DELETE FROM dinero_request_slots WHERE organization_id = :org"), {"org": PRO_ORG}
+        )
+        await conn.execute(SLOTS_AGO, {"org": PRO_ORG, "n": 1, "ago": 54.5})  # free in ~6 s
+        await conn.execute(SLOTS_AGO, {"org": PRO_ORG, "n": LIMIT - 3, "ago": 48.5})  # ~12 s
+    service.sandbox.clear_requests()
+
+    response = await service.client.post(
+        f"/v1/companies/{company}/dinero/deposit-accounts",
+        json={"name": "Pleo"},
+        headers=bearer(company),
+    )
+
+    assert response.status_code == 503, response.text
+    problem = response.json()
+    assert problem["code"] == "dinero_busy"
+    assert problem["detail"].startswith("The account was created in Dinero")
+    assert 4 <= int(response.headers["Retry-After"]) <= 8  # the sync's reads: ~6 s more
+    assert "Pleo" in {a.name for a in service.sandbox.org(PRO_ORG).deposit_accounts()}
+    # The two reads and the create went out; none of the sync's five reads did.
+    sent = [f"{r.method} {r.path.split('/')[-1]}" for r in service.sandbox.requests]
+    assert sorted(sent) == ["GET deposit", "GET entry", "POST deposit"], sent
+
+
 async def test_creating_a_data_source_answers_busy_at_once(service: Service, company: str) -> None:
     await fill_budget(service)
     service.sandbox.clear_requests()

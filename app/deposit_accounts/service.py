@@ -34,7 +34,7 @@ from app.chart import service as chart
 from app.chart.models import DineroAccount
 from app.chart.sync import sync_chart
 from app.connection.gateway import ReauthRequired, require_connected
-from app.connection.models import get_connection
+from app.connection.models import DineroConnection, get_connection
 from app.db import release_transaction, try_advisory_lock
 from app.dinero.client import DineroClient
 from app.dinero.errors import (
@@ -44,7 +44,7 @@ from app.dinero.errors import (
     DineroUnauthorized,
 )
 from app.dinero.models import DepositAccount, DepositAccountCreate, EntryAccount
-from app.dinero.pacing import INTERACTIVE_MAX_WAIT_SECONDS, Lane, PacerBusy
+from app.dinero.pacing import INTERACTIVE_MAX_WAIT_SECONDS, Lane, PacerBusy, waiting_at_most
 from app.errors import AppError, Conflict, DineroBusy, DineroRefused, DineroUnavailable
 from app.services import Services
 
@@ -193,6 +193,34 @@ async def _sync(services: Services, company_id: str) -> None:
     )
 
 
+async def _create_and_sync(
+    services: Services,
+    company_id: str,
+    connection: DineroConnection,
+    name: str,
+    number: int | None,
+    synced: dict[int, DineroAccount],
+) -> tuple[int, bool]:
+    """The account's number, and whether it existed already; created in Dinero if not, and
+    the chart synced so it can be mapped."""
+    async with try_advisory_lock(services.engine, LOCK_NAMESPACE, company_id) as got:
+        if not got:
+            raise Conflict(
+                "Another deposit account is being created for this company; try again shortly.",
+                code="deposit_account_busy",
+            )
+        client = services.dinero.client_for(
+            connection, lane=Lane.INTERACTIVE, max_wait=INTERACTIVE_MAX_WAIT_SECONDS
+        )
+        entry, deposit = await _read_chart(client)
+        chosen, existed = _choose(name, number, synced, entry, deposit)
+        if not existed:
+            await _create(client, chosen, name)
+            log.info("deposit_account_created", company_id=company_id, account_number=chosen)
+        await _sync(services, company_id)
+    return chosen, existed
+
+
 async def create_deposit_account(
     *,
     services: Services,
@@ -214,21 +242,12 @@ async def create_deposit_account(
     # Only read so far: end the request's transaction, so none stays open while Dinero answers
     # and the chart syncs (seconds); the mapping below is written in a new one.
     await release_transaction(session)
-    async with try_advisory_lock(services.engine, LOCK_NAMESPACE, company_id) as got:
-        if not got:
-            raise Conflict(
-                "Another deposit account is being created for this company; try again shortly.",
-                code="deposit_account_busy",
-            )
-        client = services.dinero.client_for(
-            connection, lane=Lane.INTERACTIVE, max_wait=INTERACTIVE_MAX_WAIT_SECONDS
+    # Up to eight calls (two reads, the create, the sync's five): they wait for the
+    # organization's budget INTERACTIVE_MAX_WAIT_SECONDS in all, not each.
+    with waiting_at_most(INTERACTIVE_MAX_WAIT_SECONDS):
+        chosen, existed = await _create_and_sync(
+            services, company_id, connection, name, number, synced
         )
-        entry, deposit = await _read_chart(client)
-        chosen, existed = _choose(name, number, synced, entry, deposit)
-        if not existed:
-            await _create(client, chosen, name)
-            log.info("deposit_account_created", company_id=company_id, account_number=chosen)
-        await _sync(services, company_id)
     mapped_as = None
     if use_as is not None:
         mapped_as = f"{use_as}_account"

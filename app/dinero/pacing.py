@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final, Protocol, runtime_checkable
@@ -41,7 +43,34 @@ MARGIN_SECONDS: Final = 0.5
 INTERACTIVE_MAX_WAIT_SECONDS: Final = 10.0
 """Longest a request's call to Dinero waits for a slot while a user waits for the answer (an
 export may hold the organization's budget for up to a minute): past it the request answers
-503 `dinero_busy` with `Retry-After` (app/errors.py) instead of hanging."""
+503 `dinero_busy` with `Retry-After` (app/errors.py) instead of hanging. A request that makes
+several calls waits this long in all, not per call (`waiting_at_most`)."""
+
+_wait_deadline: ContextVar[float | None] = ContextVar("dinero_wait_deadline", default=None)
+"""`time.monotonic()` past which no call made in this context waits for a slot."""
+
+
+@contextlib.contextmanager
+def waiting_at_most(seconds: float) -> Iterator[None]:
+    """Every Dinero call made inside, and in tasks started inside, waits for its slot only
+    what is left of `seconds` in all (a nested bound can only shorten it)."""
+    deadline = time.monotonic() + seconds
+    outer = _wait_deadline.get()
+    token = _wait_deadline.set(deadline if outer is None else min(outer, deadline))
+    try:
+        yield
+    finally:
+        _wait_deadline.reset(token)
+
+
+def bounded_wait(max_wait: float | None) -> float | None:
+    """A call's longest wait for a slot: its own `max_wait`, cut to what is left of the
+    enclosing `waiting_at_most` (never below 0: no slot now is then PacerBusy)."""
+    deadline = _wait_deadline.get()
+    if deadline is None:
+        return max_wait
+    left = max(deadline - time.monotonic(), 0.0)
+    return left if max_wait is None else min(max_wait, left)
 
 
 class Lane(StrEnum):

@@ -22,7 +22,7 @@ from app.dinero.errors import (
     DineroTransportError,
     error_from_response,
 )
-from app.dinero.pacing import Lane, Pacer, Sleep
+from app.dinero.pacing import Lane, Pacer, Sleep, bounded_wait
 from app.dinero.retry import is_transient_status, was_not_sent
 from app.dinero.tokens import TokenProvider
 from app.dinero.wire import dumps, loads
@@ -145,7 +145,7 @@ class Transport:
         claim = None
         if call.org_scoped:
             claim = await self._pacer.acquire(
-                self.organization_id, self.lane, max_wait=self.max_wait
+                self.organization_id, self.lane, max_wait=bounded_wait(self.max_wait)
             )
         token = await self._tokens.get(force_refresh=force_refresh)
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}

@@ -7,7 +7,7 @@ import httpx
 import pytest
 import respx
 
-from app.dinero import DineroClient, InMemoryPacer, NoopPacer, Pacer, StaticTokenProvider
+from app.dinero import DineroClient, InMemoryPacer, NoopPacer, Pacer, StaticTokenProvider, pacing
 from app.dinero.pacing import Lane, PacerBusy, PacingRules, Plan, Reservation, plan_slot
 from tests.dinero.conftest import BASE_URL, ORG, TOKEN, RecordingPacer
 from tests.dinero.examples import example
@@ -316,3 +316,24 @@ async def test_pacer_busy_reaches_the_caller_before_anything_is_sent(
     with pytest.raises(PacerBusy):
         await hurried.vat_types()
     assert route.call_count == 1
+
+
+def test_a_wait_bound_spans_every_call_inside_it_and_a_nested_one_only_shortens_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [100.0]
+    monkeypatch.setattr("app.dinero.pacing.time.monotonic", lambda: now[0])
+    assert pacing.bounded_wait(10.0) == 10.0  # no bound: the call's own
+    assert pacing.bounded_wait(None) is None
+    with pacing.waiting_at_most(10.0):
+        now[0] += 6.0
+        assert pacing.bounded_wait(10.0) == 4.0  # what is left, not another 10
+        assert pacing.bounded_wait(None) == 4.0
+        assert pacing.bounded_wait(1.0) == 1.0  # a shorter own wait stays
+        with pacing.waiting_at_most(30.0):
+            assert pacing.bounded_wait(None) == 4.0  # the outer bound still holds
+        with pacing.waiting_at_most(2.0):
+            assert pacing.bounded_wait(None) == 2.0
+        now[0] += 5.0
+        assert pacing.bounded_wait(10.0) == 0.0  # spent: no slot now is PacerBusy
+    assert pacing.bounded_wait(10.0) == 10.0  # gone with the block
