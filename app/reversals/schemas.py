@@ -21,8 +21,9 @@ class ReversalIn(BaseModel):
     )
     voucher_date: date | None = Field(
         default=None,
-        description="The reversing entry's date (YYYY-MM-DD), in an open accounting year; "
-        "today by default. Not used when a draft is simply deleted.",
+        description="The reversing entry's date (YYYY-MM-DD), in an open accounting year and "
+        "after the lock date (`books_closed_through`); today by default. Not used when a draft "
+        "is simply deleted.",
     )
 
 

@@ -560,7 +560,7 @@ const da = {
   "item.receipts": "Kvitteringer",
   "item.noReceipt": "Ingen (en note om manglende kvittering er vedhæftet)",
   "item.attempts": "Forsøg",
-  "item.postingDate": "Bogført i Dinero på dato",
+  "item.postingDate": "Bogføringsdato i Dinero",
   "item.nextAttempt": "Næste forsøg",
   "item.line.account": "Konto",
   "item.line.tax": "Momskode",
