@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import jobs
 from app.errors import Conflict, ValidationFailed
 from app.exports import late_receipts
-from app.exports.intake_store import Link, OnSession, existing_items, store
+from app.exports.intake_store import Link, OnSession, dumps, existing_items, store
 from app.exports.models import Export, ExportItem, ItemStatus, ItemType
 from app.exports.schemas import AcceptedItem, ExportAccepted, ExportStatus
 from app.exports.validation import (
@@ -72,6 +72,8 @@ class Outcome:
     content: dict[str, Any]
     """`body` as JSON, serialized once (the 202 is sent as it was stored)."""
     replayed: bool
+    text: str | None = None
+    """`content` as the JSON text stored with the export, when it was (sent as it is)."""
 
 
 async def _replay(session: AsyncSession, export: Export) -> Outcome:
@@ -234,10 +236,13 @@ async def accept_export(
         repeated={},
     )
     answer = body.model_dump(mode="json")
+    stored_text = dumps(answer)
+    answer_text: str | None = stored_text
     stored = await store(
         link,
         body=body,
         answer=answer,
+        answer_text=stored_text,
         company_id=company_id,
         candidates=candidates,
         request_hash=request_hash,
@@ -278,7 +283,7 @@ async def accept_export(
             refusals=refusals,
             repeated=repeated,
         )
-        answer = body.model_dump(mode="json")
+        answer, answer_text = body.model_dump(mode="json"), None
         await (await link.session()).execute(
             update(_exports)
             .where(_exports.c.id == export_id)
@@ -298,4 +303,4 @@ async def accept_export(
         items_repeated=len(repeated),
         items_rejected=len(body.rejected),
     )
-    return Outcome(body=body, content=answer, replayed=False)
+    return Outcome(body=body, content=answer, replayed=False, text=answer_text)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
+from base64 import b64encode
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
@@ -87,9 +88,8 @@ new_items AS (
 ),
 new_blobs AS (
     INSERT INTO export_receipt_blobs (id, item_id, content, created_at)
-    SELECT b.id, b.item_id, b.content, :created_at
-    FROM unnest(CAST(:blob_ids AS uuid[]), CAST(:blob_item_ids AS uuid[]),
-                CAST(:blob_contents AS bytea[])) AS b(id, item_id, content)
+    SELECT b.id, b.item_id, decode(b.content, 'base64'), :created_at
+    FROM json_to_recordset(CAST(:blobs AS json)) AS b(id uuid, item_id uuid, content text)
     WHERE b.item_id IN (SELECT id FROM new_items)
 )
 SELECT EXISTS (SELECT FROM new_export) AS stored,
@@ -203,17 +203,26 @@ async def store(
     *,
     body: ExportAccepted,
     answer: dict[str, Any],
+    answer_text: str,
     company_id: str,
     candidates: list[Candidate],
     request_hash: str,
     idempotency_key: str | None,
     webhook_id: str | None,
 ) -> Stored:
-    blobs = [(blob_id, c.id, content) for c in candidates for blob_id, content in c.blobs]
+    # Every value as text (arrays as array literals, the receipts as JSON with base64 contents):
+    # psycopg's array dumpers cost ~0.15 ms per request for the four arrays this once took
+    # (uuid[] x 3 and bytea[]), text ~0.01 ms.
+    blobs = [
+        {"id": str(blob_id), "item_id": str(c.id), "content": b64encode(content).decode("ascii")}
+        for c in candidates
+        for blob_id, content in c.blobs
+    ]
+    category_ids = sorted(set().union(*(c.category_ids for c in candidates)))
     params = {
         "run_lock": jobs.export_run_lock(company_id),
         "company_id": company_id,
-        "category_ids": sorted(set().union(*(c.category_ids for c in candidates))),
+        "category_ids": "{" + ",".join(str(c) for c in category_ids) + "}",
         "export_id": body.id,
         "source": body.source,
         "idempotency_key": idempotency_key,
@@ -221,12 +230,10 @@ async def store(
         "webhook_id": webhook_id,
         "item_ids": dumps([item["id"] for item in answer["items"]]),
         "rejected": dumps(answer["rejected"]),
-        "response": dumps(answer),
+        "response": answer_text,
         "created_at": body.created_at,
         "items": dumps([c.row for c in candidates]),
-        "blob_ids": [b[0] for b in blobs],
-        "blob_item_ids": [b[1] for b in blobs],
-        "blob_contents": [b[2] for b in blobs],
+        "blobs": dumps(blobs),
     }
     # The request's own connection and transaction (committed or rolled back with the request).
     cursor = await (await link.driver()).execute(_STORE_SQL, params)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,6 +50,7 @@ webhooks_router = APIRouter(tags=["webhooks"])
 
 COMPANY = "/v1/companies/{company}"
 REPLAYED_HEADER = "Idempotent-Replayed"
+JSON_MEDIA_TYPE = JSONResponse.media_type
 MAX_EVENT_TYPE_LENGTH = 200
 
 _REJECTED_422 = (
@@ -81,9 +82,13 @@ async def get_receipt_rules(request: Request) -> ReceiptRules:
 ReceiptRulesDep = Annotated[ReceiptRules, Depends(get_receipt_rules)]
 
 
-def _accepted(outcome: intake.Outcome) -> JSONResponse:
+def _accepted(outcome: intake.Outcome) -> Response:
     # Sent as serialized once by intake (this path is benchmarked); the shape is ExportAccepted.
     headers = {REPLAYED_HEADER: "true"} if outcome.replayed else None
+    if outcome.text is not None:  # the text stored with the export, as JSONResponse renders it
+        return Response(
+            outcome.text.encode(), status_code=202, headers=headers, media_type=JSON_MEDIA_TYPE
+        )
     return JSONResponse(outcome.content, status_code=202, headers=headers)
 
 
@@ -116,7 +121,7 @@ async def create_export(
             "stored.",
         ),
     ] = None,
-) -> JSONResponse:
+) -> Response:
     """Export items: stored and queued at once (202); bad items are refused one by one."""
     if idempotency_key is not None and not is_safe_text(idempotency_key):
         raise ValidationFailed(
@@ -202,7 +207,7 @@ WEBHOOK_PATH = "/v1/webhooks/expenses"
 )
 async def receive_expense_webhook(
     request: Request, session: SessionDep, rules: ReceiptRulesDep
-) -> JSONResponse:
+) -> Response:
     """The platform's signed webhook (Standard Webhooks): verified, stored, then answered 202.
 
     A replay (same webhook-id, same company, same body) answers the first 202 again with nothing
@@ -215,7 +220,7 @@ async def receive_expense_webhook(
 
 async def _receive_webhook(
     request: Request, session: AsyncSession | Link, rules: ReceiptRules
-) -> JSONResponse:
+) -> Response:
     signed = webhooks.check_webhook_headers(request.headers)  # before a byte of the body is read
     raw = await request.body()
     runtime: Runtime = request.app.state.runtime
@@ -283,7 +288,7 @@ class WebhookFastPath:
             return
         scope["route"] = _WEBHOOK_ROUTE
         request = Request(scope, receive, send)
-        response: JSONResponse
+        response: Response
         try:
             async with open_link(request) as link:
                 response = await _receive_webhook(request, link, await get_receipt_rules(request))

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
@@ -280,3 +281,30 @@ async def test_an_error_after_the_store_rolls_the_whole_request_back(
         answer = await live_apps["fast"].post(WEBHOOK, content=raw, headers=headers)
         assert answer.status_code == 202, answer.text
     assert await _stored(committed_db, company) == (POOL_SIZE + 1, POOL_SIZE + 1, 1)
+
+
+async def test_the_202_is_the_text_stored_with_the_export_as_json_response_renders_it(
+    live_apps: dict[str, httpx.AsyncClient], committed_db: str
+) -> None:
+    """The 202 is sent as the JSON text stored for replays (not serialized a second time):
+    byte for byte what JSONResponse renders (compact, UTF-8 as is), and what a replay answers."""
+    company = f"text-{uuid.uuid4().hex[:8]}"
+    raw, headers = signed(webhook_body(company, card("exp_ø"), card(lines=[])))
+
+    answer = await live_apps["fast"].post(WEBHOOK, content=raw, headers=headers)
+    replay = await live_apps["fast"].post(WEBHOOK, content=raw, headers=headers)
+
+    assert answer.status_code == 202, answer.text
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.content == JSONResponse(answer.json()).body
+    assert "exp_ø".encode() in answer.content
+    assert replay.json() == answer.json()
+    engine = create_engine(committed_db)
+    try:
+        async with engine.connect() as conn:
+            stored = await conn.scalar(
+                text("SELECT response FROM exports WHERE company_id = :c"), {"c": company}
+            )
+    finally:
+        await engine.dispose()
+    assert stored == answer.json()
