@@ -34,6 +34,7 @@ from app.exports.schemas import (
     RejectedItem,
     WaitingOut,
 )
+from app.exports.service import company_item
 from app.inputs import InvalidCursor
 from app.preview.models import ExportExplanation
 from app.preview.schemas import LineExplanation
@@ -155,13 +156,7 @@ async def get_export(*, session: AsyncSession, company_id: str, export_id: uuid.
 
 
 async def get_item(*, session: AsyncSession, company_id: str, item_id: uuid.UUID) -> ItemOut:
-    item = (
-        await session.execute(
-            select(ExportItem).where(ExportItem.id == item_id, ExportItem.company_id == company_id)
-        )
-    ).scalar_one_or_none()
-    if item is None:
-        raise NotFound("No such export item.", code="item_not_found")
+    item = await company_item(session, company_id, item_id)
     out = item_out(item)
     explanation = await session.get(ExportExplanation, item.id)
     if explanation is not None:

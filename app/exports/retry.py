@@ -7,14 +7,13 @@ import uuid
 from typing import Final
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import jobs
-from app.errors import Conflict, NotFound
+from app.errors import Conflict
 from app.exports import closed
 from app.exports.models import ExportItem, ItemStatus, Step
-from app.exports.service import FRESH, transition
+from app.exports.service import FRESH, company_item, transition
 
 log = structlog.get_logger(__name__)
 
@@ -26,15 +25,7 @@ YEAR_CLOSED: Final = "accounting_year_closed"
 
 async def retry_item(*, session: AsyncSession, company_id: str, item_id: uuid.UUID) -> ExportItem:
     """Queue a failed item again (or, deleted in Dinero, export it again as a new voucher)."""
-    item = (
-        await session.execute(
-            select(ExportItem)
-            .where(ExportItem.id == item_id, ExportItem.company_id == company_id)
-            .with_for_update()
-        )
-    ).scalar_one_or_none()
-    if item is None:
-        raise NotFound("No such export item.", code="item_not_found")
+    item = await company_item(session, company_id, item_id, lock=True)
     if item.waiting_code == YEAR_CLOSED and item.status in WAITING:
         # The admin reopened the year in Dinero: forget Dinero's refusal, so the next pass
         # sends the year's items again (the item keeps its place and its step).

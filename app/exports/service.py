@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import exists, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.selectable import Exists
 
+from app.errors import NotFound
 from app.exports.models import ExportItem, ItemStatus
 
 _Q, _E, _A, _B, _F, _D = (
@@ -34,6 +35,18 @@ _Q, _E, _A, _B, _F, _D = (
 
 INITIAL: Final = ItemStatus.QUEUED
 """The status an item is stored with at intake."""
+
+
+async def company_item(
+    session: AsyncSession, company_id: str, item_id: uuid.UUID, *, lock: bool = False
+) -> ExportItem:
+    """The company's item (locked for this transaction with `lock`), or 404 `item_not_found`:
+    another company's item is not found either."""
+    query = select(ExportItem).where(ExportItem.id == item_id, ExportItem.company_id == company_id)
+    item = (await session.execute(query.with_for_update() if lock else query)).scalar_one_or_none()
+    if item is None:
+        raise NotFound("No such export item.", code="item_not_found")
+    return item
 
 
 @dataclass(frozen=True)

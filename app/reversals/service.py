@@ -38,16 +38,6 @@ class Started:
     replayed: bool = False
 
 
-async def _item(
-    session: AsyncSession, company_id: str, item_id: uuid.UUID, *, lock: bool = True
-) -> ExportItem:
-    query = select(ExportItem).where(ExportItem.id == item_id, ExportItem.company_id == company_id)
-    item = (await session.execute(query.with_for_update() if lock else query)).scalar_one_or_none()
-    if item is None:
-        raise NotFound("No such export item.", code="item_not_found")
-    return item
-
-
 async def _pending(session: AsyncSession, item_id: uuid.UUID) -> Reversal | None:
     return (
         await session.execute(
@@ -146,8 +136,12 @@ async def start_reversal(
                     "This Idempotency-Key was used before with another request.",
                     code="idempotency_key_reused",
                 )
-            return Started(known, await _item(session, company_id, item_id), replayed=True)
-    item = await _item(session, company_id, item_id)
+            return Started(
+                known,
+                await lifecycle.company_item(session, company_id, item_id, lock=True),
+                replayed=True,
+            )
+    item = await lifecycle.company_item(session, company_id, item_id, lock=True)
     if item.status == ItemStatus.REVERSING:
         pending = await _pending(session, item.id)
         if pending is not None:  # asked twice: the reversal under way answers
@@ -236,7 +230,7 @@ async def reverse_export(
 async def reversals_of(
     session: AsyncSession, company_id: str, item_id: uuid.UUID
 ) -> tuple[ExportItem, list[Reversal]]:
-    item = await _item(session, company_id, item_id, lock=False)
+    item = await lifecycle.company_item(session, company_id, item_id)
     rows = await session.execute(
         select(Reversal)
         .where(Reversal.item_id == item_id)
