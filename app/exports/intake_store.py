@@ -9,9 +9,12 @@ needs no defer of its own.
 The statement goes straight to the request's psycopg connection (`Link.driver`), prepared by
 psycopg on each connection after a few uses; not in pipeline mode, whose machinery costs more
 CPU than the BEGIN round trip it would save. The webhook's fast path holds a pooled connection
-without an SQLAlchemy session (`OnConnection`): the common request sends BEGIN, this statement
-and COMMIT, and a session on the same connection and transaction is only made for what follows
-in the rarer cases (a replay, a repeated item, an unknown category, the runner's wake-up).
+without an SQLAlchemy session (`OnConnection`): the common request (nothing seen before, every
+category known, the company's runner waiting) is stored by one statement in autocommit, its own
+transaction (`_STORE_AT_ONCE`: one round trip, no BEGIN or COMMIT); any other stores nothing
+there and goes through BEGIN, `_STORE` and COMMIT, with a session on the same connection and
+transaction made only for what follows in the rarer cases (a replay, a repeated item, an
+unknown category, the runner's wake-up).
 """
 
 from __future__ import annotations
@@ -101,6 +104,90 @@ SELECT EXISTS (SELECT FROM new_export) AS stored,
 _STORE_SQL = str(_STORE.compile(dialect=psycopg_dialect()))  # type: ignore[no-untyped-call]
 """The statement with psycopg's `%(name)s` placeholders, compiled once."""
 
+# The common request, in one statement that is its own transaction (autocommit): it stores
+# the request only when nothing more is to be done for it (the webhook id or Idempotency-Key
+# not seen, every category known, no item stored before, the company's runner waiting to
+# start and held until the statement's commit), and nothing otherwise (`go` false); then the
+# request goes through `_STORE` and what follows it, in a transaction, as if this had not
+# been tried. The export and its items are plain INSERTs: a request storing the same webhook
+# or item at this moment makes this one fail (unique violation, nothing stored) instead of
+# storing an answer that would need correcting.
+_STORE_AT_ONCE = text(
+    f"""
+WITH queued_run AS ({jobs.hold_waiting_job_sql("run_lock")}),
+known_categories AS (
+    SELECT id FROM categories
+    WHERE company_id = :company_id AND id = ANY(CAST(:category_ids AS uuid[]))
+),
+request_items AS (
+    SELECT * FROM jsonb_to_recordset(CAST(:items AS jsonb)) AS r(
+        id uuid, external_id text, type export_item_type, voucher_date date, description text,
+        currency text, amount_minor bigint, dkk_amount_minor bigint, lines jsonb,
+        employee jsonb, receipts jsonb, category_ids uuid[])
+),
+at_once AS (
+    SELECT EXISTS (SELECT FROM queued_run)
+       AND (SELECT count(*) FROM known_categories)
+           = cardinality(CAST(:category_ids AS uuid[]))
+       AND NOT EXISTS (
+           SELECT FROM exports
+           WHERE company_id = :company_id
+             AND (webhook_id = :webhook_id OR idempotency_key = :idempotency_key))
+       AND NOT EXISTS (
+           SELECT FROM export_items e JOIN request_items r
+             ON e.type = r.type AND e.external_id = r.external_id
+           WHERE e.company_id = :company_id)
+       AS go
+),
+new_company AS (
+    INSERT INTO companies (id) SELECT :company_id FROM at_once WHERE go
+    ON CONFLICT (id) DO NOTHING
+),
+new_export AS (
+    INSERT INTO exports (id, company_id, source, idempotency_key, request_hash, webhook_id,
+                         item_ids, rejected, response, created_at)
+    SELECT :export_id, :company_id, :source, :idempotency_key, :request_hash, :webhook_id,
+           CAST(:item_ids AS jsonb), CAST(:rejected AS jsonb), CAST(:response AS jsonb),
+           :created_at
+    FROM at_once WHERE go
+    RETURNING id
+),
+new_items AS (
+    INSERT INTO export_items (id, company_id, export_id, external_id, type, status, step,
+                              voucher_date, description, currency, amount_minor,
+                              dkk_amount_minor, lines, employee, receipts, attempts)
+    SELECT r.id, :company_id, new_export.id, r.external_id, r.type, 'queued', 'new',
+           r.voucher_date, r.description, r.currency, r.amount_minor, r.dkk_amount_minor,
+           r.lines, r.employee, r.receipts, 0
+    FROM new_export, request_items AS r
+    ORDER BY r.type, r.external_id
+    RETURNING id
+),
+new_blobs AS (
+    INSERT INTO export_receipt_blobs (id, item_id, content, created_at)
+    SELECT b.id, b.item_id, decode(b.content, 'base64'), :created_at
+    FROM json_to_recordset(CAST(:blobs AS json)) AS b(id uuid, item_id uuid, content text)
+    WHERE b.item_id IN (SELECT id FROM new_items)
+)
+SELECT go FROM at_once
+"""  # noqa: S608 - the only interpolation is app.jobs' constant fragment
+)
+_STORE_AT_ONCE_SQL = str(_STORE_AT_ONCE.compile(dialect=psycopg_dialect()))  # type: ignore[no-untyped-call]
+
+
+async def _stored_at_once(link: OnConnection, params: dict[str, Any]) -> bool:
+    """`_STORE_AT_ONCE` on the link's connection in autocommit (one round trip, no BEGIN or
+    COMMIT of its own): whether it stored the request, committed."""
+    driver = await link.driver()
+    await driver.set_autocommit(True)
+    try:
+        found = await (await driver.execute(_STORE_AT_ONCE_SQL, params)).fetchone()
+    except psycopg.errors.UniqueViolation:
+        return False  # stored by another request at this moment: sorted out by `_STORE`
+    finally:
+        await link.end_autocommit()
+    return bool(found and found[0])
+
 
 @dataclass(frozen=True)
 class Stored:
@@ -162,6 +249,22 @@ class OnConnection:
             # the transaction psycopg began, and its commit is that transaction's.
             self._session = self._sessionmaker(bind=self._connection)
         return self._session
+
+    def untouched(self) -> bool:
+        """No statement has run on the connection for this request yet."""
+        return (
+            self._session is None
+            and self._driver.pgconn.transaction_status == pq.TransactionStatus.IDLE
+        )
+
+    async def end_autocommit(self) -> None:
+        try:
+            await self._driver.set_autocommit(False)
+        except psycopg.Error:
+            # Not given back to the pool in autocommit: a connection that cannot leave it is
+            # dropped (the request's error, if any, stands).
+            await self._connection.invalidate()
+            raise
 
     async def commit(self) -> None:
         if self._session is not None:
@@ -235,6 +338,13 @@ async def store(
         "items": dumps([c.row for c in candidates]),
         "blobs": dumps(blobs),
     }
+    if isinstance(link, OnConnection) and link.untouched() and await _stored_at_once(link, params):
+        return Stored(
+            stored=True,
+            inserted={c.id for c in candidates},
+            known_categories=set(category_ids),
+            run_queued=True,
+        )
     # The request's own connection and transaction (committed or rolled back with the request).
     cursor = await (await link.driver()).execute(_STORE_SQL, params)
     found = await cursor.fetchone()

@@ -7,6 +7,7 @@ path step aside, so FastAPI's routing and dependency solving answer with the rou
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import re
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app import jobs
 from app.db import POOL_SIZE, create_engine
-from app.exports import intake
+from app.exports import intake, intake_store, validation
 from app.exports.router import _link_opener, _open_connection, get_receipt_rules
 from app.main import create_app
 from tests.conftest import bound_app, log_lines, make_runtime, running
@@ -308,3 +309,103 @@ async def test_the_202_is_the_text_stored_with_the_export_as_json_response_rende
     finally:
         await engine.dispose()
     assert stored == answer.json()
+
+
+async def _post(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
+    raw, headers = signed(body)
+    return await client.post(WEBHOOK, content=raw, headers=headers)
+
+
+@pytest.fixture
+def at_once(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each store tried in one statement of its own stored the request."""
+    tried: list[bool] = []
+    stored_at_once = intake_store._stored_at_once
+
+    async def counted(link: intake_store.OnConnection, params: dict[str, Any]) -> bool:
+        stored = await stored_at_once(link, params)
+        tried.append(stored)
+        return stored
+
+    monkeypatch.setattr(intake_store, "_stored_at_once", counted)
+    return tried
+
+
+async def test_the_common_webhook_is_stored_in_one_statement_the_others_in_a_transaction(
+    live_apps: dict[str, httpx.AsyncClient], committed_db: str, at_once: list[bool]
+) -> None:
+    """The first webhook of a company finds no runner waiting (it wakes one, in a
+    transaction); the next ones are stored in one statement of their own; a repeated item, an
+    unknown category and a replay are stored (or not) in a transaction as before."""
+    company = f"once-{uuid.uuid4().hex[:8]}"
+    client = live_apps["fast"]
+    first = await _post(client, webhook_body(company, card("exp_1")))
+    second = await _post(client, webhook_body(company, card("exp_2")))
+    assert (first.status_code, second.status_code) == (202, 202)
+    assert at_once == [False, True]
+    assert await _stored(committed_db, company) == (2, 2, 1)
+
+    unknown = card("exp_9", lines=[{"category_id": str(uuid.uuid4()), "amount": 24500}])
+    raw, headers = signed(webhook_body(company, card("exp_3")))
+    answers = [
+        await _post(client, webhook_body(company, card("exp_2"))),
+        await _post(client, webhook_body(company, card("exp_4"), unknown)),
+        await client.post(WEBHOOK, content=raw, headers=headers),
+        await client.post(WEBHOOK, content=raw, headers=headers),  # the replay
+    ]
+    assert [a.status_code for a in answers] == [202, 202, 202, 202]
+    assert answers[0].json()["items"][0]["repeated"] is True
+    assert [r["external_id"] for r in answers[1].json()["rejected"]] == ["exp_9"]
+    assert answers[3].headers["idempotent-replayed"] == "true"
+    assert answers[3].json() == answers[2].json()
+    assert at_once == [False, True, False, False, True, False]
+    assert await _stored(committed_db, company) == (5, 4, 1)
+
+
+@pytest.mark.parametrize("same_webhook", [True, False])
+async def test_two_deliveries_at_once_with_a_runner_waiting_store_each_item_once(
+    live_apps: dict[str, httpx.AsyncClient],
+    committed_db: str,
+    at_once: list[bool],
+    monkeypatch: pytest.MonkeyPatch,
+    same_webhook: bool,
+) -> None:
+    """Two requests storing the same webhook, or the same item, at the same moment, both in
+    one statement: one stores it, the other fails on the unique key (nothing stored) and is
+    then answered in a transaction as before (a replay, or the item repeated)."""
+    company = f"race-{uuid.uuid4().hex[:8]}"
+    client = live_apps["fast"]
+    raw, headers = signed(webhook_body(company, card("exp_0")))
+    assert (await client.post(WEBHOOK, content=raw, headers=headers)).status_code == 202
+    barrier = asyncio.Barrier(2)
+    check_items = validation.check_items
+
+    async def checked_together(*args: Any, **kwargs: Any) -> Any:
+        outcome = await check_items(*args, **kwargs)
+        await asyncio.wait_for(barrier.wait(), timeout=10)
+        return outcome
+
+    monkeypatch.setattr(intake, "check_items", checked_together)
+    one = signed(webhook_body(company, card("exp_1"), card("exp_2")))
+    other = one if same_webhook else signed(webhook_body(company, card("exp_2"), card("exp_3")))
+
+    first, second = await asyncio.gather(
+        client.post(WEBHOOK, content=one[0], headers=one[1]),
+        client.post(WEBHOOK, content=other[0], headers=other[1]),
+    )
+
+    assert (first.status_code, second.status_code) == (202, 202), (first.text, second.text)
+    assert at_once[0] is False  # the first webhook woke the runner
+    assert sorted(at_once[1:]) == [False, True]
+    if same_webhook:
+        assert first.json() == second.json()
+        replayed = sorted(str(a.headers.get("idempotent-replayed")) for a in (first, second))
+        assert replayed == ["None", "true"]
+        assert await _stored(committed_db, company) == (2, 3, 1)
+    else:
+        ids = {i["external_id"]: i["id"] for i in first.json()["items"]}
+        ids |= {i["external_id"]: i["id"] for i in second.json()["items"]}
+        both = first.json()["items"] + second.json()["items"]
+        assert {i["id"] for i in both if i["external_id"] == "exp_2"} == {ids["exp_2"]}
+        assert sorted(i["repeated"] for i in both) == [False, False, False, True]
+        assert await _stored(committed_db, company) == (3, 4, 1)
