@@ -46,6 +46,31 @@ from app.exports.validation import Candidate
 # Core tables: this path is hot (benchmarked); Core skips the ORM's unit of work.
 _items = cast(Table, ExportItem.__table__)
 
+# The parts both statements share: the request's known categories, its items as a record set,
+# the items' INSERT (selecting from `r`, the record set, and `new_export`) and the receipts'.
+_KNOWN_CATEGORIES = """known_categories AS (
+    SELECT id FROM categories
+    WHERE company_id = :company_id AND id = ANY(CAST(:category_ids AS uuid[]))
+),"""
+_ITEM_RECORD = """AS r(
+        id uuid, external_id text, type export_item_type, voucher_date date, description text,
+        currency text, amount_minor bigint, dkk_amount_minor bigint, lines jsonb,
+        employee jsonb, receipts jsonb, category_ids uuid[])"""
+_INSERT_ITEMS = """\
+    INSERT INTO export_items (id, company_id, export_id, external_id, type, status, step,
+                              voucher_date, description, currency, amount_minor,
+                              dkk_amount_minor, lines, employee, receipts, attempts)
+    SELECT r.id, :company_id, new_export.id, r.external_id, r.type, 'queued', 'new',
+           r.voucher_date, r.description, r.currency, r.amount_minor, r.dkk_amount_minor,
+           r.lines, r.employee, r.receipts, 0
+"""
+_NEW_BLOBS = """new_blobs AS (
+    INSERT INTO export_receipt_blobs (id, item_id, content, created_at)
+    SELECT b.id, b.item_id, decode(b.content, 'base64'), :created_at
+    FROM json_to_recordset(CAST(:blobs AS json)) AS b(id uuid, item_id uuid, content text)
+    WHERE b.item_id IN (SELECT id FROM new_items)
+)"""
+
 # Sorted by the items' unique key so concurrent batches take the key locks in the same order.
 # Foreign keys between rows inserted by one statement are checked at its end, so they hold.
 #
@@ -60,10 +85,7 @@ WITH queued_run AS ({jobs.hold_waiting_job_sql("run_lock")}),
 new_company AS (
     INSERT INTO companies (id) VALUES (:company_id) ON CONFLICT (id) DO NOTHING
 ),
-known_categories AS (
-    SELECT id FROM categories
-    WHERE company_id = :company_id AND id = ANY(CAST(:category_ids AS uuid[]))
-),
+{_KNOWN_CATEGORIES}
 new_export AS (
     INSERT INTO exports (id, company_id, source, idempotency_key, request_hash, webhook_id,
                          item_ids, rejected, response, created_at)
@@ -74,27 +96,13 @@ new_export AS (
     RETURNING id
 ),
 new_items AS (
-    INSERT INTO export_items (id, company_id, export_id, external_id, type, status, step,
-                              voucher_date, description, currency, amount_minor,
-                              dkk_amount_minor, lines, employee, receipts, attempts)
-    SELECT r.id, :company_id, new_export.id, r.external_id, r.type, 'queued', 'new',
-           r.voucher_date, r.description, r.currency, r.amount_minor, r.dkk_amount_minor,
-           r.lines, r.employee, r.receipts, 0
-    FROM new_export, jsonb_to_recordset(CAST(:items AS jsonb)) AS r(
-        id uuid, external_id text, type export_item_type, voucher_date date, description text,
-        currency text, amount_minor bigint, dkk_amount_minor bigint, lines jsonb,
-        employee jsonb, receipts jsonb, category_ids uuid[])
+{_INSERT_ITEMS}    FROM new_export, jsonb_to_recordset(CAST(:items AS jsonb)) {_ITEM_RECORD}
     WHERE r.category_ids <@ ARRAY(SELECT id FROM known_categories)
     ORDER BY r.type, r.external_id
     ON CONFLICT (company_id, type, external_id) DO NOTHING
     RETURNING id
 ),
-new_blobs AS (
-    INSERT INTO export_receipt_blobs (id, item_id, content, created_at)
-    SELECT b.id, b.item_id, decode(b.content, 'base64'), :created_at
-    FROM json_to_recordset(CAST(:blobs AS json)) AS b(id uuid, item_id uuid, content text)
-    WHERE b.item_id IN (SELECT id FROM new_items)
-)
+{_NEW_BLOBS}
 SELECT EXISTS (SELECT FROM new_export) AS stored,
        ARRAY(SELECT id FROM new_items) AS inserted,
        ARRAY(SELECT id FROM known_categories) AS known,
@@ -115,15 +123,9 @@ _STORE_SQL = str(_STORE.compile(dialect=psycopg_dialect()))  # type: ignore[no-u
 _STORE_AT_ONCE = text(
     f"""
 WITH queued_run AS ({jobs.hold_waiting_job_sql("run_lock")}),
-known_categories AS (
-    SELECT id FROM categories
-    WHERE company_id = :company_id AND id = ANY(CAST(:category_ids AS uuid[]))
-),
+{_KNOWN_CATEGORIES}
 request_items AS (
-    SELECT * FROM jsonb_to_recordset(CAST(:items AS jsonb)) AS r(
-        id uuid, external_id text, type export_item_type, voucher_date date, description text,
-        currency text, amount_minor bigint, dkk_amount_minor bigint, lines jsonb,
-        employee jsonb, receipts jsonb, category_ids uuid[])
+    SELECT * FROM jsonb_to_recordset(CAST(:items AS jsonb)) {_ITEM_RECORD}
 ),
 at_once AS (
     SELECT EXISTS (SELECT FROM queued_run)
@@ -153,22 +155,11 @@ new_export AS (
     RETURNING id
 ),
 new_items AS (
-    INSERT INTO export_items (id, company_id, export_id, external_id, type, status, step,
-                              voucher_date, description, currency, amount_minor,
-                              dkk_amount_minor, lines, employee, receipts, attempts)
-    SELECT r.id, :company_id, new_export.id, r.external_id, r.type, 'queued', 'new',
-           r.voucher_date, r.description, r.currency, r.amount_minor, r.dkk_amount_minor,
-           r.lines, r.employee, r.receipts, 0
-    FROM new_export, request_items AS r
+{_INSERT_ITEMS}    FROM new_export, request_items AS r
     ORDER BY r.type, r.external_id
     RETURNING id
 ),
-new_blobs AS (
-    INSERT INTO export_receipt_blobs (id, item_id, content, created_at)
-    SELECT b.id, b.item_id, decode(b.content, 'base64'), :created_at
-    FROM json_to_recordset(CAST(:blobs AS json)) AS b(id uuid, item_id uuid, content text)
-    WHERE b.item_id IN (SELECT id FROM new_items)
-)
+{_NEW_BLOBS}
 SELECT go FROM at_once
 """  # noqa: S608 - the only interpolation is app.jobs' constant fragment
 )
