@@ -158,6 +158,28 @@ def _replace_if_closed(_dbapi: Any, record: Any, _proxy: Any) -> None:
         raise DisconnectionError("the server closed this pooled connection")
 
 
+class KeepPreparedConnection(psycopg.AsyncConnection[Any]):
+    """psycopg's connection, except that a rollback keeps the statements it has prepared.
+
+    psycopg forgets every statement prepared on a connection at each rollback (and sends
+    DEALLOCATE ALL), in case the transaction created or dropped what they name. The engine's
+    connections never change the schema (migrations run on connections of their own, see
+    migrations/env.py), and every session that only read ends with a rollback (SQLAlchemy's
+    close): each one made the busiest statements on that connection, the webhook's store among
+    them, be parsed and planned again for their next five uses (`prepare_threshold`).
+    PostgreSQL keeps prepared statements through a rollback, so both sides stay in step.
+    """
+
+    async def rollback(self) -> None:
+        kept = self._prepared
+        # The rollback clears an empty manager of the same kind instead, then ours is back.
+        self._prepared = type(kept)()
+        try:
+            await super().rollback()
+        finally:
+            self._prepared = kept
+
+
 POOL_SIZE = 20
 """Connections kept open: more than a busy request load holds at once on a small machine, so
 connections are not opened and closed under load (each open costs a PostgreSQL backend)."""
@@ -173,8 +195,12 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         "max_overflow": 10,
         "pool_recycle": 30 * 60,
         "hide_parameters": True,
+        # SQLAlchemy's psycopg dialect opens each connection with this (its connect arguments
+        # from the URL, its adapters) in place of psycopg.AsyncConnection.connect.
+        "connect_args": {"async_creator_fn": KeepPreparedConnection.connect},
     }
-    options.update(kwargs)
+    connect_args = {**options["connect_args"], **kwargs.pop("connect_args", {})}
+    options.update(kwargs, connect_args=connect_args)
     engine = create_async_engine(sqlalchemy_url(url), **options)
     if not options.get("pool_pre_ping"):
         event.listen(engine.sync_engine, "checkout", _replace_if_closed)

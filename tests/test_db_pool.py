@@ -6,7 +6,7 @@ import asyncio
 
 from sqlalchemy import text
 
-from app.db import create_engine
+from app.db import create_engine, create_sessionmaker
 
 
 async def test_a_connection_ended_by_the_server_is_replaced_at_checkout(database_url: str) -> None:
@@ -32,3 +32,52 @@ async def test_a_connection_ended_by_the_server_is_replaced_at_checkout(database
     finally:
         await engine.dispose()
         await other.dispose()
+
+
+async def test_a_rollback_keeps_the_statements_prepared_on_the_connection(
+    database_url: str,
+) -> None:
+    """Every session that only read ends with a rollback; psycopg's own connection forgets what
+    it prepared there (DEALLOCATE ALL), so the busiest statements were planned again and again.
+    The engine's connections keep them, and go on using them."""
+    engine = create_engine(database_url, pool_size=1, max_overflow=0)
+    prepared = text("SELECT name FROM pg_prepared_statements WHERE statement LIKE '%41 + %'")
+    uses = text(
+        "SELECT generic_plans + custom_plans FROM pg_prepared_statements "
+        "WHERE statement LIKE '%41 + %'"
+    )
+    busy = text("SELECT 41 + :n")
+    try:
+        sessionmaker = create_sessionmaker(engine)
+        async with sessionmaker() as session:
+            for _ in range(6):  # psycopg prepares a statement at its fifth use
+                await session.execute(busy, {"n": 1})
+            names = (await session.execute(prepared)).scalars().all()
+            assert len(names) == 1
+            used = (await session.execute(uses)).scalar_one()
+        # The session closed without a commit: rolled back. Same connection (a pool of one):
+        async with sessionmaker() as session:
+            assert (await session.execute(prepared)).scalars().all() == names
+            assert (await session.execute(busy, {"n": 2})).scalar_one() == 43
+            # ...and that use ran the prepared statement, not a new one.
+            assert (await session.execute(prepared)).scalars().all() == names
+            assert (await session.execute(uses)).scalar_one() == used + 1
+    finally:
+        await engine.dispose()
+
+
+async def test_psycopgs_own_connection_forgets_its_statements_at_a_rollback(
+    database_url: str,
+) -> None:
+    """What the engine's connection class is for: without it the statements are gone."""
+    import psycopg
+
+    from app.db import libpq_url
+
+    async with await psycopg.AsyncConnection.connect(libpq_url(database_url)) as conn:
+        for _ in range(6):
+            await conn.execute("SELECT 41 + %s", (1,))
+        count = "SELECT count(*) FROM pg_prepared_statements"
+        assert (await (await conn.execute(count)).fetchone()) == (1,)
+        await conn.rollback()
+        assert (await (await conn.execute(count)).fetchone()) == (0,)
