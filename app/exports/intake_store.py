@@ -135,10 +135,14 @@ at_once AS (
            SELECT FROM exports
            WHERE company_id = :company_id
              AND (webhook_id = :webhook_id OR idempotency_key = :idempotency_key))
+       -- Each request item looked up by the items' unique key (LATERAL ... LIMIT 1 keeps it
+       -- a lookup per item: as a join, the planner hashed every item the company has).
        AND NOT EXISTS (
-           SELECT FROM export_items e JOIN request_items r
-             ON e.type = r.type AND e.external_id = r.external_id
-           WHERE e.company_id = :company_id)
+           SELECT FROM request_items r, LATERAL (
+               SELECT FROM export_items e
+               WHERE e.company_id = :company_id AND e.type = r.type
+                 AND e.external_id = r.external_id
+               LIMIT 1) AS seen)
        AS go
 ),
 new_company AS (
