@@ -136,17 +136,22 @@ def chart_sync_lock(company_id: str) -> str:
     return f"chart-sync:{company_id}"
 
 
-async def wake_exports(session: AsyncSession, company_id: str) -> bool:
-    """Make sure the company's export runner runs soon, inside the caller's transaction.
+async def wake_exports(
+    session: AsyncSession, company_id: str, *, at: datetime | None = None
+) -> bool:
+    """Make sure the company's export runner runs soon (at `at`, None: now), inside the
+    caller's transaction.
 
-    For whatever may let waiting items go: a sync, a mapping or category changed, new items.
-    False when a runner was already waiting to start (it will see the change).
+    For whatever may let waiting items go: a sync, a mapping or category changed, new items
+    (`at`: the intake's burst, app/exports/intake_store.py). False when a runner was already
+    waiting to start (it will see the change).
     """
     return await defer_once(
         session,
         EXPORTS_RUN,
         queueing_lock=export_run_lock(company_id),
         lock=export_run_lock(company_id),
+        schedule_at=at,
         company_id=company_id,
     )
 

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import jobs
 from app.errors import Conflict, ValidationFailed
 from app.exports import late_receipts
-from app.exports.intake_store import Link, OnSession, dumps, existing_items, store
+from app.exports.intake_store import BURST, Link, OnSession, dumps, existing_items, store
 from app.exports.models import Export, ExportItem, ItemStatus, ItemType
 from app.exports.schemas import AcceptedItem, ExportAccepted, ExportStatus
 from app.exports.validation import (
@@ -293,8 +293,12 @@ async def accept_export(
                 response=answer,
             )
         )
-    if (stored.inserted and not stored.run_queued) or replaced:
+    if replaced:
         await jobs.wake_exports(await link.session(), company_id)
+    elif stored.inserted and not stored.run_queued:
+        # Within a burst the runner waits for the burst's next items (they ride on this job).
+        at = datetime.now(UTC) + BURST if stored.in_burst else None
+        await jobs.wake_exports(await link.session(), company_id, at=at)
     # On the request's access line (and any line after it), instead of a line of its own.
     structlog.contextvars.bind_contextvars(
         export_id=str(export_id),

@@ -25,6 +25,7 @@ import uuid
 from base64 import b64encode
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol, cast
 
 import psycopg
@@ -42,6 +43,11 @@ from app import jobs
 from app.exports.models import ExportItem, ItemStatus, ItemType
 from app.exports.schemas import ExportAccepted
 from app.exports.validation import Candidate
+
+BURST = timedelta(seconds=1)
+"""A company's items stored within this of its previous ones are a burst: the runner's wake-up
+waits this long, so the burst's next items are exported by the same pass (one pass a burst, not
+one a request); the first items after a quiet moment wake it at once."""
 
 # Core tables: this path is hot (benchmarked); Core skips the ORM's unit of work.
 _items = cast(Table, ExportItem.__table__)
@@ -106,7 +112,10 @@ new_items AS (
 SELECT EXISTS (SELECT FROM new_export) AS stored,
        ARRAY(SELECT id FROM new_items) AS inserted,
        ARRAY(SELECT id FROM known_categories) AS known,
-       EXISTS (SELECT FROM queued_run) AS run_queued
+       EXISTS (SELECT FROM queued_run) AS run_queued,
+       EXISTS (SELECT FROM export_items
+               WHERE company_id = :company_id
+                 AND created_at > now() - CAST(:burst_window AS interval)) AS in_burst
 """  # noqa: S608 - the only interpolation is app.jobs' constant fragment
 )
 _STORE_SQL = str(_STORE.compile(dialect=psycopg_dialect()))  # type: ignore[no-untyped-call]
@@ -192,6 +201,9 @@ class Stored:
     known_categories: set[uuid.UUID]
     run_queued: bool
     """The company's runner is waiting to start (and cannot start before this commits)."""
+    in_burst: bool = False
+    """Items of the company's were stored within `BURST` before these (app/exports/intake.py:
+    the runner's wake-up then waits for the burst's next items)."""
 
 
 def dumps(value: object) -> str:
@@ -332,6 +344,7 @@ async def store(
         "created_at": body.created_at,
         "items": dumps([c.row for c in candidates]),
         "blobs": dumps(blobs),
+        "burst_window": f"{BURST.total_seconds()} seconds",
     }
     if isinstance(link, OnConnection) and link.untouched() and await _stored_at_once(link, params):
         return Stored(
@@ -344,9 +357,13 @@ async def store(
     cursor = await (await link.driver()).execute(_STORE_SQL, params)
     found = await cursor.fetchone()
     assert found is not None  # the statement's last SELECT gives one row
-    stored, inserted, known, run_queued = found
+    stored, inserted, known, run_queued, in_burst = found
     return Stored(
-        stored=stored, inserted=set(inserted), known_categories=set(known), run_queued=run_queued
+        stored=stored,
+        inserted=set(inserted),
+        known_categories=set(known),
+        run_queued=run_queued,
+        in_burst=in_burst,
     )
 
 

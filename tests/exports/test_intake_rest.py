@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.exports.allocation import allocate
+from app.exports.intake_store import BURST
 from app.exports.models import Export, ExportItem, ItemStatus, Step
 from app.runtime import Runtime
 from tests.conftest import bearer, make_runtime
@@ -353,6 +355,48 @@ async def test_only_admins_export_and_only_their_own_company(
     anonymous = await client.post(EXPORTS, json={"items": [card()]})
     assert anonymous.status_code == 401
     assert await items_of(db, "acme") == []
+
+
+async def _waiting_runs(db: AsyncSession, company: str) -> list[datetime | None]:
+    """When the company's waiting runner jobs may start (None: at once)."""
+    result = await db.execute(
+        text(
+            "SELECT scheduled_at FROM procrastinate_jobs WHERE task_name = 'exports.run' "
+            "AND status = 'todo' AND args->>'company_id' = :c"
+        ),
+        {"c": company},
+    )
+    return list(result.scalars())
+
+
+async def test_a_burst_of_items_is_exported_by_one_run_that_waits_for_the_burst(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    # The first items after a quiet moment: the runner is woken to start at once.
+    await post(client, card("exp_1"))
+    assert await _waiting_runs(db, "acme") == [None]
+    # It started (and may miss what comes next)...
+    await db.execute(
+        text("UPDATE procrastinate_jobs SET status = 'doing' WHERE args->>'company_id' = 'acme'")
+    )
+    # ...and items keep coming: the next run waits a moment, and the burst rides on it.
+    before = datetime.now(UTC)
+    await post(client, card("exp_2"))
+    after = datetime.now(UTC)
+    await post(client, card("exp_3"))
+    [at] = await _waiting_runs(db, "acme")
+    assert at is not None
+    assert before + BURST <= at <= after + BURST
+    assert [i.external_id for i in await items_of(db, "acme")] == ["exp_1", "exp_2", "exp_3"]
+
+    # A quiet moment later, the next item wakes the runner at once again.
+    await db.execute(
+        text("UPDATE export_items SET created_at = created_at - :quiet WHERE company_id = 'acme'"),
+        {"quiet": BURST * 2},
+    )
+    await db.execute(text("DELETE FROM procrastinate_jobs WHERE args->>'company_id' = 'acme'"))
+    await post(client, card("exp_4"))
+    assert await _waiting_runs(db, "acme") == [None]
 
 
 async def test_the_runner_is_queued_once_and_again_once_it_has_started(
