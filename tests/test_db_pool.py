@@ -81,3 +81,30 @@ async def test_psycopgs_own_connection_forgets_its_statements_at_a_rollback(
         assert (await (await conn.execute(count)).fetchone()) == (1,)
         await conn.rollback()
         assert (await (await conn.execute(count)).fetchone()) == (0,)
+
+
+async def test_the_job_pool_replaces_a_connection_ended_by_the_server(database_url: str) -> None:
+    """The job pool hands out a new connection in place of one the server ended (a restart,
+    a failover, an idle timeout), as the engine does."""
+    from app import jobs
+    from app.db import libpq_url
+
+    pool = jobs.create_job_pool(libpq_url(database_url), max_size=1)
+    other = create_engine(database_url, pool_size=1, max_overflow=0)
+    await pool.open(wait=True)
+    try:
+        async with pool.connection() as conn:
+            first = (await (await conn.execute("SELECT pg_backend_pid()")).fetchone() or [0])[0]
+        async with other.connect() as admin:
+            await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+            await admin.commit()
+            gone = text("SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = :pid)")
+            while not (await admin.execute(gone, {"pid": first})).scalar_one():
+                await admin.commit()
+                await asyncio.sleep(0.01)
+        async with pool.connection() as conn:
+            second = (await (await conn.execute("SELECT pg_backend_pid()")).fetchone() or [0])[0]
+        assert second not in (0, first)
+    finally:
+        await pool.close()
+        await other.dispose()
