@@ -213,6 +213,17 @@ class Result:
     db_cpu_seconds: float
     """CPU time PostgreSQL's processes used meanwhile (Linux; 0 elsewhere)."""
 
+    @classmethod
+    def measured(cls, name: str, latencies: list[float], errors: int, timing: Timing) -> Result:
+        return cls(
+            name=name,
+            seconds=timing.seconds,
+            latencies=latencies,
+            errors=errors,
+            cpu_seconds=timing.cpu_seconds,
+            db_cpu_seconds=timing.db_cpu_seconds,
+        )
+
     @property
     def rps(self) -> float:
         return len(self.latencies) / self.seconds
@@ -380,28 +391,28 @@ async def load(
                     print(f"  {target.name}: {status} {answer[:300]!r}")
 
     connections = [await Connection.open(target.port) for _ in range(concurrency)]
-    seconds, cpu, db_cpu = await _timed(target, asyncio.gather(*(worker(c) for c in connections)))
+    timing = await _timed(target, asyncio.gather(*(worker(c) for c in connections)))
     for connection in connections:
         connection.close()
-    return Result(
-        name=target.name,
-        seconds=seconds,
-        latencies=latencies,
-        errors=errors,
-        cpu_seconds=cpu,
-        db_cpu_seconds=db_cpu,
-    )
+    return Result.measured(target.name, latencies, errors, timing)
 
 
-async def _timed(target: Target, work: Awaitable[object]) -> tuple[float, float, float]:
+@dataclass(frozen=True)
+class Timing:
+    seconds: float
+    cpu_seconds: float
+    db_cpu_seconds: float
+
+
+async def _timed(target: Target, work: Awaitable[object]) -> Timing:
     """Wall seconds, the server's and the database's CPU seconds while `work` runs."""
     cpu, db_cpu = _cpu_seconds(target.pid), _tree_cpu_seconds(target.database_pid)
     started = time.perf_counter()
     await work
-    return (
-        time.perf_counter() - started,
-        _cpu_seconds(target.pid) - cpu,
-        _cpu_since(db_cpu, _tree_cpu_seconds(target.database_pid)),
+    return Timing(
+        seconds=time.perf_counter() - started,
+        cpu_seconds=_cpu_seconds(target.pid) - cpu,
+        db_cpu_seconds=_cpu_since(db_cpu, _tree_cpu_seconds(target.database_pid)),
     )
 
 
@@ -436,17 +447,10 @@ async def paced(target: Target, bodies: list[tuple[bytes, dict[str, str]]], rate
             sent.append(asyncio.create_task(one(due, request)))
         await asyncio.gather(*sent)
 
-    seconds, cpu, db_cpu = await _timed(target, send_all())
+    timing = await _timed(target, send_all())
     for connection in idle:
         connection.close()
-    return Result(
-        name=target.name,
-        seconds=seconds,
-        latencies=latencies,
-        errors=errors,
-        cpu_seconds=cpu,
-        db_cpu_seconds=db_cpu,
-    )
+    return Result.measured(target.name, latencies, errors, timing)
 
 
 @dataclass(frozen=True)
