@@ -125,12 +125,18 @@ async def blobs_of(db: AsyncSession, item_id: uuid.UUID) -> list[bytes]:
     return list(result.scalars())
 
 
+_WAITING_RUNS = (
+    "FROM procrastinate_jobs WHERE task_name = 'exports.run' "
+    "AND status = 'todo' AND args->>'company_id' = :c"
+)
+
+
 async def queued_runs(db: AsyncSession, company: str) -> int:
-    result = await db.execute(
-        text(
-            "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'exports.run' "
-            "AND status = 'todo' AND args->>'company_id' = :c"
-        ),
-        {"c": company},
-    )
+    result = await db.execute(text(f"SELECT count(*) {_WAITING_RUNS}"), {"c": company})
     return int(result.scalar_one())
+
+
+async def waiting_runs(db: AsyncSession, company: str) -> list[datetime | None]:
+    """When the company's waiting runner jobs may start (None: at once)."""
+    result = await db.execute(text(f"SELECT scheduled_at {_WAITING_RUNS}"), {"c": company})
+    return list(result.scalars())

@@ -28,6 +28,7 @@ from tests.exports.intake_support import (
     items_of,
     queued_runs,
     reimbursement,
+    waiting_runs,
 )
 from tests.stored import line
 
@@ -357,24 +358,12 @@ async def test_only_admins_export_and_only_their_own_company(
     assert await items_of(db, "acme") == []
 
 
-async def _waiting_runs(db: AsyncSession, company: str) -> list[datetime | None]:
-    """When the company's waiting runner jobs may start (None: at once)."""
-    result = await db.execute(
-        text(
-            "SELECT scheduled_at FROM procrastinate_jobs WHERE task_name = 'exports.run' "
-            "AND status = 'todo' AND args->>'company_id' = :c"
-        ),
-        {"c": company},
-    )
-    return list(result.scalars())
-
-
 async def test_a_burst_of_items_is_exported_by_one_run_that_waits_for_the_burst(
     client: httpx.AsyncClient, db: AsyncSession
 ) -> None:
     # The first items after a quiet moment: the runner is woken to start at once.
     await post(client, card("exp_1"))
-    assert await _waiting_runs(db, "acme") == [None]
+    assert await waiting_runs(db, "acme") == [None]
     # It started (and may miss what comes next)...
     await db.execute(
         text("UPDATE procrastinate_jobs SET status = 'doing' WHERE args->>'company_id' = 'acme'")
@@ -384,7 +373,7 @@ async def test_a_burst_of_items_is_exported_by_one_run_that_waits_for_the_burst(
     await post(client, card("exp_2"))
     after = datetime.now(UTC)
     await post(client, card("exp_3"))
-    [at] = await _waiting_runs(db, "acme")
+    [at] = await waiting_runs(db, "acme")
     assert at is not None
     assert before + BURST <= at <= after + BURST
     assert [i.external_id for i in await items_of(db, "acme")] == ["exp_1", "exp_2", "exp_3"]
@@ -396,7 +385,7 @@ async def test_a_burst_of_items_is_exported_by_one_run_that_waits_for_the_burst(
     )
     await db.execute(text("DELETE FROM procrastinate_jobs WHERE args->>'company_id' = 'acme'"))
     await post(client, card("exp_4"))
-    assert await _waiting_runs(db, "acme") == [None]
+    assert await waiting_runs(db, "acme") == [None]
 
 
 async def test_the_runner_is_queued_once_and_again_once_it_has_started(
