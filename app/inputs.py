@@ -44,6 +44,15 @@ def is_safe_text(value: object) -> bool:
     return isinstance(value, str) and text_problem(value) is None
 
 
+def check_idempotency_key(key: str | None) -> None:
+    """Refuse (422, naming the header) an `Idempotency-Key` that cannot be stored as text."""
+    if key is not None and not is_safe_text(key):
+        raise ValidationFailed(
+            "The Idempotency-Key header holds characters that cannot be stored.",
+            errors={"Idempotency-Key": "Printable text only."},
+        )
+
+
 def _checked(value: str) -> str:
     problem = text_problem(value)
     if problem is not None:

@@ -38,7 +38,13 @@ from app.exports.schemas import (
     WebhookIgnored,
 )
 from app.exports.validation import ReceiptRules
-from app.inputs import is_safe_text, json_too_deep_error, parse_json_body, too_deep
+from app.inputs import (
+    check_idempotency_key,
+    is_safe_text,
+    json_too_deep_error,
+    parse_json_body,
+    too_deep,
+)
 from app.receipts import ReceiptFetcher
 from app.runtime import Runtime
 from app.services import Services
@@ -123,11 +129,7 @@ async def create_export(
     ] = None,
 ) -> Response:
     """Export items: stored and queued at once (202); bad items are refused one by one."""
-    if idempotency_key is not None and not is_safe_text(idempotency_key):
-        raise ValidationFailed(
-            "The Idempotency-Key header holds characters that cannot be stored.",
-            errors={"Idempotency-Key": "Printable text only."},
-        )
+    check_idempotency_key(idempotency_key)
     payload = await request.json()
     if too_deep(payload):
         raise json_too_deep_error()

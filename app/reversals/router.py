@@ -8,11 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header
 
 from app.deps import CompanyAdmin, CompanyMember, SessionDep
-from app.errors import ValidationFailed, problem_doc
+from app.errors import problem_doc
 from app.exports.intake import request_hash
 from app.exports.models import ItemStatus
 from app.exports.schemas import ChangeOut
-from app.inputs import is_safe_text
+from app.inputs import check_idempotency_key
 from app.reversals import service
 from app.reversals.flow import LEDGER
 from app.reversals.models import Reversal
@@ -105,11 +105,7 @@ async def reverse_export_item(
     ledger item. The item becomes `reversed` (webhook `export_item.updated`); then
     `POST …/exports` with the same `external_id` and `"replace": true` exports it anew.
     """
-    if idempotency_key is not None and not is_safe_text(idempotency_key):
-        raise ValidationFailed(
-            "The Idempotency-Key header holds characters that cannot be stored.",
-            errors={"Idempotency-Key": "Printable text only."},
-        )
+    check_idempotency_key(idempotency_key)
     wanted = body or ReversalIn()
     started = await service.start_reversal(
         session=session,

@@ -345,6 +345,16 @@ async def test_a_malformed_request_is_422(client: httpx.AsyncClient, body: Any) 
     assert "items" in response.json()["errors"]
 
 
+async def test_an_idempotency_key_that_cannot_be_stored_is_refused(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    response = await post(client, card("exp_1"), key="k\x00-1")
+    assert response.status_code == 422
+    assert response.json()["code"] == "validation_error"
+    assert "Idempotency-Key" in response.json()["errors"]
+    assert await items_of(db, "acme") == []
+
+
 async def test_only_admins_export_and_only_their_own_company(
     client: httpx.AsyncClient, db: AsyncSession
 ) -> None:

@@ -548,6 +548,18 @@ async def test_asking_twice_starts_one_reversal(service: Service, company: str) 
         assert len(list(mine.scalars())) == 1
 
 
+async def test_an_idempotency_key_that_cannot_be_stored_is_refused(
+    service: Service, company: str
+) -> None:
+    first = await exported(service, company, expense("exp-nul-key", 12500))
+    status, body = await reverse(
+        service, company, first["id"], headers={"Idempotency-Key": "rev\x00-1"}
+    )
+    assert (status, body["code"]) == (422, "validation_error")
+    assert "Idempotency-Key" in body["errors"]
+    assert (await read_item(service, company, first["id"]))["status"] == "awaiting_approval"
+
+
 async def test_a_whole_export_is_reversed_item_by_item(service: Service, company: str) -> None:
     response = await service.client.post(
         f"/v1/companies/{company}/exports",
