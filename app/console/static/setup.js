@@ -10,6 +10,7 @@ import {
   Notice,
   PageHeader,
   html,
+  useAction,
   useI18n,
   useLoad,
   usePolling,
@@ -63,29 +64,22 @@ function CreateAccount({ api, onCreated }) {
   const [name, setName] = useState("");
   const [number, setNumber] = useState("");
   const [useAs, setUseAs] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState(null);
+  const { busy, error, run } = useAction();
   const [done, setDone] = useState(null);
 
   async function create(event) {
     event.preventDefault();
-    setBusy(true);
-    setError(null);
     setDone(null);
     const body = { name };
     if (number !== "") body.number = Number(number);
     if (useAs !== "") body.use_as = USE_AS[useAs];
-    try {
+    await run(async () => {
       const answer = await api.post("/dinero/deposit-accounts", body);
       setDone(answer);
       setName("");
       setNumber("");
       await onCreated();
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
+    });
   }
 
   return html`<${Card} title=${t("setup.createTitle")}>
@@ -123,25 +117,18 @@ function ClosedPeriod({ api, settings, canEdit, onSaved }) {
   const { t, when } = useI18n();
   const [value, setValue] = useState(settings.books_closed_through || "");
   const [policy, setPolicy] = useState(settings.closed_period_policy || "hold");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState(null);
+  const { busy, error, run } = useAction();
   const [saved, setSaved] = useState(false);
 
   async function save(event) {
     event.preventDefault();
-    setBusy(true);
     setSaved(false);
-    setError(null);
     const body = { books_closed_through: value === "" ? null : value, closed_period_policy: policy };
     for (const field of ACCOUNT_FIELDS) body[field] = settings[field];
-    try {
+    await run(async () => {
       onSaved(await api.put("/dinero/settings", body));
       setSaved(true);
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
+    });
   }
 
   const refused = settings.closed_accounting_years || [];

@@ -1,6 +1,6 @@
 // Shared pieces: the html tag, translation context, formatting, small components, polling.
 import { createContext, h } from "./vendor/preact.mjs";
-import { useCallback, useContext, useEffect, useRef } from "./vendor/hooks.mjs";
+import { useCallback, useContext, useEffect, useRef, useState } from "./vendor/hooks.mjs";
 import htm from "./vendor/htm.mjs";
 import { translator } from "./i18n.js";
 
@@ -58,6 +58,25 @@ export function useLoad(fetch, setError, deps) {
     load();
   }, [load]);
   return load;
+}
+
+/** One action at a time (a form's submit): `busy` while `run(fn)` awaits `fn`, whose failure is
+ * kept in `error` (cleared when the next run starts) for an ErrorNotice. */
+export function useAction() {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(null);
+  async function run(fn) {
+    setBusy(true);
+    setError(null);
+    try {
+      await fn();
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  }
+  return { busy, error, run };
 }
 
 /** Call `fn` every `ms` (null: not at all) while the page is visible; the latest fn is used. */
