@@ -115,8 +115,9 @@ SELECT EXISTS (SELECT FROM new_export) AS stored,
        EXISTS (SELECT FROM queued_run) AS run_queued,
        EXISTS (SELECT FROM export_items
                WHERE company_id = :company_id
-                 AND created_at > now() - CAST(:burst_window AS interval)) AS in_burst
-"""  # noqa: S608 - the only interpolation is app.jobs' constant fragment
+                 AND created_at > now() - make_interval(secs => {BURST.total_seconds()})
+       ) AS in_burst
+"""  # noqa: S608 - the only interpolations are app.jobs' constant fragment and BURST
 )
 _STORE_SQL = str(_STORE.compile(dialect=psycopg_dialect()))  # type: ignore[no-untyped-call]
 """The statement with psycopg's `%(name)s` placeholders, compiled once."""
@@ -344,7 +345,6 @@ async def store(
         "created_at": body.created_at,
         "items": dumps([c.row for c in candidates]),
         "blobs": dumps(blobs),
-        "burst_window": f"{BURST.total_seconds()} seconds",
     }
     if isinstance(link, OnConnection) and link.untouched() and await _stored_at_once(link, params):
         return Stored(

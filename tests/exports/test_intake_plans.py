@@ -57,7 +57,6 @@ def _params(company: str, category: uuid.UUID) -> dict[str, Any]:
         "created_at": datetime.now(UTC),
         "items": json.dumps([row]),
         "blobs": "[]",
-        "burst_window": "1 seconds",  # for the burst check (app/exports/intake_store.py)
     }
 
 
