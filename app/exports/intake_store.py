@@ -309,8 +309,7 @@ async def on_connection(
             raise
 
 
-async def store(
-    link: Link,
+def parameters(
     *,
     body: ExportAccepted,
     answer: dict[str, Any],
@@ -320,7 +319,8 @@ async def store(
     request_hash: str,
     idempotency_key: str | None,
     webhook_id: str | None,
-) -> Stored:
+) -> dict[str, Any]:
+    """Both store statements' parameters for a request."""
     # Every value as text (arrays as array literals, the receipts as JSON with base64 contents):
     # psycopg's array dumpers cost ~0.15 ms per request for the four arrays this once took
     # (uuid[] x 3 and bytea[]), text ~0.01 ms.
@@ -329,11 +329,10 @@ async def store(
         for c in candidates
         for blob_id, content in c.blobs
     ]
-    category_ids = sorted(set().union(*(c.category_ids for c in candidates)))
-    params = {
+    return {
         "run_lock": jobs.export_run_lock(company_id),
         "company_id": company_id,
-        "category_ids": "{" + ",".join(str(c) for c in category_ids) + "}",
+        "category_ids": "{" + ",".join(str(c) for c in _category_ids(candidates)) + "}",
         "export_id": body.id,
         "source": body.source,
         "idempotency_key": idempotency_key,
@@ -346,11 +345,39 @@ async def store(
         "items": dumps([c.row for c in candidates]),
         "blobs": dumps(blobs),
     }
+
+
+def _category_ids(candidates: list[Candidate]) -> list[uuid.UUID]:
+    return sorted(set().union(*(c.category_ids for c in candidates)))
+
+
+async def store(
+    link: Link,
+    *,
+    body: ExportAccepted,
+    answer: dict[str, Any],
+    answer_text: str,
+    company_id: str,
+    candidates: list[Candidate],
+    request_hash: str,
+    idempotency_key: str | None,
+    webhook_id: str | None,
+) -> Stored:
+    params = parameters(
+        body=body,
+        answer=answer,
+        answer_text=answer_text,
+        company_id=company_id,
+        candidates=candidates,
+        request_hash=request_hash,
+        idempotency_key=idempotency_key,
+        webhook_id=webhook_id,
+    )
     if isinstance(link, OnConnection) and link.untouched() and await _stored_at_once(link, params):
         return Stored(
             stored=True,
             inserted={c.id for c in candidates},
-            known_categories=set(category_ids),
+            known_categories=set(_category_ids(candidates)),
             run_queued=True,
         )
     # The request's own connection and transaction (committed or rolled back with the request).

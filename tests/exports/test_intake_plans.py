@@ -8,13 +8,17 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import jobs
 from app.exports import intake_store
-from tests.exports.intake_support import add_category
+from app.exports.models import ItemStatus
+from app.exports.schemas import AcceptedItem, ExportAccepted
+from app.exports.validation import ReceiptRules, check_items
+from app.receipts import ReceiptFetcher
+from tests.exports.intake_support import add_category, card
 
 HISTORY = 2000
 
@@ -26,38 +30,43 @@ def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def _params(company: str, category: uuid.UUID) -> dict[str, Any]:
-    item_id = str(uuid.uuid4())
-    row = {
-        "id": item_id,
-        "external_id": "exp_new",
-        "type": "card_expense",
-        "voucher_date": "2026-11-03",
-        "description": "Taxa",
-        "currency": "DKK",
-        "amount_minor": 24500,
-        "dkk_amount_minor": 24500,
-        "lines": [],
-        "employee": {},
-        "receipts": [],
-        "category_ids": [str(category)],
-    }
-    return {
-        "run_lock": jobs.export_run_lock(company),
-        "company_id": company,
-        "category_ids": "{" + str(category) + "}",
-        "export_id": uuid.uuid4(),
-        "source": "webhook",
-        "idempotency_key": None,
-        "request_hash": "h",
-        "webhook_id": "msg_new",
-        "item_ids": json.dumps([item_id]),
-        "rejected": "[]",
-        "response": "{}",
-        "created_at": datetime.now(UTC),
-        "items": json.dumps([row]),
-        "blobs": "[]",
-    }
+async def _params(company: str, category: uuid.UUID) -> dict[str, Any]:
+    """What the intake sends for one new card expense (its own checks and encoding)."""
+    line = {"category_id": str(category), "tax_code": "I25", "amount": 24500}
+    async with httpx.AsyncClient() as http:
+        rules = ReceiptRules(fetcher=ReceiptFetcher(http, []))
+        candidates, refusals = await check_items(
+            [card("exp_new", lines=[line])], company_id=company, rules=rules
+        )
+    assert refusals == []
+    body = ExportAccepted(
+        id=uuid.uuid4(),
+        status="accepted",
+        source="webhook",
+        created_at=datetime.now(UTC),
+        items=[
+            AcceptedItem(
+                id=c.id,
+                external_id=c.item.external_id,
+                type=c.item.type,
+                status=ItemStatus.QUEUED,
+                repeated=False,
+            )
+            for c in candidates
+        ],
+        rejected=[],
+    )
+    answer = body.model_dump(mode="json")
+    return intake_store.parameters(
+        body=body,
+        answer=answer,
+        answer_text=json.dumps(answer),
+        company_id=company,
+        candidates=candidates,
+        request_hash="h",
+        idempotency_key=None,
+        webhook_id="msg_new",
+    )
 
 
 @pytest.mark.parametrize("analyzed", [False, True], ids=["fresh statistics", "analyzed"])
@@ -89,7 +98,7 @@ async def test_a_companys_items_are_looked_up_by_key_not_read_all(
         await db.execute(text("ANALYZE export_items"))
 
     explained = await db.execute(
-        text("EXPLAIN (FORMAT JSON) " + statement.text), _params(company, category)
+        text("EXPLAIN (FORMAT JSON) " + statement.text), await _params(company, category)
     )
     [document] = explained.scalar_one()
     nodes = _nodes(document["Plan"])
