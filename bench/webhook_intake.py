@@ -40,6 +40,7 @@ from fastapi.responses import JSONResponse
 from standardwebhooks.webhooks import Webhook
 
 from bench.common import WEBHOOK_SECRET, free_port, service_settings, temp_database
+from tests.stored import add_booked_history
 
 COMPANIES = 20
 CATEGORY_ACCOUNT = 7000
@@ -119,23 +120,6 @@ def _profile_format(path: str) -> tuple[str, ...]:
 # --- The database ---------------------------------------------------------------------------
 
 
-_HISTORY_SQL = """
-WITH history AS (
-    INSERT INTO exports (id, company_id, source, item_ids, rejected, created_at)
-    SELECT gen_random_uuid(), id, 'api', '[]', '[]', now() - interval '90 days' FROM companies
-    RETURNING id, company_id
-)
-INSERT INTO export_items (id, company_id, export_id, external_id, type, status, step,
-                          voucher_date, description, currency, amount_minor, dkk_amount_minor,
-                          lines, employee, receipts, attempts, created_at, updated_at)
-SELECT gen_random_uuid(), h.company_id, h.id, 'old_' || n, 'card_expense', 'booked', 'booked',
-       DATE '2026-06-01' + (n % 150), 'Taxa', 'DKK', 24500, 24500, '[]', '{}', '[]', 1,
-       now() - interval '90 days' + n * interval '1 minute',
-       now() - interval '90 days' + n * interval '1 minute'
-FROM history h, generate_series(1, :items) AS n
-"""
-
-
 async def seed(database_url: str, history: int = 0) -> dict[str, str]:
     """The companies and one category each (items name it, so intake looks it up), and
     `history` items each company exported before (booked, in one export of its own), as a
@@ -147,7 +131,6 @@ async def seed(database_url: str, history: int = 0) -> dict[str, str]:
     engine = create_engine(database_url)
     categories: dict[str, str] = {}
     try:
-        old_items = text(_HISTORY_SQL)
         async with engine.begin() as conn:
             # Both servers' commits return without waiting for the disk's flush (connections
             # opened after this): on a slow disk the flush, equal for both, would hide the CPU.
@@ -170,7 +153,7 @@ async def seed(database_url: str, history: int = 0) -> dict[str, str]:
                 )
                 categories[company] = category
             if history:
-                await conn.execute(old_items, {"items": history})
+                await add_booked_history(conn, list(categories), history)
                 await conn.execute(text("ANALYZE exports, export_items"))
     finally:
         await engine.dispose()

@@ -19,6 +19,7 @@ from app.exports.schemas import AcceptedItem, ExportAccepted
 from app.exports.validation import ReceiptRules, check_items
 from app.receipts import ReceiptFetcher
 from tests.exports.intake_support import add_category, card
+from tests.stored import add_booked_history
 
 HISTORY = 2000
 
@@ -80,20 +81,7 @@ async def test_a_companys_items_are_looked_up_by_key_not_read_all(
 ) -> None:
     company = f"co-{uuid.uuid4().hex[:8]}"
     category = await add_category(db, company)
-    await db.execute(
-        text(
-            "WITH old AS (INSERT INTO exports (id, company_id, source, item_ids, rejected, "
-            "created_at) VALUES (gen_random_uuid(), :c, 'api', '[]', '[]', now()) RETURNING id) "
-            "INSERT INTO export_items (id, company_id, export_id, external_id, type, status, "
-            "step, voucher_date, description, currency, amount_minor, dkk_amount_minor, lines, "
-            "employee, receipts, attempts, created_at, updated_at) "
-            "SELECT gen_random_uuid(), :c, old.id, 'old_' || n, 'card_expense', 'booked', "
-            "'booked', DATE '2026-06-01', 'Taxa', 'DKK', 100, 100, '[]', '{}', '[]', 1, "
-            "now() - interval '90 days' + n * interval '1 minute', now() "
-            "FROM old, generate_series(1, :n) AS n"
-        ),
-        {"c": company, "n": HISTORY},
-    )
+    await add_booked_history(db, [company], HISTORY)
     if analyzed:
         await db.execute(text("ANALYZE export_items"))
 
