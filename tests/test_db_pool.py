@@ -5,8 +5,21 @@ from __future__ import annotations
 import asyncio
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import create_engine, create_sessionmaker
+
+
+async def _end_backend(admin_engine: AsyncEngine, pid: int) -> None:
+    """End a backend as the server would, and wait until it is gone."""
+    async with admin_engine.connect() as admin:
+        ended = await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        assert ended.scalar_one() is True
+        await admin.commit()
+        gone = text("SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = :pid)")
+        while not (await admin.execute(gone, {"pid": pid})).scalar_one():
+            await admin.commit()  # a new snapshot of pg_stat_activity
+            await asyncio.sleep(0.01)
 
 
 async def test_a_connection_ended_by_the_server_is_replaced_at_checkout(database_url: str) -> None:
@@ -16,14 +29,7 @@ async def test_a_connection_ended_by_the_server_is_replaced_at_checkout(database
         async with engine.connect() as conn:
             first = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
         # As a restart, a failover or an idle timeout ends it: the pooled connection is dead.
-        async with other.connect() as admin:
-            ended = await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
-            assert ended.scalar_one() is True
-            await admin.commit()
-            gone = text("SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = :pid)")
-            while not (await admin.execute(gone, {"pid": first})).scalar_one():
-                await admin.commit()  # a new snapshot of pg_stat_activity
-                await asyncio.sleep(0.01)
+        await _end_backend(other, first)
         # The next request still gets an answer, from a new backend.
         async with engine.connect() as conn:
             second = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
@@ -95,13 +101,7 @@ async def test_the_job_pool_replaces_a_connection_ended_by_the_server(database_u
     try:
         async with pool.connection() as conn:
             first = (await (await conn.execute("SELECT pg_backend_pid()")).fetchone() or [0])[0]
-        async with other.connect() as admin:
-            await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
-            await admin.commit()
-            gone = text("SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = :pid)")
-            while not (await admin.execute(gone, {"pid": first})).scalar_one():
-                await admin.commit()
-                await asyncio.sleep(0.01)
+        await _end_backend(other, first)
         async with pool.connection() as conn:
             second = (await (await conn.execute("SELECT pg_backend_pid()")).fetchone() or [0])[0]
         assert second not in (0, first)
