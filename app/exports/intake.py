@@ -28,7 +28,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import jobs
 from app.errors import Conflict, ValidationFailed
 from app.exports import late_receipts
-from app.exports.intake_store import BURST, Link, OnSession, dumps, existing_items, store
+from app.exports.intake_store import (
+    BURST,
+    Link,
+    OnSession,
+    dumps,
+    existing_items,
+    parameters,
+    store,
+)
 from app.exports.models import Export, ExportItem, ItemStatus, ItemType
 from app.exports.schemas import AcceptedItem, ExportAccepted, ExportStatus
 from app.exports.validation import (
@@ -238,8 +246,7 @@ async def accept_export(
     answer = body.model_dump(mode="json")
     stored_text = dumps(answer)
     answer_text: str | None = stored_text
-    stored = await store(
-        link,
+    params = parameters(
         body=body,
         answer=answer,
         answer_text=stored_text,
@@ -249,6 +256,7 @@ async def accept_export(
         idempotency_key=idempotency_key,
         webhook_id=webhook_id,
     )
+    stored = await store(link, params, candidates)
     if not stored.stored:
         # The same webhook or Idempotency-Key was stored first, maybe a moment ago.
         existing = await lookup()

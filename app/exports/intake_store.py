@@ -351,28 +351,8 @@ def _category_ids(candidates: list[Candidate]) -> list[uuid.UUID]:
     return sorted(set().union(*(c.category_ids for c in candidates)))
 
 
-async def store(
-    link: Link,
-    *,
-    body: ExportAccepted,
-    answer: dict[str, Any],
-    answer_text: str,
-    company_id: str,
-    candidates: list[Candidate],
-    request_hash: str,
-    idempotency_key: str | None,
-    webhook_id: str | None,
-) -> Stored:
-    params = parameters(
-        body=body,
-        answer=answer,
-        answer_text=answer_text,
-        company_id=company_id,
-        candidates=candidates,
-        request_hash=request_hash,
-        idempotency_key=idempotency_key,
-        webhook_id=webhook_id,
-    )
+async def store(link: Link, params: dict[str, Any], candidates: list[Candidate]) -> Stored:
+    """The request (`parameters`, made of these candidates) in one statement on the link."""
     if isinstance(link, OnConnection) and link.untouched() and await _stored_at_once(link, params):
         return Stored(
             stored=True,
