@@ -171,8 +171,10 @@ class KeepPreparedConnection(psycopg.AsyncConnection[Any]):
     """
 
     async def rollback(self) -> None:
+        # `_prepared` is psycopg's own statement cache (its PrepareManager; psycopg is pinned in
+        # pyproject.toml, and tests/test_db_pool.py fails should it change). The rollback
+        # clears an empty manager of the same kind instead, then ours is back.
         kept = self._prepared
-        # The rollback clears an empty manager of the same kind instead, then ours is back.
         self._prepared = type(kept)()
         try:
             await super().rollback()
