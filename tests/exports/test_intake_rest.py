@@ -13,7 +13,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.exports.allocation import allocate
-from app.exports.intake_store import BURST
+from app.exports.intake_store import BURST, LINGER
 from app.exports.models import Export, ExportItem, ItemStatus, Step
 from app.runtime import Runtime
 from tests.conftest import bearer, make_runtime
@@ -385,7 +385,7 @@ async def test_a_burst_of_items_is_exported_by_one_run_that_waits_for_the_burst(
     await post(client, card("exp_3"))
     [at] = await waiting_runs(db, "acme")
     assert at is not None
-    assert before + BURST <= at <= after + BURST
+    assert before + LINGER <= at <= after + LINGER
     assert [i.external_id for i in await items_of(db, "acme")] == ["exp_1", "exp_2", "exp_3"]
 
     # A quiet moment later, the next item wakes the runner at once again.
