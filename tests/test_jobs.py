@@ -4,6 +4,7 @@ workers never run one job twice."""
 from __future__ import annotations
 
 import asyncio
+import io
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +19,8 @@ from app import jobs
 from app.db import libpq_url
 from app.deps import CompanyAdmin, SessionDep
 from app.errors import AppError
-from tests.conftest import bearer
+from app.logging import configure_logging
+from tests.conftest import bearer, log_lines
 from tests.sandboxed import PRO_ORG, connect_with_api_key, sandboxed_service
 
 calls: Counter[str] = Counter()
@@ -212,3 +214,45 @@ async def test_serves_in_process_worker_runs_jobs_with_the_apps_own_resources(
             await asyncio.sleep(0.05)
     assert state["status"] == "succeeded", state
     assert service.sandbox.find_requests("GET", f"/v1/{PRO_ORG}/accounts/entry")
+
+
+@jobs.job_app.task(name="tests.logged_job", queue="tests-logs")
+async def logged_job(fail: bool) -> None:
+    if fail:
+        raise RuntimeError("the job failed")
+
+
+async def _run_logged_jobs(url: str, level: str, stream: io.StringIO) -> list[str]:
+    """The events logged while a worker runs one job that succeeds and one that fails."""
+    configure_logging(level, "json", stream=stream)
+    pool = jobs.create_job_pool(url)
+    await jobs.open_jobs(pool)
+    try:
+        await logged_job.defer_async(fail=False)
+        await logged_job.defer_async(fail=True)
+        await jobs.job_app.run_worker_async(
+            queues=["tests-logs"], wait=False, install_signal_handlers=False, listen_notify=False
+        )
+    finally:
+        await jobs.close_jobs(pool)
+        configure_logging("INFO", "console")
+    return [str(line["event"]) for line in log_lines(stream)]
+
+
+async def test_procrastinates_routine_lines_are_left_out_below_debug(
+    make_migrated_database: Callable[[], str],
+) -> None:
+    url = libpq_url(make_migrated_database())
+    events = await _run_logged_jobs(url, "INFO", io.StringIO())
+    assert not [e for e in events if e.startswith(("Deferred", "Starting job"))]
+    assert not [e for e in events if "ended with status: Success" in e]
+    # What went wrong, and the worker's own start and stop, are kept.
+    [failed] = [e for e in events if "ended with status: Error" in e]
+    assert "tests.logged_job" in failed
+    assert [e for e in events if e.startswith("Starting worker")]
+
+    # At DEBUG every job's lines are there.
+    events = await _run_logged_jobs(url, "DEBUG", io.StringIO())
+    assert len([e for e in events if e == "Deferred 1 job"]) == 2
+    assert len([e for e in events if e.startswith("Starting job")]) == 2
+    assert len([e for e in events if "ended with status: Success" in e]) == 1
