@@ -315,6 +315,10 @@ class Target:
     database_pid: int | None
 
 
+KEEP_ALIVE_SECONDS = 4.0
+"""A connection idle longer than this is not reused: uvicorn closes one after 5 s idle."""
+
+
 class Connection:
     """One keep-alive HTTP/1.1 connection sending prepared bytes (a load generator's client).
 
@@ -325,6 +329,7 @@ class Connection:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
+        self.last_used = time.monotonic()
 
     @classmethod
     async def open(cls, port: int) -> Connection:
@@ -341,7 +346,14 @@ class Connection:
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"content-length":
                 length = int(value)
-        return status, await self.reader.readexactly(length)
+        body = await self.reader.readexactly(length)
+        self.last_used = time.monotonic()
+        return status, body
+
+    @property
+    def stale(self) -> bool:
+        """Idle long enough for the server to have closed it (uvicorn's keep-alive timeout)."""
+        return time.monotonic() - self.last_used > KEEP_ALIVE_SECONDS
 
     def close(self) -> None:
         self.writer.close()
@@ -412,6 +424,9 @@ async def paced(target: Target, bodies: list[tuple[bytes, dict[str, str]]], rate
 
     async def one(due: float, request: bytes) -> None:
         nonlocal errors
+        # The last used is on top; those left below it since a spike may have gone stale.
+        while idle and idle[-1].stale:
+            idle.pop().close()
         connection = idle.pop() if idle else await Connection.open(target.port)
         status, _ = await connection.exchange(request)
         latencies.append(time.perf_counter() - due)
