@@ -29,11 +29,11 @@ from app import jobs
 from app.errors import Conflict, ValidationFailed
 from app.exports import late_receipts
 from app.exports.intake_store import (
-    LINGER,
     Link,
     OnSession,
     dumps,
     existing_items,
+    linger,
     parameters,
     store,
 )
@@ -305,7 +305,7 @@ async def accept_export(
         await jobs.wake_exports(await link.session(), company_id)
     elif stored.inserted and not stored.run_queued:
         # Within a burst the runner waits for the burst's next items (they ride on this job).
-        at = datetime.now(UTC) + LINGER if stored.in_burst else None
+        at = datetime.now(UTC) + linger() if stored.in_burst else None
         await jobs.wake_exports(await link.session(), company_id, at=at)
     # On the request's access line (and any line after it), instead of a line of its own.
     structlog.contextvars.bind_contextvars(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import uuid
 from base64 import b64encode
 from collections.abc import AsyncIterator
@@ -57,6 +58,19 @@ API's event loop: at 1 s, `bench.webhook_intake` had a pass for every ~23 webhoo
 for every ~50-60. A burst's items reach Dinero at most this much later. Export throughput is
 unaffected: a burst that outpaces the company's exports finds the next pass waiting when the
 running one ends."""
+
+
+def linger() -> timedelta:
+    """This burst's wait: between half of `LINGER` and all of it, at random.
+
+    With one wait for all, companies in a burst moved in step: a worker starts the passes that
+    are due at its next poll (`WORKER_POLL_SECONDS`), so the bench's twenty companies' passes
+    started together, then their next wake-ups came together, and so on, and each such clump
+    held a plain `serve`'s event loop for ~100 ms. Spread, they drift apart within a few
+    passes and a poll starts a few of them.
+    """
+    return LINGER * random.uniform(0.5, 1.0)  # noqa: S311 - spreading, not a secret
+
 
 # Core tables: this path is hot (benchmarked); Core skips the ORM's unit of work.
 _items = cast(Table, ExportItem.__table__)

@@ -13,7 +13,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.exports.allocation import allocate
-from app.exports.intake_store import BURST, LINGER
+from app.exports.intake_store import BURST, LINGER, linger
 from app.exports.models import Export, ExportItem, ItemStatus, Step
 from app.runtime import Runtime
 from tests.conftest import bearer, make_runtime
@@ -385,7 +385,7 @@ async def test_a_burst_of_items_is_exported_by_one_run_that_waits_for_the_burst(
     await post(client, card("exp_3"))
     [at] = await waiting_runs(db, "acme")
     assert at is not None
-    assert before + LINGER <= at <= after + LINGER
+    assert before + LINGER / 2 <= at <= after + LINGER
     assert [i.external_id for i in await items_of(db, "acme")] == ["exp_1", "exp_2", "exp_3"]
 
     # A quiet moment later, the next item wakes the runner at once again.
@@ -396,6 +396,12 @@ async def test_a_burst_of_items_is_exported_by_one_run_that_waits_for_the_burst(
     await db.execute(text("DELETE FROM procrastinate_jobs WHERE args->>'company_id' = 'acme'"))
     await post(client, card("exp_4"))
     assert await waiting_runs(db, "acme") == [None]
+
+
+def test_the_waits_of_bursts_are_spread_so_companies_do_not_move_in_step() -> None:
+    waits = [linger() for _ in range(50)]
+    assert all(LINGER / 2 <= wait <= LINGER for wait in waits)
+    assert max(waits) - min(waits) > LINGER / 4
 
 
 async def test_the_runner_is_queued_once_and_again_once_it_has_started(
