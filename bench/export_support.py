@@ -51,7 +51,15 @@ from app.exports.models import Export, ExportItem, InlineReceipt, ItemStatus, It
 from app.logging import configure_logging
 from app.main import create_app
 from app.runtime import resolve
-from bench.common import JWT_SECRET, free_port, service_settings, wait_until_up
+from bench.common import (
+    JWT_SECRET,
+    TICK,
+    PostgresCpu,
+    free_port,
+    processes_cpu,
+    service_settings,
+    wait_until_up,
+)
 
 FIRST_ORG = 200001
 CARD, OUT_OF_POCKET, BANK = 55030, 55080, 55000
@@ -249,75 +257,13 @@ def since(after: OrgRequests, before: OrgRequests) -> OrgRequests:
 
 # --- CPU accounting --------------------------------------------------------------------------
 
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _proc_cpu(pid: int) -> tuple[int, int, float]:
-    """(parent pid, start time in ticks, CPU seconds) of a live process, from /proc/<pid>/stat."""
-    raw = Path(f"/proc/{pid}/stat").read_text()
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return int(fields[1]), int(fields[19]), (int(fields[11]) + int(fields[12])) / _TICK
-
-
-class PostgresCpu:
-    """CPU seconds the PostgreSQL server (postmaster and children) used since `start()`.
-
-    Backends come and go (a connection pool's overflow connections are closed after use), so
-    /proc is sampled every `every` seconds while a run lasts: a process first seen after the
-    start counts from zero, and a process that exits loses at most its last interval.
-    """
-
-    def __init__(self, postmaster: int | None, every: float = 1.0) -> None:
-        self.postmaster = postmaster
-        self.every = every
-        self._base: dict[tuple[int, int], float] = {}
-        self._last: dict[tuple[int, int], float] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    def _scan(self) -> dict[tuple[int, int], float]:
-        seen: dict[tuple[int, int], float] = {}
-        if self.postmaster is None:
-            return seen
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                parent, started, seconds = _proc_cpu(int(entry))
-                if int(entry) == self.postmaster or parent == self.postmaster:
-                    seen[(int(entry), started)] = seconds
-        return seen
-
-    def sample(self) -> None:
-        self._last.update(self._scan())
-
-    def start(self) -> None:
-        self._base = self._scan()
-        self._last = dict(self._base)
-
-        async def loop() -> None:
-            while True:
-                await asyncio.sleep(self.every)
-                self.sample()
-
-        self._task = asyncio.create_task(loop())
-
-    async def stop(self) -> None:
-        self.sample()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    def used(self) -> float:
-        return sum(last - self._base.get(key, 0.0) for key, last in self._last.items())
-
 
 def machine_busy() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
     first = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
     ticks = [int(v) for v in first]
     idle = ticks[3] + ticks[4]  # idle + iowait
-    return (sum(ticks) - idle) / _TICK, sum(ticks) / _TICK
+    return (sum(ticks) - idle) / TICK, sum(ticks) / TICK
 
 
 def own_cpu() -> float:
@@ -726,14 +672,6 @@ async def worker_processes(
         for child in children:
             child.kill()  # every item has settled; a runner's job may be left 'doing'
             child.wait(timeout=10)
-
-
-def processes_cpu(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            total += _proc_cpu(pid)[2]
-    return total
 
 
 def main() -> None:

@@ -52,7 +52,7 @@ from fastapi import FastAPI
 
 from app.config import Settings
 from bench import export_support as support
-from bench.common import Database, temp_database
+from bench.common import Database, PostgresCpu, temp_database
 from bench.export_support import CpuSnapshot, Needed, OrgRequests
 
 MAX_429_SHARE = 0.01
@@ -162,7 +162,7 @@ async def measure(
             latency_ms=opts.latency_ms,
         )
         before = await support.sandbox_stats(dinero)
-        postgres = support.PostgresCpu(db.postmaster_pid)
+        postgres = PostgresCpu(db.postmaster_pid)
         postgres.start()
         cpu_before = await support.cpu_snapshot(dinero, postgres, workers)
         per_org = 2 * opts.items + 2 * -(-opts.reimbursements // 1000)

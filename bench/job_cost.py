@@ -28,8 +28,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench.common import service_settings, temp_database
-from bench.webhook_intake import _cpu_since, _tree_cpu_seconds, seed
+from bench.common import PostgresCpu, service_settings, temp_database
+from bench.webhook_intake import seed
 
 NOOP_TASK = "bench.noop"
 
@@ -91,14 +91,14 @@ async def run(count: int) -> list[Row]:
             await jobs.open_jobs(pool)
             try:
 
-                async def measured(name: str, work: Any) -> Row:
+                async def measured(name: str, work: Any) -> None:
+                    database = PostgresCpu(db.postmaster_pid)
                     lines, cpu = stream.lines, time.process_time()
-                    db_before = _tree_cpu_seconds(db.postmaster_pid)
+                    database.start()
                     await work
-                    db_cpu = _cpu_since(db_before, _tree_cpu_seconds(db.postmaster_pid))
-                    row = Row(name, count, time.process_time() - cpu, db_cpu, stream.lines - lines)
-                    rows.append(row)
-                    return row
+                    await database.stop()
+                    cpu = time.process_time() - cpu
+                    rows.append(Row(name, count, cpu, database.used(), stream.lines - lines))
 
                 async def defer_all(task: str, **kwargs: Any) -> None:
                     for n in range(count):

@@ -39,7 +39,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from standardwebhooks.webhooks import Webhook
 
-from bench.common import WEBHOOK_SECRET, free_port, service_settings, temp_database
+from bench.common import (
+    WEBHOOK_SECRET,
+    PostgresCpu,
+    free_port,
+    processes_cpu,
+    service_settings,
+    temp_database,
+)
 from tests.stored import add_booked_history
 
 COMPANIES = 20
@@ -192,9 +199,9 @@ class Result:
     latencies: list[float]
     errors: int
     cpu_seconds: float
-    """CPU time the server process used meanwhile (Linux; 0 elsewhere)."""
+    """CPU time the server process used meanwhile (from /proc)."""
     db_cpu_seconds: float
-    """CPU time PostgreSQL's processes used meanwhile (Linux; 0 elsewhere)."""
+    """CPU time PostgreSQL's processes used meanwhile (`PostgresCpu`, from /proc)."""
 
     @classmethod
     def measured(cls, name: str, latencies: list[float], errors: int, timing: Timing) -> Result:
@@ -224,42 +231,6 @@ class Result:
             f"server CPU {cpu:4.2f} ms/req  database CPU {db_cpu:4.2f} ms/req"
             + (f"  ERRORS {self.errors}" if self.errors else "")
         )
-
-
-def _cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc (0.0 where there is no /proc)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _tree_cpu_seconds(pid: int | None) -> dict[int, float]:
-    """utime + stime of a process and of each of its children alive now (PostgreSQL's
-    postmaster, its backends and autovacuum workers), by process id."""
-    if pid is None:
-        return {}
-    found = {pid: _cpu_seconds(pid)}
-    with contextlib.suppress(OSError):
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat", encoding="ascii") as stat:
-                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            if parent == pid:
-                found[int(entry)] = _cpu_seconds(int(entry))
-    return found
-
-
-def _cpu_since(before: dict[int, float], after: dict[int, float]) -> float:
-    """CPU seconds the processes alive at the end used since `before` (a process started since
-    counts whole; one that ended meanwhile is not counted, never subtracted)."""
-    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
 def webhook_request(n: int, categories: dict[str, str]) -> tuple[bytes, dict[str, str]]:
@@ -401,14 +372,14 @@ class Timing:
 
 async def _timed(target: Target, work: Awaitable[object]) -> Timing:
     """Wall seconds, the server's and the database's CPU seconds while `work` runs."""
-    cpu, db_cpu = _cpu_seconds(target.pid), _tree_cpu_seconds(target.database_pid)
+    database = PostgresCpu(target.database_pid)
+    cpu = processes_cpu([target.pid])
+    database.start()
     started = time.perf_counter()
     await work
-    return Timing(
-        seconds=time.perf_counter() - started,
-        cpu_seconds=_cpu_seconds(target.pid) - cpu,
-        db_cpu_seconds=_cpu_since(db_cpu, _tree_cpu_seconds(target.database_pid)),
-    )
+    seconds, cpu = time.perf_counter() - started, processes_cpu([target.pid]) - cpu
+    await database.stop()
+    return Timing(seconds=seconds, cpu_seconds=cpu, db_cpu_seconds=database.used())
 
 
 async def paced(target: Target, bodies: list[tuple[bytes, dict[str, str]]], rate: float) -> Result:
