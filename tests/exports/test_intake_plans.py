@@ -13,9 +13,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.exports import intake_store
-from app.exports.models import ItemStatus
-from app.exports.schemas import AcceptedItem, ExportAccepted
+from app.exports import intake, intake_store
 from app.exports.validation import ReceiptRules, check_items
 from app.receipts import ReceiptFetcher
 from tests.exports.intake_support import add_category, card
@@ -40,28 +38,19 @@ async def _params(company: str, category: uuid.UUID) -> dict[str, Any]:
             [card("exp_new", lines=[line])], company_id=company, rules=rules
         )
     assert refusals == []
-    body = ExportAccepted(
-        id=uuid.uuid4(),
-        status="accepted",
+    body = intake._answer(
+        export_id=uuid.uuid4(),
         source="webhook",
         created_at=datetime.now(UTC),
-        items=[
-            AcceptedItem(
-                id=c.id,
-                external_id=c.item.external_id,
-                type=c.item.type,
-                status=ItemStatus.QUEUED,
-                repeated=False,
-            )
-            for c in candidates
-        ],
-        rejected=[],
+        candidates=candidates,
+        refusals=refusals,
+        repeated={},
     )
     answer = body.model_dump(mode="json")
     return intake_store.parameters(
         body=body,
         answer=answer,
-        answer_text=json.dumps(answer),
+        answer_text=intake_store.dumps(answer),
         company_id=company,
         candidates=candidates,
         request_hash="h",
