@@ -139,14 +139,16 @@ def chart_sync_lock(company_id: str) -> str:
 async def wake_exports(
     session: AsyncSession, company_id: str, *, at: datetime | None = None
 ) -> bool:
-    """Make sure the company's export runner runs soon (at `at`, None: now), inside the
+    """Make sure the company's export runner runs at `at` (None: now) or sooner, inside the
     caller's transaction.
 
     For whatever may let waiting items go: a sync, a mapping or category changed, new items
-    (`at`: the intake's burst, app/exports/intake_store.py). False when a runner was already
-    waiting to start (it will see the change).
+    (`at`: the intake's burst, app/exports/intake_store.py). A runner already waiting for a
+    later time (a burst's linger) is moved to `at`: a mapping fixed during a burst does not
+    wait out the burst. A moved job sends no notice; an idle worker finds it at its next
+    poll. False when a runner was already waiting to start by then (it will see the change).
     """
-    return await defer_once(
+    queued = await defer_once(
         session,
         EXPORTS_RUN,
         queueing_lock=export_run_lock(company_id),
@@ -154,6 +156,7 @@ async def wake_exports(
         schedule_at=at,
         company_id=company_id,
     )
+    return queued or await bring_forward(session, export_run_lock(company_id), at)
 
 
 FOLLOW_UP_RUN: Final = "follow_up.run"

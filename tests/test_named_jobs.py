@@ -5,6 +5,7 @@ jobs use), and waking twice leaves one job waiting."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -46,6 +47,31 @@ async def test_waking_the_exports_defers_the_runner_once(db: AsyncSession) -> No
             "args": {"company_id": "co-named"},
         }
     ]
+
+
+async def test_waking_the_exports_now_brings_a_later_runner_forward(db: AsyncSession) -> None:
+    registry.load()
+    later = datetime.now(UTC) + timedelta(seconds=5)
+    assert await jobs.wake_exports(db, "co-named", at=later) is True
+    # Later still: the runner already waiting keeps its time.
+    assert await jobs.wake_exports(db, "co-named", at=later + timedelta(seconds=5)) is False
+    assert await _scheduled(db) == [later]
+
+    assert await jobs.wake_exports(db, "co-named") is True  # moved to now
+    assert await _scheduled(db) == [None]
+    assert await jobs.wake_exports(db, "co-named") is False
+    assert await jobs.wake_exports(db, "co-named", at=later) is False  # never pushed back
+    assert await _scheduled(db) == [None]
+
+
+async def _scheduled(db: AsyncSession) -> list[datetime | None]:
+    rows = await db.execute(
+        text(
+            "SELECT scheduled_at FROM procrastinate_jobs "
+            "WHERE task_name = 'exports.run' AND status = 'todo' ORDER BY id"
+        )
+    )
+    return list(rows.scalars())
 
 
 async def test_requesting_a_chart_sync_defers_the_sync_once(db: AsyncSession) -> None:

@@ -398,6 +398,27 @@ async def test_a_burst_of_items_is_exported_by_one_run_that_waits_for_the_burst(
     assert await waiting_runs(db, "acme") == [None]
 
 
+async def test_a_change_that_may_let_items_go_does_not_wait_out_a_burst(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    category = await add_category(db, "acme")
+    await post(client, card("exp_1"))
+    await db.execute(
+        text("UPDATE procrastinate_jobs SET status = 'doing' WHERE args->>'company_id' = 'acme'")
+    )
+    await post(client, card("exp_2"))  # within the burst: the next run lingers
+    [at] = await waiting_runs(db, "acme")
+    assert at is not None
+
+    # An admin renames the category the waiting items need: the lingering run starts now.
+    response = await client.patch(
+        f"/v1/companies/acme/categories/{category}", json={"name": "Taxi"}, headers=bearer("acme")
+    )
+
+    assert response.status_code == 200, response.text
+    assert await waiting_runs(db, "acme") == [None]
+
+
 def test_the_waits_of_bursts_are_spread_so_companies_do_not_move_in_step() -> None:
     waits = [linger() for _ in range(50)]
     assert all(LINGER / 2 <= wait <= LINGER for wait in waits)
