@@ -148,11 +148,15 @@ _STORE_SQL = str(_STORE.compile(dialect=psycopg_dialect()))  # type: ignore[no-u
 # The common request, in one statement that is its own transaction (autocommit): it stores
 # the request only when nothing more is to be done for it (the webhook id or Idempotency-Key
 # not seen, every category known, no item stored before, the company's runner waiting to
-# start and held until the statement's commit), and nothing otherwise (`go` false); then the
+# start and held until the statement's commit), and nothing otherwise (false); then the
 # request goes through `_STORE` and what follows it, in a transaction, as if this had not
-# been tried. The export and its items are plain INSERTs: a request storing the same webhook
-# or item at this moment makes this one fail (unique violation, nothing stored) instead of
-# storing an answer that would need correcting.
+# been tried. A webhook id or Idempotency-Key seen before is left to the export's INSERT (ON
+# CONFLICT DO NOTHING: no export, so no items, and false): its unique indexes are probed by
+# the INSERT anyway, and a lookup of its own depended on the plan (as one OR over both keys,
+# the generic plan read every export the company had made; as two, before the table's first
+# analysis, one of them did). The items are a plain INSERT: a request storing the same item at
+# this moment makes this one fail (unique violation, nothing stored) instead of storing an
+# answer that would need correcting.
 _STORE_AT_ONCE = text(
     f"""
 WITH queued_run AS ({jobs.hold_waiting_job_sql("run_lock")}),
@@ -164,10 +168,6 @@ at_once AS (
     SELECT EXISTS (SELECT FROM queued_run)
        AND (SELECT count(*) FROM known_categories)
            = cardinality(CAST(:category_ids AS uuid[]))
-       AND NOT EXISTS (
-           SELECT FROM exports
-           WHERE company_id = :company_id
-             AND (webhook_id = :webhook_id OR idempotency_key = :idempotency_key))
        -- Each request item looked up by the items' unique key (LATERAL ... LIMIT 1 keeps it
        -- a lookup per item: as a join, the planner hashed every item the company has).
        AND NOT EXISTS (
@@ -189,6 +189,7 @@ new_export AS (
            CAST(:item_ids AS jsonb), CAST(:rejected AS jsonb), CAST(:response AS jsonb),
            :created_at
     FROM at_once WHERE go
+    ON CONFLICT DO NOTHING
     RETURNING id
 ),
 new_items AS (
@@ -197,7 +198,7 @@ new_items AS (
     RETURNING id
 ),
 {_NEW_BLOBS}
-SELECT go FROM at_once
+SELECT EXISTS (SELECT FROM new_export)
 """  # noqa: S608 - the only interpolation is app.jobs' constant fragment
 )
 _STORE_AT_ONCE_SQL = str(_STORE_AT_ONCE.compile(dialect=psycopg_dialect()))  # type: ignore[no-untyped-call]
