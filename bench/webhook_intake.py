@@ -129,8 +129,8 @@ def _profile_format(path: str) -> tuple[str, ...]:
 
 async def seed(database_url: str, history: int = 0) -> dict[str, str]:
     """The companies and one category each (items name it, so intake looks it up), and
-    `history` items each company exported before (booked, in one export of its own), as a
-    company has after months of use."""
+    `history` items each company exported before (booked, each in the export of its webhook),
+    as a company has after months of use."""
     from sqlalchemy import text
 
     from app.db import create_engine

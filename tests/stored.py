@@ -63,19 +63,21 @@ def line(account: int, amount: int, tax_code: str | None = "I25") -> dict[str, A
 _BOOKED_HISTORY = text(
     """
 WITH history AS (
-    INSERT INTO exports (id, company_id, source, item_ids, rejected, created_at)
-    SELECT gen_random_uuid(), id, 'api', '[]', '[]', now() - interval '90 days'
-    FROM companies WHERE id = ANY(CAST(:companies AS text[]))
-    RETURNING id, company_id
+    INSERT INTO exports (id, company_id, source, webhook_id, item_ids, rejected, created_at)
+    SELECT gen_random_uuid(), c.id, 'webhook', 'msg_old_' || n, '[]', '[]',
+           now() - interval '90 days' + n * interval '1 minute'
+    FROM companies c, generate_series(1, :items) AS n
+    WHERE c.id = ANY(CAST(:companies AS text[]))
+    RETURNING id, company_id, CAST(substr(webhook_id, 9) AS integer) AS n
 )
 INSERT INTO export_items (id, company_id, export_id, external_id, type, status, step,
                           voucher_date, description, currency, amount_minor, dkk_amount_minor,
                           lines, employee, receipts, attempts, created_at, updated_at)
-SELECT gen_random_uuid(), h.company_id, h.id, 'old_' || n, 'card_expense', 'booked', 'booked',
-       DATE '2026-06-01' + (n % 150), 'Taxa', 'DKK', 24500, 24500, '[]', '{}', '[]', 1,
-       now() - interval '90 days' + n * interval '1 minute',
-       now() - interval '90 days' + n * interval '1 minute'
-FROM history h, generate_series(1, :items) AS n
+SELECT gen_random_uuid(), h.company_id, h.id, 'old_' || h.n, 'card_expense', 'booked', 'booked',
+       DATE '2026-06-01' + (h.n % 150), 'Taxa', 'DKK', 24500, 24500, '[]', '{}', '[]', 1,
+       now() - interval '90 days' + h.n * interval '1 minute',
+       now() - interval '90 days' + h.n * interval '1 minute'
+FROM history h
 """
 )
 
@@ -83,6 +85,6 @@ FROM history h, generate_series(1, :items) AS n
 async def add_booked_history(
     db: AsyncSession | AsyncConnection, companies: list[str], items: int
 ) -> None:
-    """`items` booked items each of these companies exported months ago, in one old export
-    each (a company's history, in one statement)."""
+    """`items` booked items each of these companies exported months ago, each in an export of
+    its own, as webhooks store them (a company's history, in one statement)."""
     await db.execute(_BOOKED_HISTORY, {"companies": companies, "items": items})

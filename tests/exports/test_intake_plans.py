@@ -64,16 +64,6 @@ async def _params(company: str, category: uuid.UUID) -> dict[str, Any]:
     )
 
 
-_WEBHOOK_EXPORTS = text(
-    """
-INSERT INTO exports (id, company_id, source, webhook_id, item_ids, rejected, created_at)
-SELECT gen_random_uuid(), :company, 'webhook', 'msg_old_' || n, '[]', '[]',
-       now() - interval '90 days' + n * interval '1 minute'
-FROM generate_series(1, :exports) AS n
-"""
-)
-
-
 _OTHERS_WAITING = text(
     """
 INSERT INTO procrastinate_jobs (queue_name, task_name, lock, queueing_lock, args, status)
@@ -158,7 +148,6 @@ async def test_a_companys_items_and_exports_are_looked_up_by_key_not_read_all(
     company = f"co-{uuid.uuid4().hex[:8]}"
     category = await add_category(db, company)
     await add_booked_history(db, [company], HISTORY)
-    await db.execute(_WEBHOOK_EXPORTS, {"company": company, "exports": HISTORY})
     await db.execute(_OTHERS_WAITING, {"runners": HISTORY})
     if analyzed:
         await db.execute(text("ANALYZE export_items"))
