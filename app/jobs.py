@@ -139,24 +139,36 @@ def chart_sync_lock(company_id: str) -> str:
 async def wake_exports(
     session: AsyncSession, company_id: str, *, at: datetime | None = None
 ) -> bool:
-    """Make sure the company's export runner runs at `at` (None: now) or sooner, inside the
-    caller's transaction.
+    """Make sure the company's export runner runs at `at` (None: now) or sooner, and sees what
+    the caller's transaction wrote.
 
     For whatever may let waiting items go: a sync, a mapping or category changed, new items
-    (`at`: the intake's burst, app/exports/intake_store.py). A runner already waiting for a
-    later time (a burst's linger) is moved to `at`: a mapping fixed during a burst does not
-    wait out the burst. A moved job sends no notice; an idle worker finds it at its next
-    poll. False when a runner was already waiting to start by then (it will see the change).
+    (`at`: the intake's burst, app/exports/intake_store.py). A runner already waiting is held
+    until the caller's transaction ends (`hold_waiting_job_sql`: it cannot start on what was
+    there before the change), and moved to `at` if it waits for later (a burst's linger): a
+    mapping fixed during a burst does not wait out the burst. A moved job sends no notice; an
+    idle worker finds it at its next poll. True when a runner was queued or moved.
     """
-    queued = await defer_once(
-        session,
-        EXPORTS_RUN,
-        queueing_lock=export_run_lock(company_id),
-        lock=export_run_lock(company_id),
-        schedule_at=at,
-        company_id=company_id,
+    lock = export_run_lock(company_id)
+    held = await session.execute(
+        text(hold_waiting_job_sql("lock", columns="id, scheduled_at")), {"lock": lock}
     )
-    return queued or await bring_forward(session, export_run_lock(company_id), at)
+    waiting = held.first()
+    if waiting is None:
+        queued = await defer_once(
+            session,
+            EXPORTS_RUN,
+            queueing_lock=lock,
+            lock=lock,
+            schedule_at=at,
+            company_id=company_id,
+        )
+        # Not queued: another transaction queued one just now (and it sees this one's writes
+        # only if it has not started by the commit); it is brought forward all the same.
+        return queued or await bring_forward(session, lock, at)
+    if waiting.scheduled_at is None or (at is not None and waiting.scheduled_at <= at):
+        return False  # due by then already: nothing to write
+    return await bring_forward(session, lock, at)
 
 
 FOLLOW_UP_RUN: Final = "follow_up.run"
@@ -207,17 +219,18 @@ async def request_chart_sync(session: AsyncSession, company_id: str) -> bool:
     )
 
 
-def hold_waiting_job_sql(queueing_lock_param: str) -> str:
-    """SQL for a CTE: the job waiting under the queueing lock bound as `:queueing_lock_param`,
-    held so that it cannot start before the caller's transaction ends.
+def hold_waiting_job_sql(queueing_lock_param: str, *, columns: str = "id") -> str:
+    """SQL (a statement, or a CTE's) for the job waiting under the queueing lock bound as
+    `:queueing_lock_param`, held so that it cannot start before the caller's transaction ends;
+    `columns` of procrastinate_jobs are selected.
 
     procrastinate claims jobs with FOR UPDATE SKIP LOCKED, so a job held FOR KEY SHARE waits
     until the caller commits and then sees what it wrote: a statement that finds one needs no
     defer of its own (the intake's store statement, saving a savepoint and two round trips).
     """
-    # Only the bind parameter's name is formatted in (the caller's constant), never a value.
+    # Only the caller's constants are formatted in (a parameter's name, columns), never a value.
     return (
-        "SELECT id FROM procrastinate_jobs "  # noqa: S608
+        f"SELECT {columns} FROM procrastinate_jobs "  # noqa: S608
         f"WHERE queueing_lock = :{queueing_lock_param} AND status = 'todo' FOR KEY SHARE"
     )
 

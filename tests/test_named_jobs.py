@@ -5,15 +5,17 @@ jobs use), and waking twice leaves one job waiting."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from procrastinate.exceptions import TaskNotFound
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import jobs, registry
+from app.db import create_engine
 
 
 async def _waiting(db: AsyncSession, task_name: str) -> list[dict[str, Any]]:
@@ -62,6 +64,34 @@ async def test_waking_the_exports_now_brings_a_later_runner_forward(db: AsyncSes
     assert await jobs.wake_exports(db, "co-named") is False
     assert await jobs.wake_exports(db, "co-named", at=later) is False  # never pushed back
     assert await _scheduled(db) == [None]
+
+
+async def test_waking_the_exports_holds_a_waiting_runner_until_the_commit(
+    make_migrated_database: Callable[[], str],
+) -> None:
+    """A runner already waiting cannot start on what was there before the change that woke it
+    (a mapping fixed, say): procrastinate's claim skips it until the waking transaction ends."""
+    registry.load()
+    engine = create_engine(make_migrated_database())
+    # How procrastinate's fetch claims a job (procrastinate_fetch_job_v2), for this company's.
+    claim = text(
+        "SELECT id FROM procrastinate_jobs WHERE status = 'todo' "
+        "AND args->>'company_id' = 'co-held' FOR UPDATE SKIP LOCKED"
+    )
+    try:
+        sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+        async with sessionmaker() as first, first.begin():
+            assert await jobs.wake_exports(first, "co-held") is True
+        async with sessionmaker() as change, engine.connect() as worker:
+            async with change.begin():
+                assert await jobs.wake_exports(change, "co-held") is False  # one is waiting
+                assert (await worker.execute(claim)).all() == []  # ...held
+                await worker.rollback()
+            [claimed] = (await worker.execute(claim)).all()  # committed: it may start
+            await worker.rollback()
+    finally:
+        await engine.dispose()
+    assert claimed.id is not None
 
 
 async def _scheduled(db: AsyncSession) -> list[datetime | None]:
