@@ -153,10 +153,10 @@ _STORE_SQL = str(_STORE.compile(dialect=psycopg_dialect()))  # type: ignore[no-u
 # been tried. A webhook id or Idempotency-Key seen before is left to the export's INSERT (ON
 # CONFLICT DO NOTHING: no export, so no items, and false): its unique indexes are probed by
 # the INSERT anyway, and a lookup of its own depended on the plan (as one OR over both keys,
-# the generic plan read every export the company had made; as two, before the table's first
-# analysis, one of them did). The items are a plain INSERT: a request storing the same item at
-# this moment makes this one fail (unique violation, nothing stored) instead of storing an
-# answer that would need correcting.
+# the generic plan read every export the company had made; as two, one of them still did
+# while the table's statistics were from when it was small). The items are a plain INSERT: a
+# request storing the same item at this moment makes this one fail (unique violation, nothing
+# stored) instead of storing an answer that would need correcting.
 _STORE_AT_ONCE = text(
     f"""
 WITH queued_run AS ({jobs.hold_waiting_job_sql("run_lock")}),
