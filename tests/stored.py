@@ -63,20 +63,21 @@ def line(account: int, amount: int, tax_code: str | None = "I25") -> dict[str, A
 _BOOKED_HISTORY = text(
     """
 WITH history AS (
-    INSERT INTO exports (id, company_id, source, webhook_id, item_ids, rejected, created_at)
-    SELECT gen_random_uuid(), c.id, 'webhook', 'msg_old_' || n, '[]', '[]',
-           now() - interval '90 days' + n * interval '1 minute'
+    SELECT c.id AS company_id, n, gen_random_uuid() AS export_id,
+           now() - interval '90 days' + n * interval '1 minute' AS at
     FROM companies c, generate_series(1, :items) AS n
     WHERE c.id = ANY(CAST(:companies AS text[]))
-    RETURNING id, company_id, CAST(substr(webhook_id, 9) AS integer) AS n
+),
+exports AS (
+    INSERT INTO exports (id, company_id, source, webhook_id, item_ids, rejected, created_at)
+    SELECT export_id, company_id, 'webhook', 'msg_old_' || n, '[]', '[]', at FROM history
 )
 INSERT INTO export_items (id, company_id, export_id, external_id, type, status, step,
                           voucher_date, description, currency, amount_minor, dkk_amount_minor,
                           lines, employee, receipts, attempts, created_at, updated_at)
-SELECT gen_random_uuid(), h.company_id, h.id, 'old_' || h.n, 'card_expense', 'booked', 'booked',
-       DATE '2026-06-01' + (h.n % 150), 'Taxa', 'DKK', 24500, 24500, '[]', '{}', '[]', 1,
-       now() - interval '90 days' + h.n * interval '1 minute',
-       now() - interval '90 days' + h.n * interval '1 minute'
+SELECT gen_random_uuid(), h.company_id, h.export_id, 'old_' || h.n, 'card_expense', 'booked',
+       'booked', DATE '2026-06-01' + (h.n % 150), 'Taxa', 'DKK', 24500, 24500, '[]', '{}', '[]',
+       1, h.at, h.at
 FROM history h
 """
 )
