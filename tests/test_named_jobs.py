@@ -74,14 +74,16 @@ async def test_waking_the_exports_holds_a_waiting_runner_until_the_commit(
     registry.load()
     engine = create_engine(make_migrated_database())
     # How procrastinate's fetch claims a job (procrastinate_fetch_job_v2), for this company's.
-    claim = text(
+    waiting = (
         "SELECT id FROM procrastinate_jobs WHERE status = 'todo' "
-        "AND args->>'company_id' = 'co-held' FOR UPDATE SKIP LOCKED"
+        "AND args->>'company_id' = 'co-held'"
     )
+    claim = text(f"{waiting} FOR UPDATE SKIP LOCKED")
     try:
         sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         async with sessionmaker() as first, first.begin():
             assert await jobs.wake_exports(first, "co-held") is True
+            queued = await first.scalar(text(waiting))
         async with sessionmaker() as change, engine.connect() as worker:
             async with change.begin():
                 assert await jobs.wake_exports(change, "co-held") is False  # one is waiting
@@ -91,7 +93,7 @@ async def test_waking_the_exports_holds_a_waiting_runner_until_the_commit(
             await worker.rollback()
     finally:
         await engine.dispose()
-    assert claimed.id is not None
+    assert claimed.id == queued  # the runner that was waiting all along
 
 
 async def _scheduled(db: AsyncSession) -> list[datetime | None]:
