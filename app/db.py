@@ -230,20 +230,21 @@ async def release_transaction(session: AsyncSession) -> None:
 async def try_advisory_lock(engine: AsyncEngine, namespace: int, key: str) -> AsyncIterator[bool]:
     """Take a session-level advisory lock on a connection of its own, if it is free.
 
-    Yields whether it was taken. No transaction stays open while it is held (so the holder may
-    wait on Dinero), and a worker that dies releases it with its connection.
+    Yields whether it was taken. No transaction is open while it is held (so the holder may
+    wait on Dinero), and a worker that dies releases it with its connection. The connection is
+    in autocommit: taking the lock and releasing it are one round trip each, no BEGIN or COMMIT
+    around them.
     """
     params = {"ns": namespace, "key": key}
     async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
         got = bool(
             (
                 await conn.execute(text("SELECT pg_try_advisory_lock(:ns, hashtext(:key))"), params)
             ).scalar_one()
         )
-        await conn.commit()
         try:
             yield got
         finally:
             if got:
                 await conn.execute(text("SELECT pg_advisory_unlock(:ns, hashtext(:key))"), params)
-                await conn.commit()
