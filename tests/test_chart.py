@@ -265,6 +265,46 @@ async def test_a_failed_sync_changes_nothing_and_says_why(service: Service, comp
     assert connection.json()["problem_code"] is None
 
 
+async def test_a_sync_that_succeeds_clears_only_its_own_problem(
+    service: Service, company: str
+) -> None:
+    """A problem of the connection that no sync caused (here: Dinero asking to approve again)
+    stays after a sync succeeds; the sync's own is cleared, and the last sync time set."""
+    await connected(service, company)
+    shared: Services = service.app.state.services
+
+    async def set_problem(code: str, message: str) -> None:
+        async with shared.sessionmaker() as session, session.begin():
+            await session.execute(
+                text(
+                    "UPDATE dinero_connections SET problem_code = :code, problem_message = :msg, "
+                    "last_synced_at = NULL WHERE company_id = :company"
+                ),
+                {"code": code, "msg": message, "company": company},
+            )
+
+    async def connection() -> dict[str, Any]:
+        response = await service.client.get(
+            f"/v1/companies/{company}/dinero/connection", headers=bearer(company)
+        )
+        body: dict[str, Any] = response.json()
+        return body
+
+    await set_problem("reauth_required", "Approve the connection in Dinero again.")
+    assert (await resync(service, company))["status"] == "succeeded"
+    kept = await connection()
+    assert kept["problem_code"] == "reauth_required"
+    assert kept["problem"] == "Approve the connection in Dinero again."
+    assert kept["last_synced_at"] is not None
+
+    await set_problem("chart_sync_failed", "The last chart sync failed: 503")
+    assert (await resync(service, company))["status"] == "succeeded"
+    cleared = await connection()
+    assert cleared["problem_code"] is None
+    assert cleared["problem"] is None
+    assert cleared["last_synced_at"] is not None
+
+
 async def test_settings_accept_only_synced_deposit_accounts(service: Service, company: str) -> None:
     await connected(service, company)
     url = f"/v1/companies/{company}/dinero/settings"
