@@ -149,19 +149,22 @@ async def wake_exports(
     mapping fixed during a burst does not wait out the burst. A moved job sends no notice; an
     idle worker finds it at its next poll. True when a runner was queued or moved.
     """
-    lock = export_run_lock(company_id)
+    return await _wake(session, EXPORTS_RUN, export_run_lock(company_id), at, company_id)
+
+
+async def _wake(
+    session: AsyncSession, task: str, lock: str, at: datetime | None, company_id: str
+) -> bool:
+    """The company's job `task` (queueing lock and lock `lock`) due at `at` (None: now) or
+    sooner, held until the caller's transaction ends if it is already waiting (see
+    `wake_exports`). True when a job was queued or moved."""
     held = await session.execute(
         text(hold_waiting_job_sql("lock", columns="id, scheduled_at")), {"lock": lock}
     )
     waiting = held.first()
     if waiting is None:
         queued = await defer_once(
-            session,
-            EXPORTS_RUN,
-            queueing_lock=lock,
-            lock=lock,
-            schedule_at=at,
-            company_id=company_id,
+            session, task, queueing_lock=lock, lock=lock, schedule_at=at, company_id=company_id
         )
         # Not queued: another transaction queued one just now (and it sees this one's writes
         # only if it has not started by the commit); it is brought forward all the same.
@@ -184,16 +187,10 @@ async def wake_follow_up(
     session: AsyncSession, company_id: str, at: datetime | None = None
 ) -> bool:
     """A follow-up cycle at `at` (None: now), or the waiting one moved to `at` if that is sooner,
-    inside the caller's transaction. True when a job was queued or moved."""
-    queued = await defer_once(
-        session,
-        FOLLOW_UP_RUN,
-        queueing_lock=follow_up_lock(company_id),
-        lock=follow_up_lock(company_id),
-        schedule_at=at,
-        company_id=company_id,
-    )
-    return queued or await bring_forward(session, follow_up_lock(company_id), at)
+    inside the caller's transaction. A cycle already waiting is held until that transaction ends,
+    as `wake_exports` holds a runner: a late receipt for a draft is not missed by a cycle that
+    started before it was committed. True when a job was queued or moved."""
+    return await _wake(session, FOLLOW_UP_RUN, follow_up_lock(company_id), at, company_id)
 
 
 OUTBOX_DELIVER: Final = "outbox.deliver"

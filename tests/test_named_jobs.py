@@ -5,7 +5,7 @@ jobs use), and waking twice leaves one job waiting."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -66,34 +66,43 @@ async def test_waking_the_exports_now_brings_a_later_runner_forward(db: AsyncSes
     assert await _scheduled(db) == [None]
 
 
-async def test_waking_the_exports_holds_a_waiting_runner_until_the_commit(
+@pytest.mark.parametrize(
+    ("task", "wake"),
+    [("exports.run", jobs.wake_exports), ("follow_up.run", jobs.wake_follow_up)],
+    ids=["exports", "follow-up"],
+)
+async def test_waking_holds_a_waiting_job_until_the_commit(
     make_migrated_database: Callable[[], str],
+    task: str,
+    wake: Callable[[AsyncSession, str], Awaitable[bool]],
 ) -> None:
-    """A runner already waiting cannot start on what was there before the change that woke it
-    (a mapping fixed, say): procrastinate's claim skips it until the waking transaction ends."""
+    """A runner (a follow-up cycle) already waiting cannot start on what was there before the
+    change that woke it (a mapping fixed, a late receipt for a draft): procrastinate's claim
+    skips it until the waking transaction ends."""
     registry.load()
     engine = create_engine(make_migrated_database())
     # How procrastinate's fetch claims a job (procrastinate_fetch_job_v2), for this company's.
     waiting = (
         "SELECT id FROM procrastinate_jobs WHERE status = 'todo' "
-        "AND args->>'company_id' = 'co-held'"
+        "AND task_name = :task AND args->>'company_id' = 'co-held'"
     )
     claim = text(f"{waiting} FOR UPDATE SKIP LOCKED")
     try:
         sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         async with sessionmaker() as first, first.begin():
-            assert await jobs.wake_exports(first, "co-held") is True
-            queued = await first.scalar(text(waiting))
+            assert await wake(first, "co-held") is True
+            queued = await first.scalar(text(waiting), {"task": task})
         async with sessionmaker() as change, engine.connect() as worker:
             async with change.begin():
-                assert await jobs.wake_exports(change, "co-held") is False  # one is waiting
-                assert (await worker.execute(claim)).all() == []  # ...held
+                assert await wake(change, "co-held") is False  # one is waiting
+                assert (await worker.execute(claim, {"task": task})).all() == []  # ...held
                 await worker.rollback()
-            [claimed] = (await worker.execute(claim)).all()  # committed: it may start
+            # Committed: it may start.
+            [claimed] = (await worker.execute(claim, {"task": task})).all()
             await worker.rollback()
     finally:
         await engine.dispose()
-    assert claimed.id == queued  # the runner that was waiting all along
+    assert claimed.id == queued  # the job that was waiting all along
 
 
 async def _scheduled(db: AsyncSession) -> list[datetime | None]:
