@@ -343,7 +343,7 @@ async def _run(accounts: int, vat_types: int, latency_ms: int) -> int:
 
 def _spread(times: list[float]) -> str:
     """How `times` spread around their median: all of them, or the middle half of many."""
-    if len(times) <= FIRST_SYNCS:
+    if len(times) <= 5:
         return f"median of {len(times)}: " + ", ".join(f"{t:.3f}" for t in times)
     q1, _, q3 = statistics.quantiles(times, n=4)
     return f"median of {len(times)}, middle half {q1:.3f}-{q3:.3f}"
