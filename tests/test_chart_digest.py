@@ -87,34 +87,37 @@ def _changed(chart: Chart, list_name: str, index: int, field: str) -> Chart:
     return dataclasses.replace(chart, **replaced)
 
 
-@pytest.mark.parametrize(("list_name", "index", "field"), _changes())
+def _stores_differently(list_name: str, index: int, field: str) -> bool:
+    chart = _chart()
+    return _stored(_changed(chart, list_name, index, field)) != _stored(chart)
+
+
+@pytest.mark.parametrize(
+    ("list_name", "index", "field"), [c for c in _changes() if _stores_differently(*c)]
+)
 def test_a_change_to_what_a_sync_stores_changes_the_digest(
     list_name: str, index: int, field: str
 ) -> None:
     chart = _chart()
-    changed = _changed(chart, list_name, index, field)
-
-    if _stored(changed) != _stored(chart):
-        assert chart_digest(changed) != chart_digest(chart)
+    assert chart_digest(_changed(chart, list_name, index, field)) != chart_digest(chart)
 
 
 def test_a_field_no_sync_stores_leaves_the_digest_alone() -> None:
-    chart = _chart()
-    stored_somewhere: set[tuple[str, str]] = set()
-    for list_name, index, field in _changes():
-        if _stored(_changed(chart, list_name, index, field)) != _stored(chart):
-            stored_somewhere.add((list_name, field))
+    stored_somewhere = {
+        (name, field) for name, i, field in _changes() if _stores_differently(name, i, field)
+    }
     never_stored = [
-        (list_name, index, field)
-        for list_name, index, field in _changes()
-        if (list_name, field) not in stored_somewhere
+        (name, index, field)
+        for name, index, field in _changes()
+        if (name, field) not in stored_somewhere
     ]
 
-    assert ("entry", "public_standard_number", 0) in {(n, f, i) for n, i, f in never_stored}
-    assert ("vat_types", "vat_rate") in stored_somewhere  # the check above can tell them apart
-    for list_name, index, field in never_stored:
-        changed = _changed(chart, list_name, index, field)
-        assert chart_digest(changed) == chart_digest(chart), (list_name, field)
+    assert ("entry", 0, "public_standard_number") in never_stored
+    assert ("vat_types", "vat_rate") in stored_somewhere  # the split can tell them apart
+    chart = _chart()
+    for name, index, field in never_stored:
+        changed = _changed(chart, name, index, field)
+        assert chart_digest(changed) == chart_digest(chart), (name, field)
 
 
 def test_the_order_dinero_lists_accounts_in_does_not_change_the_digest() -> None:
