@@ -430,6 +430,37 @@ async def test_sync_needs_a_connection(service: Service, company: str) -> None:
     assert response.json()["code"] == "not_connected"
 
 
+async def test_a_sync_that_finds_the_connection_gone_says_so(
+    service: Service, company: str
+) -> None:
+    """A sync asked for, then the connection deleted before the sync ran: the sync records why
+    it did not run (and when it tried), and asks Dinero for nothing."""
+    await connected(service, company)
+    before = await service.client.get(
+        f"/v1/companies/{company}/dinero/sync", headers=bearer(company)
+    )
+    queued = await service.client.post(
+        f"/v1/companies/{company}/dinero/sync", headers=bearer(company)
+    )
+    assert queued.status_code == 202
+    deleted = await service.client.delete(
+        f"/v1/companies/{company}/dinero/connection", headers=bearer(company)
+    )
+    assert deleted.status_code == 204
+    service.sandbox.clear_requests()
+
+    await run_jobs(service, ["chart"])
+
+    state = (
+        await service.client.get(f"/v1/companies/{company}/dinero/sync", headers=bearer(company))
+    ).json()
+    assert state["status"] == "failed"
+    assert state["error_code"] == "not_connected"
+    tried = datetime.fromisoformat(state["started_at"])
+    assert tried > datetime.fromisoformat(before.json()["started_at"])
+    assert service.sandbox.requests == []
+
+
 async def test_two_syncs_requested_at_once_run_once(chart_db: str, company: str) -> None:
     async with sandboxed_service(chart_db, sandbox_config=SandboxConfig(latency_ms=150)) as svc:
         await connect_with_api_key(svc.client, company)
