@@ -54,7 +54,14 @@ from sqlalchemy import event, text
 
 from app.auth import issue_token
 from app.chart.models import NO_VAT
-from app.chart.sync import CHART_REQUESTS, NO_VAT_NAME, Chart, read_chart, sync_chart
+from app.chart.sync import (
+    ACCOUNT_FIELDS,
+    CHART_REQUESTS,
+    NO_VAT_NAME,
+    Chart,
+    read_chart,
+    sync_chart,
+)
 from app.connection.models import DineroConnection, get_connection
 from app.main import create_app
 from app.runtime import resolve
@@ -185,9 +192,8 @@ async def _read_once(services: Any, connection: DineroConnection) -> float:
 
 _COPY_TAX_CODES = "COPY tax_codes (company_id, code, name, rate, present) FROM STDIN"
 _COPY_ACCOUNTS = (
-    "COPY dinero_accounts (company_id, account_number, name, vat_code, category, is_entry, "
-    "is_purchase, is_deposit, is_default_deposit, hidden_in_dinero, bank_registration_number, "
-    "bank_account_number, bank_iban_number, present) FROM STDIN"
+    f"COPY dinero_accounts (company_id, account_number, {', '.join(ACCOUNT_FIELDS)}, present) "
+    "FROM STDIN"
 )
 _COPY_CATEGORIES = (
     "COPY categories (id, company_id, account_number, account_name, tax_code, hidden, active, "
@@ -214,24 +220,8 @@ async def _store_bare(services: Any, chart: Chart) -> int:
                         written += 1
             async with cursor.copy(_COPY_ACCOUNTS) as copy:
                 for number, row in accounts.items():
-                    await copy.write_row(
-                        (
-                            COMPANY,
-                            number,
-                            row["name"],
-                            row["vat_code"],
-                            row["category"],
-                            row["is_entry"],
-                            row["is_purchase"],
-                            row["is_deposit"],
-                            row["is_default_deposit"],
-                            row["hidden_in_dinero"],
-                            row["bank_registration_number"],
-                            row["bank_account_number"],
-                            row["bank_iban_number"],
-                            True,
-                        )
-                    )
+                    fields = (row[name] for name in ACCOUNT_FIELDS)
+                    await copy.write_row((COMPANY, number, *fields, True))
                     written += 1
             async with cursor.copy(_COPY_CATEGORIES) as copy:
                 for number, row in accounts.items():

@@ -413,8 +413,9 @@ _ACCOUNT_COLUMNS = (
     ("bank_iban_number", "text"),
 )
 _ACCOUNT_NAMES = ", ".join(name for name, _ in _ACCOUNT_COLUMNS)
-_ACCOUNT_FIELDS = [name for name, _ in _ACCOUNT_COLUMNS[1:]]
-"""An account's columns as Dinero sends them (after its number)."""
+ACCOUNT_FIELDS = [name for name, _ in _ACCOUNT_COLUMNS[1:]]
+"""An account's columns as Dinero sends them (after its number), the keys of `Chart.accounts`'
+rows."""
 _CATEGORY_FIELDS = ["id", *history.CATEGORY_FIELDS]
 _UPSERT_ACCOUNTS = text(
     f"""
@@ -499,7 +500,7 @@ async def read_stored_chart(session: AsyncSession, company_id: str) -> StoredCha
     categories = await values(Category, "account_number", _CATEGORY_FIELDS)
     return StoredChart(
         tax_codes=await values(TaxCode, "code", ["name", "rate", "present"]),
-        accounts=await values(DineroAccount, "account_number", [*_ACCOUNT_FIELDS, "present"]),
+        accounts=await values(DineroAccount, "account_number", [*ACCOUNT_FIELDS, "present"]),
         categories={
             number: dict(zip(_CATEGORY_FIELDS, row, strict=True))
             for number, row in categories.items()
@@ -570,14 +571,14 @@ async def _apply_accounts(
         model=DineroAccount,
         key="account_number",
         incoming={
-            number: tuple(values[name] for name in _ACCOUNT_FIELDS)
+            number: tuple(values[name] for name in ACCOUNT_FIELDS)
             for number, values in incoming.items()
         },
         stored=stored,
         summary=summary,
         row=lambda number, values: {
             "account_number": number,
-            **dict(zip(_ACCOUNT_FIELDS, values, strict=True)),
+            **dict(zip(ACCOUNT_FIELDS, values, strict=True)),
         },
     )
 
