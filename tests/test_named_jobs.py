@@ -12,10 +12,9 @@ from typing import Any
 import pytest
 from procrastinate.exceptions import TaskNotFound
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app import jobs, registry
-from app.db import create_engine
 
 
 async def _waiting(db: AsyncSession, task_name: str) -> list[dict[str, Any]]:
@@ -72,7 +71,7 @@ async def test_waking_the_exports_now_brings_a_later_runner_forward(db: AsyncSes
     ids=["exports", "follow-up"],
 )
 async def test_waking_holds_a_waiting_job_until_the_commit(
-    make_migrated_database: Callable[[], str],
+    committed: tuple[str, AsyncEngine],
     task: str,
     wake: Callable[[AsyncSession, str], Awaitable[bool]],
 ) -> None:
@@ -80,28 +79,25 @@ async def test_waking_holds_a_waiting_job_until_the_commit(
     change that woke it (a mapping fixed, a late receipt for a draft): procrastinate's claim
     skips it until the waking transaction ends."""
     registry.load()
-    engine = create_engine(make_migrated_database())
+    _, engine = committed
     # How procrastinate's fetch claims a job (procrastinate_fetch_job_v2), for this company's.
     waiting = (
         "SELECT id FROM procrastinate_jobs WHERE status = 'todo' "
         "AND task_name = :task AND args->>'company_id' = 'co-held'"
     )
     claim = text(f"{waiting} FOR UPDATE SKIP LOCKED")
-    try:
-        sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
-        async with sessionmaker() as first, first.begin():
-            assert await wake(first, "co-held") is True
-            queued = await first.scalar(text(waiting), {"task": task})
-        async with sessionmaker() as change, engine.connect() as worker:
-            async with change.begin():
-                assert await wake(change, "co-held") is False  # one is waiting
-                assert (await worker.execute(claim, {"task": task})).all() == []  # ...held
-                await worker.rollback()
-            # Committed: it may start.
-            [claimed] = (await worker.execute(claim, {"task": task})).all()
+    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    async with sessionmaker() as first, first.begin():
+        assert await wake(first, "co-held") is True
+        queued = await first.scalar(text(waiting), {"task": task})
+    async with sessionmaker() as change, engine.connect() as worker:
+        async with change.begin():
+            assert await wake(change, "co-held") is False  # one is waiting
+            assert (await worker.execute(claim, {"task": task})).all() == []  # ...held
             await worker.rollback()
-    finally:
-        await engine.dispose()
+        # Committed: it may start.
+        [claimed] = (await worker.execute(claim, {"task": task})).all()
+        await worker.rollback()
     assert claimed.id == queued  # the job that was waiting all along
 
 
