@@ -71,11 +71,36 @@ async def resync(service: Service, company: str) -> dict[str, Any]:
     assert response.status_code == 202, response.text
     assert response.json()["status"] == "queued"
     await run_jobs(service, ["chart"])
-    state = await service.client.get(
+    return await sync_state(service, company)
+
+
+async def sync_state(service: Service, company: str) -> dict[str, Any]:
+    """`GET …/dinero/sync`, as the admin sees it."""
+    response = await service.client.get(
         f"/v1/companies/{company}/dinero/sync", headers=bearer(company)
     )
-    body: dict[str, Any] = state.json()
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
     return body
+
+
+async def connection_state(service: Service, company: str) -> dict[str, Any]:
+    """`GET …/dinero/connection`, as the admin sees it."""
+    response = await service.client.get(
+        f"/v1/companies/{company}/dinero/connection", headers=bearer(company)
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def run_sql(service: Service, company: str, statement: str, **params: Any) -> Any:
+    """Run `statement` (`:company` bound to the company, and `params`) in a transaction of its
+    own, behind the API's back; a SELECT's first value (None: no rows)."""
+    shared: Services = service.app.state.services
+    async with shared.sessionmaker() as session, session.begin():
+        result = await session.execute(text(statement), {"company": company, **params})
+        return result.scalar() if statement.startswith("SELECT") else None
 
 
 async def test_connecting_syncs_the_chart_by_itself(service: Service, company: str) -> None:
@@ -209,13 +234,9 @@ async def test_the_same_chart_again_is_compared_at_least_once_a_day(
     a chart compared more than a day ago is compared again, so a stored row that differs from
     Dinero's (here: changed behind the sync's back) is put right by then at the latest."""
     await connected(service, company)
-    shared: Services = service.app.state.services
 
     async def sql(statement: str) -> Any:
-        """Run `statement` for the company and return its first value (None: no rows)."""
-        async with shared.sessionmaker() as session, session.begin():
-            result = await session.execute(text(statement), {"company": company})
-            return result.scalar() if statement.startswith("SELECT") else None
+        return await run_sql(service, company, statement)
 
     where = "WHERE company_id = :company AND account_number = 2000"
     await sql(f"UPDATE dinero_accounts SET name = 'Changed meanwhile' {where}")  # noqa: S608
@@ -247,22 +268,17 @@ async def test_a_failed_sync_changes_nothing_and_says_why(service: Service, comp
     assert "503" in state["error_message"] or "unavailable" in state["error_message"].lower()
     cats = await categories(service, company)
     assert cats[2000]["account_name"] == "Varekøb m/moms"
-    connection = await service.client.get(
-        f"/v1/companies/{company}/dinero/connection", headers=bearer(company)
-    )
-    assert connection.json()["status"] == "connected"
-    assert connection.json()["problem_code"] == "chart_sync_failed"
-    assert "chart sync failed" in connection.json()["problem"]
+    connection = await connection_state(service, company)
+    assert connection["status"] == "connected"
+    assert connection["problem_code"] == "chart_sync_failed"
+    assert "chart sync failed" in connection["problem"]
 
     service.sandbox.clear_faults()
     state = await resync(service, company)
     assert state["status"] == "succeeded"
     cats = await categories(service, company)
     assert cats[2000]["account_name"] == "Omdøbt"
-    connection = await service.client.get(
-        f"/v1/companies/{company}/dinero/connection", headers=bearer(company)
-    )
-    assert connection.json()["problem_code"] is None
+    assert (await connection_state(service, company))["problem_code"] is None
 
 
 async def test_a_sync_that_succeeds_clears_only_its_own_problem(
@@ -271,35 +287,27 @@ async def test_a_sync_that_succeeds_clears_only_its_own_problem(
     """A problem of the connection that no sync caused (here: Dinero asking to approve again)
     stays after a sync succeeds; the sync's own is cleared, and the last sync time set."""
     await connected(service, company)
-    shared: Services = service.app.state.services
 
     async def set_problem(code: str, message: str) -> None:
-        async with shared.sessionmaker() as session, session.begin():
-            await session.execute(
-                text(
-                    "UPDATE dinero_connections SET problem_code = :code, problem_message = :msg, "
-                    "last_synced_at = NULL WHERE company_id = :company"
-                ),
-                {"code": code, "msg": message, "company": company},
-            )
-
-    async def connection() -> dict[str, Any]:
-        response = await service.client.get(
-            f"/v1/companies/{company}/dinero/connection", headers=bearer(company)
+        await run_sql(
+            service,
+            company,
+            "UPDATE dinero_connections SET problem_code = :code, problem_message = :msg, "
+            "last_synced_at = NULL WHERE company_id = :company",
+            code=code,
+            msg=message,
         )
-        body: dict[str, Any] = response.json()
-        return body
 
     await set_problem("reauth_required", "Approve the connection in Dinero again.")
     assert (await resync(service, company))["status"] == "succeeded"
-    kept = await connection()
+    kept = await connection_state(service, company)
     assert kept["problem_code"] == "reauth_required"
     assert kept["problem"] == "Approve the connection in Dinero again."
     assert kept["last_synced_at"] is not None
 
     await set_problem("chart_sync_failed", "The last chart sync failed: 503")
     assert (await resync(service, company))["status"] == "succeeded"
-    cleared = await connection()
+    cleared = await connection_state(service, company)
     assert cleared["problem_code"] is None
     assert cleared["problem"] is None
     assert cleared["last_synced_at"] is not None
@@ -436,9 +444,7 @@ async def test_a_sync_that_finds_the_connection_gone_says_so(
     """A sync asked for, then the connection deleted before the sync ran: the sync records why
     it did not run (and when it tried), and asks Dinero for nothing."""
     await connected(service, company)
-    before = await service.client.get(
-        f"/v1/companies/{company}/dinero/sync", headers=bearer(company)
-    )
+    before = await sync_state(service, company)
     queued = await service.client.post(
         f"/v1/companies/{company}/dinero/sync", headers=bearer(company)
     )
@@ -451,13 +457,11 @@ async def test_a_sync_that_finds_the_connection_gone_says_so(
 
     await run_jobs(service, ["chart"])
 
-    state = (
-        await service.client.get(f"/v1/companies/{company}/dinero/sync", headers=bearer(company))
-    ).json()
+    state = await sync_state(service, company)
     assert state["status"] == "failed"
     assert state["error_code"] == "not_connected"
     tried = datetime.fromisoformat(state["started_at"])
-    assert tried > datetime.fromisoformat(before.json()["started_at"])
+    assert tried > datetime.fromisoformat(before["started_at"])
     assert service.sandbox.requests == []
 
 
